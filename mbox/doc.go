@@ -1,0 +1,89 @@
+// Package mbox appends one message to a Unix mailbox file the way Postfix's
+// virtual(8) does (mbox_open.c, safe_open.c, dot_lockfile.c, deliver_flock.c,
+// mail_copy.c), so that the same message delivered by virtual(8) and by this
+// package gives the same bytes, the From_ date aside.
+//
+// Everything happens through an *os.Root: no lookup, lock file or symlink can
+// reach a file outside the mailbox base.
+//
+// # Record format
+//
+// One delivery appends exactly one record:
+//
+//	From <sender>  <date>\n            two spaces; date is asctime(3) in local time
+//	<headers>                          Return-Path etc., formatted by the caller
+//	<message>                          LF line ends, "From " lines quoted
+//	\n                                 one blank line ends every record
+//
+// <sender> is used as given (the caller applies RFC 5322 local-part quoting);
+// an empty sender is written as MAILER-DAEMON and CR or LF in it become spaces,
+// so no sender can forge a record boundary. <date> is Go's time.ANSIC layout
+// ("Thu Jan  1 00:00:00 1970", day padded with a space).
+//
+// Quoting is "mboxo", as virtual(8): every line of the headers and of the
+// message whose first five bytes are exactly "From " gets one ">" in front.
+// Nothing else changes: "From:", "from x", ">From x" and a bare "From" are
+// written as they are. mboxo is therefore not reversible for lines that
+// already started with ">From "; readers (mutt, Dovecot, Python's mailbox)
+// only rely on the guarantee this package keeps: apart from the first line of
+// a record, no line of a record starts with "From ". A message whose last line
+// has no newline gets one, as does a non-empty header block. The message
+// must already have LF line ends; CR bytes are stored as they are.
+//
+// # Open and lock sequence
+//
+//  1. Dotlock (if enabled), before the file is opened and only when stat(2)
+//     of the path fails or shows a regular file (no lock beside /dev/null):
+//     create <path>.lock with O_CREAT|O_EXCL and mode 0. A lock that exists
+//     is retried up to Attempts times with a random sleep in
+//     [0.75·Delay, 1.25·Delay] between tries and none after the last; a lock
+//     whose ctime is older than StaleAge is removed (once per delivery the
+//     next try then follows at once). A lock we did not create is never
+//     removed unless it is stale.
+//  2. safe_open: open the existing file O_WRONLY|O_APPEND|O_NONBLOCK (the
+//     non-blocking open makes a FIFO without reader fail with ENXIO instead
+//     of hanging). It must have exactly one hard link, must not be a
+//     directory, and lstat(2) of the path must agree with fstat(2) of the
+//     descriptor on device, inode, link count and mode. A symbolic link is
+//     refused before anything is opened unless the link is owned by root
+//     and its directory is owned by root and not group or world writable.
+//     On ENOENT the file is created with O_CREAT|O_EXCL, mode 0600 (never
+//     through a symlink, never creating a directory); on EEXIST from that
+//     race the existing file is opened once more.
+//  3. Kernel locks, regular files only, flock(2) then fcntl(2) F_SETLK on
+//     the whole file, each with the same bounded retries as the dotlock.
+//  4. Re-check after locking: the descriptor still has one link and the path
+//     still names the same device and inode (a POP daemon may have replaced
+//     the mailbox between open and lock). The second half goes beyond
+//     virtual(8), which only checks the link count.
+//  5. A file that is not regular is refused (ErrNotRegular); with
+//     StrictOwner a file not owned by Options.Owner is refused (ErrOwner).
+//
+// The order of Options.Locks does not matter; it is always dotlock, flock,
+// fcntl. fcntl locks belong to the process, so two goroutines of one process
+// delivering to the same mbox are only kept apart by flock or the dotlock.
+//
+// # Writing, durability and roll-back
+//
+// The size after locking is remembered. With a Limit, a record that would
+// make the file larger than Limit is refused before a byte is written
+// (ErrTooLarge, wrapping EFBIG); reaching exactly Limit is allowed. The whole
+// record is built in memory and written with one write call where the kernel
+// allows (the existing file is never read), then fsync(2)ed. On any write or
+// fsync error the file is truncated back to the remembered size (and synced,
+// best effort) while the locks are still held, so a failed delivery never
+// leaves a partial message. Only the file is synced, not its directory, as in
+// virtual(8).
+//
+// Release order: the descriptor is closed (dropping the kernel locks), then
+// the dotlock is removed — after success and after every failure. A close
+// error after a successful fsync is reported as a write error.
+//
+// # Errors
+//
+// Every failure is an *Error whose Op says which step failed ("lock",
+// "open", "write") and whose text is Postfix's reason; errors.Is finds the
+// sentinel (ErrLockBusy, ErrSymlink, ...) and the errno (syscall.ENOSPC,
+// syscall.EDQUOT, syscall.EISDIR, ...), so the caller can map it to a
+// delivery status as mbox_dsn does.
+package mbox

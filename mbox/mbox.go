@@ -1,0 +1,176 @@
+package mbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Options are virtual(8)'s mbox parameters, already parsed by the caller.
+type Options struct {
+	Locks       []string         // subset of "dotlock", "flock", "fcntl" (virtual_mailbox_lock); order is irrelevant
+	Attempts    int              // deliver_lock_attempts, per lock kind; <= 0 means 1
+	Delay       time.Duration    // deliver_lock_delay; each sleep is uniform in [0.75·Delay, 1.25·Delay]
+	StaleAge    time.Duration    // stale_lock_time: a .lock whose ctime is older is removed; <= 0 means 500s
+	Limit       int64            // virtual_mailbox_limit in bytes; 0 means no limit
+	Owner       int              // the recipient's uid, checked when StrictOwner is set
+	StrictOwner bool             // strict_mailbox_ownership
+	Now         func() time.Time // clock for the From_ line; nil means time.Now
+}
+
+// Fault seams for tests: the write and fsync of the record, so that EIO,
+// EDQUOT or EFBIG can be made to happen mid-message.
+var (
+	writeFile = func(f *os.File, b []byte) (int, error) { return f.Write(b) }
+	syncFile  = (*os.File).Sync
+)
+
+// Deliver appends one message to the mbox file at path (relative to root):
+// "From " + sender + "  " + date + "\n", then headers (already formatted by
+// the caller, e.g. "Return-Path: <a@b>\nDelivered-To: c@d\n"), then msg with
+// ">" before every line starting "From ", then "\n". sender must already be
+// quoted ("MAILER-DAEMON" for the null sender; "" is written as that too);
+// msg must have LF line ends, and a missing final newline is added. The
+// package doc describes the open, lock, write and roll-back sequence.
+//
+// ctx bounds every lock wait: when the next sleep would pass its deadline,
+// or it is cancelled, Deliver gives up with ErrLockBusy.
+//
+// Every error is an *Error. A failed delivery leaves the file at its
+// previous size and removes the dotlock it made. It wraps ErrLockBusy and
+// syscall.EAGAIN when a lock stayed busy; ErrSymlink, ErrLinked, ErrChanged,
+// ErrNotRegular or ErrOwner when the file is refused; ErrTooLarge and
+// syscall.EFBIG when Limit would be exceeded; and the OS error (ENOENT,
+// EACCES, EISDIR, ENXIO, ENOSPC, EDQUOT, EIO, ...) otherwise.
+func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, msg []byte, opt Options) (err error) {
+	full := filepath.Join(root.Name(), path)
+	var useDot, useFlock, useFcntl bool
+	for _, l := range opt.Locks {
+		switch l {
+		case "dotlock":
+			useDot = true
+		case "flock":
+			useFlock = true
+		case "fcntl":
+			useFcntl = true
+		default:
+			return newError("lock", full, fmt.Sprintf("unknown mailbox lock method %q", l), syscall.EINVAL)
+		}
+	}
+	r := retry{ctx: ctx, attempts: max(opt.Attempts, 1), delay: opt.Delay}
+	staleAge := opt.StaleAge
+	if staleAge <= 0 {
+		staleAge = defaultStaleAge
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	if useDot {
+		// As virtual(8): no dotlock for what is not a regular file (a
+		// device such as /dev/null), so stat follows a trusted symlink.
+		if fi, serr := root.Stat(path); serr != nil || fi.Mode().IsRegular() {
+			dl, derr := lockDot(r, root, path+".lock", full+".lock", staleAge, full)
+			if derr != nil {
+				return derr
+			}
+			// Deferred first, so it runs last: after the close below has
+			// dropped the kernel locks, as mbox_release.
+			defer dl.unlock()
+		}
+	}
+
+	o, err := safeOpen(root, path, full)
+	if err != nil {
+		return err
+	}
+	err = deliverOpen(r, root, o, path, full, sender, headers, msg, now(), opt, useFlock, useFcntl)
+	if cerr := o.f.Close(); cerr != nil && err == nil {
+		// The data is synced, but some file systems (NFS, AFS) only report
+		// a failed write at close; saying "delivered" would risk a loss.
+		err = newError("write", full, "error writing message: "+strerror(cerr), cerr)
+	}
+	return err
+}
+
+// deliverOpen locks, checks and appends to the opened mailbox. The caller
+// closes the file.
+func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, headers, msg []byte, now time.Time, opt Options, useFlock, useFcntl bool) error {
+	st := o.st
+	regular := st.Mode&syscall.S_IFMT == syscall.S_IFREG
+	if regular {
+		if useFlock {
+			if err := lockKernel(r, o.f, true, full); err != nil {
+				return err
+			}
+		}
+		if useFcntl {
+			if err := lockKernel(r, o.f, false, full); err != nil {
+				return err
+			}
+		}
+		var err error
+		if st, err = fstat(o.f); err != nil {
+			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
+		}
+		// A POP daemon may have unlinked or renamed the mailbox and made a
+		// new one while we waited for the lock: writing now would put the
+		// message where no reader looks.
+		if st.Nlink != 1 || !samePath(root, path, o.viaLink, st) {
+			return newError("open", full, "target file status changed unexpectedly", ErrChanged)
+		}
+	}
+	if !regular {
+		return newError("open", full, "not a regular file", ErrNotRegular)
+	}
+	if opt.StrictOwner && int64(st.Uid) != int64(opt.Owner) {
+		return newError("open", full, "destination "+full+" is not owned by recipient", ErrOwner)
+	}
+
+	oldSize := st.Size
+	rec := record(sender, now, headers, msg)
+	if opt.Limit > 0 && oldSize+int64(len(rec)) > opt.Limit {
+		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
+	}
+	n, err := writeFile(o.f, rec)
+	if err == nil && n != len(rec) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		err = syncFile(o.f)
+	}
+	if err != nil {
+		// Roll back while the locks are still held, so no reader ever
+		// sees the partial message for longer than this, and a retry
+		// does not leave a duplicate behind. Errors are ignored, as in
+		// mail_copy: there is nothing better to do.
+		o.f.Truncate(oldSize)
+		o.f.Sync()
+		errs := []error{err}
+		if errors.Is(err, syscall.EFBIG) {
+			errs = []error{ErrTooLarge, err}
+		}
+		return newError("write", full, "error writing message: "+strerror(err), errs...)
+	}
+	return nil
+}
+
+// samePath reports whether path still names the file whose status is st.
+func samePath(root *os.Root, path string, viaLink bool, st *syscall.Stat_t) bool {
+	stat := root.Lstat
+	if viaLink {
+		stat = root.Stat
+	}
+	fi, err := stat(path)
+	if err != nil {
+		return false
+	}
+	pst, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && pst.Dev == st.Dev && pst.Ino == st.Ino
+}
