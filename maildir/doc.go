@@ -1,0 +1,68 @@
+// Package maildir writes one message into a Maildir the way Postfix's virtual(8)
+// does (src/virtual/maildir.c), with the durability Postfix leaves out.
+//
+// # Names
+//
+// The clock is read once per delivery; its seconds (sec) and microseconds (usec)
+// appear in both names:
+//
+//	tmp/<sec>.P<pid>.<host>                        the file being written
+//	new/<sec>.V<dev>I<ino>M<usec>.<host>           the delivered message
+//
+// pid is the process id in decimal, dev and ino are the device and inode
+// numbers of the tmp file in lower-case hexadecimal without padding. host is
+// the host name with every '/' written as \057 and every ':' as \072, as the
+// maildir specification requires, so a name is always one path element and
+// never carries an info (":2,") part. No ",S=<size>" field is added. dev+ino
+// make the final name unique among existing files; the microseconds keep it
+// unique against an inode number that the file system hands out again later.
+//
+// # Algorithm
+//
+// Every step goes through the caller's *os.Root, so neither ".." nor a
+// symbolic link inside the mailbox tree can make a step touch a file outside
+// the root.
+//
+//  1. If the message is larger than Options.Limit, fail before touching the
+//     disk.
+//  2. Create tmp/<name> with O_WRONLY|O_CREAT|O_EXCL, mode 0600. O_EXCL never
+//     opens an existing file or follows a symbolic link planted at that name.
+//     On ENOENT create the missing directories (the maildir's parents, tmp/,
+//     new/ and cur/, each 0700), fsync each created directory and its parent,
+//     and try once more.
+//  3. fstat the open file for the final name; write every part, fsync, close
+//     (the close error counts: NFS reports write errors there).
+//  4. link(tmp, new). A hard link never replaces an existing name, unlike
+//     rename(2). As Postfix's sane_link, a link that reports an error while
+//     the new name already refers to our inode succeeded (a retransmitted
+//     NFS request). On ENOENT create new/ and cur/ and link again. Only when
+//     the file system says it has no hard links (EPERM, EXDEV, ENOTSUP) is
+//     the file moved with renameat2(RENAME_NOREPLACE), which also refuses to
+//     replace a name; a file system without that flag fails the delivery
+//     rather than risk a plain rename.
+//  5. Remove the tmp name whatever happened; fsync new/ so that a successful
+//     return means the message survives a crash (virtual(8) does not do this
+//     directory fsync).
+//
+// # Guarantees
+//
+// On success exactly one new file exists in new/, fully written and fsynced
+// with its directory entry. On any failure nothing this call created is left
+// in tmp/ or new/: a deferred cleanup removes the tmp file and, when a later
+// step fails, the new/ name too. Directories created along the way stay, as
+// with Postfix. A file that already existed is never opened, replaced or
+// removed. The only fault that is not reported is a failure to remove the
+// tmp name after the message reached new/: the message is delivered, and
+// reporting it would make the MTA deliver it a second time.
+//
+// Bytes are written exactly as given: no From_ line, no ">From" quoting, no
+// line-end conversion and no trailing blank line. The caller supplies the
+// prepended headers and the line ends it wants on disk.
+//
+// # Why not go-maildir's Delivery
+//
+// github.com/emersion/go-maildir's Delivery creates its tmp file with mode
+// 0666 (left to the umask), never fsyncs the file or the directory, and
+// renames into new/, which can replace an existing message. Its reading side
+// is fine and the tests use it to read deliveries back.
+package maildir
