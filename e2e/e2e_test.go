@@ -1,0 +1,553 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestSetUp pins the parts of the Postfix configuration the other tests rely
+// on, so that a drift in run.sh shows up as itself and not as odd failures.
+func TestSetUp(t *testing.T) {
+	e := setup(t)
+	want := map[string]string{
+		"virtual_mailbox_domains":              "example.com, example.net",
+		"virtual_mailbox_base":                 mailBase,
+		"virtual_mailbox_maps":                 "hash:/etc/postfix/vmailbox",
+		"virtual_alias_maps":                   "hash:/etc/postfix/virtual",
+		"virtual_uid_maps":                     "static:5000",
+		"virtual_gid_maps":                     "static:5000",
+		"virtual_minimum_uid":                  "100",
+		"recipient_delimiter":                  "+",
+		"vdeliver_destination_recipient_limit": "1",
+		"inet_interfaces":                      "loopback-only",
+		"default_transport":                    "error",
+		"relay_transport":                      "error",
+		"relayhost":                            "",
+		"mydestination":                        "",
+		"maillog_file":                         maillog,
+	}
+	for name, v := range want {
+		if got, _ := postconfValue(t, name); got != v {
+			t.Errorf("main.cf: %s = %q, want %q", name, got, v)
+		}
+	}
+	if e.transport != "vdeliver" && e.transport != "virtual" {
+		t.Errorf("virtual_transport = %q, want vdeliver (or virtual for a reference run)", e.transport)
+	}
+	const entry = "vdeliver   unix  -       n       n       -       -       pipe flags=X null_sender= user=vmail argv=/usr/local/bin/vdeliver -f ${sender} -a ${original_recipient} -i ${queue_id} -- ${recipient}"
+	got := strings.Join(strings.Fields(command(t, nil, "postconf", "-M", "vdeliver/unix")), " ")
+	if want := strings.Join(strings.Fields(entry), " "); got != want {
+		t.Errorf("master.cf vdeliver entry:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestDelivery sends mail to each kind of recipient of the seed
+// configuration and checks every copy byte for byte, and that Postfix's log
+// line for the queue id says the configured transport delivered it.
+func TestDelivery(t *testing.T) {
+	e := setup(t)
+	type copyWant struct {
+		box         box
+		origTo      string
+		deliveredTo string
+	}
+	tests := []struct {
+		name   string
+		smtp   bool // else sendmail
+		from   string
+		rcpt   string
+		body   string
+		copies []copyWant
+	}{{
+		name:   "maildir user",
+		from:   "sender@example.org",
+		rcpt:   "alice@example.com",
+		body:   "Hello Alice.\n",
+		copies: []copyWant{{aliceBox, "alice@example.com", "alice@example.com"}},
+	}, {
+		name:   "mbox user over smtp",
+		smtp:   true,
+		from:   "sender@example.org",
+		rcpt:   "bob@example.com",
+		body:   "Hello Bob.\nFrom the start of a line, quoted in mbox.\n>From already quoted stays.\nfrom lower case stays.\n",
+		copies: []copyWant{{bobBox, "bob@example.com", "bob@example.com"}},
+	}, {
+		name:   "extension address",
+		from:   "sender@example.org",
+		rcpt:   "alice+tag@example.com",
+		body:   "For alice+tag.\n",
+		copies: []copyWant{{aliceBox, "alice+tag@example.com", "alice+tag@example.com"}},
+	}, {
+		name:   "second domain",
+		smtp:   true,
+		from:   "sender@example.org",
+		rcpt:   "carol@example.net",
+		body:   "Hello Carol.\n",
+		copies: []copyWant{{carolBox, "carol@example.net", "carol@example.net"}},
+	}, {
+		name:   "catch-all",
+		from:   "sender@example.org",
+		rcpt:   "whoever@example.net",
+		body:   "Nobody by that name, caught all.\n",
+		copies: []copyWant{{catchallBox, "whoever@example.net", "whoever@example.net"}},
+	}, {
+		name:   "postmaster alias",
+		smtp:   true,
+		from:   "sender@example.org",
+		rcpt:   "postmaster@example.com",
+		body:   "To the postmaster.\n",
+		copies: []copyWant{{aliceBox, "postmaster@example.com", "alice@example.com"}},
+	}, {
+		name: "alias fanning out to maildir and mbox",
+		from: "sender@example.org",
+		rcpt: "team@example.com",
+		body: "To the whole team.\n",
+		copies: []copyWant{
+			{aliceBox, "team@example.com", "alice@example.com"},
+			{bobBox, "team@example.com", "bob@example.com"},
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			id, msg := compose(t, "Sender <"+tc.from+">", tc.rcpt, tc.name, tc.body)
+			off := logSize(t)
+			if tc.smtp {
+				smtpSend(t, tc.from, []string{tc.rcpt}, msg)
+			} else {
+				sendmail(t, tc.from, []string{tc.rcpt}, msg)
+			}
+			qid := waitQueueID(t, off, id)
+			for _, c := range tc.copies {
+				d := waitFinal(t, off, qid, c.deliveredTo)
+				if d.status != "sent" || d.relay != e.transport || d.dsn != "2.0.0" || !strings.HasPrefix(d.text, e.sentText()) {
+					t.Errorf("log: %s\nwant relay=%s, dsn=2.0.0, status=sent (%s...)", d.line, e.transport, e.sentText())
+				}
+				got := c.box.find(t, id)
+				if len(got) != 1 {
+					t.Errorf("%s: %d copies of <%s>, want 1", c.box, len(got), id)
+					continue
+				}
+				checkCopy(t, c.box, got[0], wantMessage{
+					fromLine:    tc.from,
+					returnPath:  tc.from,
+					origTo:      c.origTo,
+					deliveredTo: c.deliveredTo,
+					msg:         msg,
+				})
+			}
+		})
+	}
+}
+
+// TestUnknownUserBounces: Postfix bounces mail for a user that is in no
+// table with the 5.1.1 line of the delivery agent, and the DSN (sent with
+// the null sender) reaches the sender's own virtual mailbox.
+func TestUnknownUserBounces(t *testing.T) {
+	e := setup(t)
+	const from, rcpt = "alice@example.com", "nobody@example.com"
+	id, msg := compose(t, "Alice <"+from+">", rcpt, "to nobody", "Is anybody there?\n")
+	off := logSize(t)
+	// Through sendmail: over SMTP, smtpd would already refuse the
+	// recipient (smtpd_reject_unlisted_recipient) and the transport
+	// would never see it.
+	sendmail(t, from, []string{rcpt}, msg)
+	qid := waitQueueID(t, off, id)
+	d := waitFinal(t, off, qid, rcpt)
+	const reason = `unknown user: "nobody@example.com"`
+	if d.status != "bounced" || d.relay != e.transport || d.dsn != "5.1.1" || d.text != reason {
+		t.Errorf("log: %s\nwant relay=%s, dsn=5.1.1, status=bounced (%s)", d.line, e.transport, reason)
+	}
+
+	// bounce(8) logs "<qid>: sender non-delivery notification: <dsn qid>".
+	dsnQID := waitLog(t, off, regexp.MustCompile(`postfix/bounce\[\d+\]: `+qid+`: sender non-delivery notification: ([0-9A-Za-z]+)`), "the non-delivery notification")[1]
+	dd := waitFinal(t, off, dsnQID, from)
+	if dd.status != "sent" || dd.relay != e.transport {
+		t.Errorf("log of the DSN: %s\nwant relay=%s, status=sent", dd.line, e.transport)
+	}
+	got := aliceBox.find(t, id)
+	if len(got) != 1 {
+		t.Fatalf("%s: %d messages returning <%s>, want the one DSN", aliceBox, len(got), id)
+	}
+	dsn := string(got[0].data)
+	diag := "X-Postfix"
+	if e.transport != "virtual" {
+		diag = "x-unix" // pipe(8) reports the command's output as x-unix
+	}
+	for _, want := range []string{
+		"Return-Path: <>\nX-Original-To: alice@example.com\nDelivered-To: alice@example.com\n",
+		"\nFrom: Mail Delivery System <MAILER-DAEMON@mail.e2e.test>\n",
+		"\nTo: alice@example.com\n",
+		"\n<nobody@example.com>: " + reason + "\n",
+		"\nStatus: 5.1.1\n",
+		"\nAction: failed\n",
+		"\nDiagnostic-Code: " + diag + "; " + reason + "\n",
+	} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("bounce: %s", d.line)
+}
+
+// TestNullSender: a message with the null sender (as a bounce has) is
+// delivered with "Return-Path: <>" (and "From MAILER-DAEMON" in mbox).
+func TestNullSender(t *testing.T) {
+	e := setup(t)
+	for _, tc := range []struct {
+		name string
+		smtp bool
+		box  box
+		rcpt string
+	}{
+		{"smtp to maildir", true, aliceBox, "alice@example.com"},
+		{"sendmail to mbox", false, bobBox, "bob@example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			id, msg := compose(t, "MAILER-DAEMON@example.org (Mail Delivery System)", tc.rcpt, "null sender", "A bounce, say.\n")
+			off := logSize(t)
+			if tc.smtp {
+				smtpSend(t, "", []string{tc.rcpt}, msg)
+			} else {
+				sendmail(t, "", []string{tc.rcpt}, msg)
+			}
+			d := waitFinal(t, off, waitQueueID(t, off, id), tc.rcpt)
+			if d.status != "sent" || d.relay != e.transport {
+				t.Errorf("log: %s\nwant relay=%s, status=sent", d.line, e.transport)
+			}
+			got := tc.box.find(t, id)
+			if len(got) != 1 {
+				t.Fatalf("%s: %d copies of <%s>, want 1", tc.box, len(got), id)
+			}
+			checkCopy(t, tc.box, got[0], wantMessage{
+				fromLine:    "MAILER-DAEMON",
+				returnPath:  "",
+				origTo:      tc.rcpt,
+				deliveredTo: tc.rcpt,
+				msg:         msg,
+			})
+		})
+	}
+}
+
+// TestLockedMboxDefers: while the test holds the mbox's fcntl lock for
+// longer than the lock budget (deliver_lock_attempts × deliver_lock_delay,
+// here 3 × 1s), the mail is deferred and stays in the queue without
+// touching the mbox; once the lock is released and the queue flushed it is
+// delivered, once.
+func TestLockedMboxDefers(t *testing.T) {
+	e := setup(t)
+	e.setParams(t, map[string]string{"deliver_lock_attempts": "3", "deliver_lock_delay": "1s"})
+
+	path := bobBox.path()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Chown(5000, 5000); err != nil {
+		t.Fatal(err)
+	}
+	// fcntl is the kernel lock in virtual_mailbox_lock's default
+	// "fcntl, dotlock"; a process's fcntl lock blocks every other process.
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatalf("locking %s: %v", path, err)
+	}
+	// Read through f only: closing any other descriptor of the file
+	// would drop this process's fcntl lock.
+	before := readFD(t, f)
+
+	const rcpt = "bob@example.com"
+	id, msg := compose(t, "Sender <sender@example.org>", rcpt, "locked mbox", "Wait for the lock.\n")
+	off := logSize(t)
+	sendmail(t, "sender@example.org", []string{rcpt}, msg)
+	qid := waitQueueID(t, off, id)
+	d := waitAttempt(t, off, qid, rcpt)
+	if d.status != "deferred" || d.relay != e.transport || d.dsn != "4.2.0" {
+		t.Fatalf("log: %s\nwant relay=%s, dsn=4.2.0, status=deferred", d.line, e.transport)
+	}
+	t.Logf("deferred: %s", d.line)
+
+	mailq := command(t, nil, "postqueue", "-p")
+	if !strings.Contains(mailq, qid) || !strings.Contains(mailq, rcpt) {
+		t.Errorf("mailq does not list %s for %s:\n%s", qid, rcpt, mailq)
+	}
+	var inQueue bool
+	for _, q := range queue(t) {
+		if q.QueueID == qid {
+			inQueue = q.QueueName == "deferred"
+		}
+	}
+	if !inQueue {
+		t.Errorf("postqueue -j: %s is not in the deferred queue", qid)
+	}
+	if after := readFD(t, f); !bytes.Equal(before, after) {
+		t.Errorf("mbox changed while locked: %d bytes before, %d after", len(before), len(after))
+	}
+	if _, err := os.Lstat(path + ".lock"); err == nil {
+		t.Errorf("dotlock %s.lock left behind after the deferral", path)
+	}
+
+	// Closing the descriptor drops the fcntl lock.
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	off = logSize(t)
+	command(t, nil, "postqueue", "-f")
+	d = waitFinal(t, off, qid, rcpt)
+	if d.status != "sent" || d.relay != e.transport {
+		t.Errorf("log after flush: %s\nwant relay=%s, status=sent", d.line, e.transport)
+	}
+	got := bobBox.find(t, id)
+	if len(got) != 1 {
+		t.Fatalf("%s: %d copies of <%s>, want 1", bobBox, len(got), id)
+	}
+	checkCopy(t, bobBox, got[0], wantMessage{
+		fromLine: "sender@example.org", returnPath: "sender@example.org",
+		origTo: rcpt, deliveredTo: rcpt, msg: msg,
+	})
+}
+
+// readFD returns the whole content of an open file without moving its
+// offset.
+func readFD(t *testing.T, f *os.File) []byte {
+	t.Helper()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, fi.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDifferential delivers the same messages once with Postfix's own
+// virtual(8) and once with the configured transport, and compares the
+// copies: identical bytes except the queue id and date of the Received
+// header and the From_ line date (mbox); same mode and owner (Maildir).
+func TestDifferential(t *testing.T) {
+	e := setup(t)
+	t.Cleanup(func() { e.useTransport(t, e.transport) })
+
+	longLine := strings.Repeat("0123456789", 500) // > line_length_limit (2048): stored as several records
+	type send struct {
+		id    string
+		smtp  bool
+		from  string
+		rcpts []string
+		msg   []byte
+		boxes []box
+	}
+	var sends []send
+	add := func(smtp bool, from string, rcpts []string, boxes []box, subject, body string) {
+		id := fmt.Sprintf("differential.%d.%d@e2e.test", runStamp, len(sends))
+		msg := []byte("From: Sender <sender@example.org>\n" +
+			"To: " + strings.Join(rcpts, ", ") + "\n" +
+			"Subject: " + subject + "\n" +
+			"Date: Tue, 25 Nov 2025 12:00:00 +0000\n" +
+			"Message-ID: <" + id + ">\n" +
+			body)
+		sends = append(sends, send{id, smtp, from, rcpts, msg, boxes})
+	}
+	add(false, "sender@example.org", []string{"alice@example.com"}, []box{aliceBox}, "plain maildir",
+		"\nHello.\n")
+	add(false, "sender@example.org", []string{"bob@example.com"}, []box{bobBox}, "quoting in mbox",
+		"\nFrom the body.\n>From quoted.\n>>From twice.\nfrom lower.\nFrom:colon\nFrom\n\nFrom \n")
+	add(true, "sender@example.org", []string{"alice@example.com"}, []box{aliceBox}, "quoting in maildir",
+		"\nFrom the body.\n>From quoted.\n")
+	add(true, `"john doe"@example.org`, []string{"bob@example.com"}, []box{bobBox}, "sender that needs quoting",
+		"\nsmtp with a quoted local part.\n")
+	add(true, `"john doe"@example.org`, []string{"alice@example.com"}, []box{aliceBox}, "sender that needs quoting",
+		"\nsmtp with a quoted local part.\n")
+	add(true, "", []string{"bob@example.com"}, []box{bobBox}, "null sender mbox", "\nbounce-like\n")
+	add(false, "", []string{"alice@example.com"}, []box{aliceBox}, "null sender maildir", "\nbounce-like\n")
+	add(false, "sender@example.org", []string{"Bob@Example.COM"}, []box{bobBox}, "mixed case mbox", "\ncase kept?\n")
+	add(true, "sender@example.org", []string{"Alice+Tag@Example.COM"}, []box{aliceBox}, "mixed case extension", "\ncase kept?\n")
+	add(true, "sender@example.org", []string{"team@example.com"}, []box{aliceBox, bobBox}, "fan-out", "\nto both\n")
+	add(false, "sender@example.org", []string{"somebody@example.net"}, []box{catchallBox}, "catch-all", "\ncaught\n")
+	add(true, "sender@example.org", []string{"bob@example.com"}, []box{bobBox}, "long lines and 8 bits",
+		"\n"+longLine+"\nUTF-8: Grüße, 日本語\n.\n..\n"+longLine)
+	add(false, "sender@example.org", []string{"alice@example.com"}, []box{aliceBox}, "no final newline",
+		"\nno newline at the end")
+	add(true, "sender@example.org", []string{"bob@example.com"}, []box{bobBox}, "From_ in the header block",
+		"From inside the headers\n\nbody\n")
+
+	// deliver sends every message with the given transport and returns the
+	// new copies, in order, per message and mailbox.
+	deliver := func(transport string) [][]stored {
+		e.useTransport(t, transport)
+		boxes := []box{aliceBox, bobBox, catchallBox}
+		marks := map[box]mark{}
+		for _, b := range boxes {
+			marks[b] = b.mark(t)
+		}
+		off := logSize(t)
+		for _, s := range sends {
+			if s.smtp {
+				smtpSend(t, s.from, s.rcpts, s.msg)
+			} else {
+				sendmail(t, s.from, s.rcpts, s.msg)
+			}
+		}
+		waitQueueEmpty(t, waitLimit)
+		for _, d := range deliveries(t, off) {
+			if d.status != "sent" || d.relay != transport {
+				t.Errorf("%s run: %s", transport, d.line)
+			}
+		}
+		added := map[box][]stored{}
+		for _, b := range boxes {
+			added[b] = b.since(t, marks[b])
+		}
+		var out [][]stored
+		for _, s := range sends {
+			var copies []stored
+			for _, b := range s.boxes {
+				var found []stored
+				for _, c := range added[b] {
+					if hasMessageID(c.data, s.id) {
+						found = append(found, c)
+					}
+				}
+				if len(found) != 1 {
+					t.Fatalf("%s run: %s has %d copies of <%s>, want 1", transport, b, len(found), s.id)
+				}
+				copies = append(copies, found[0])
+			}
+			out = append(out, copies)
+		}
+		return out
+	}
+	ref := deliver("virtual")
+	got := deliver(e.transport)
+	for i, s := range sends {
+		for j, b := range s.boxes {
+			r, g := ref[i][j], got[i][j]
+			if diff := cmp.Diff(masked(r.data), masked(g.data)); diff != "" {
+				t.Errorf("message %d (%s to %s), %s: virtual(8) and %s differ (-virtual +%s):\n%s",
+					i, s.from, s.rcpts, b, e.transport, e.transport, diff)
+			}
+			if b.isMaildir() && (r.mode != g.mode || r.uid != g.uid || r.gid != g.gid) {
+				t.Errorf("message %d, %s: virtual(8) file %v %d:%d, %s file %v %d:%d",
+					i, b, r.mode, r.uid, r.gid, e.transport, g.mode, g.uid, g.gid)
+			}
+		}
+	}
+}
+
+// TestBurst sends 500 messages at once over five SMTP connections, spread
+// over a Maildir user, the mbox user and the catch-all, and checks each
+// arrives exactly once in its own mailbox.
+func TestBurst(t *testing.T) {
+	e := setup(t)
+	const n, conns = 500, 5
+	targets := []struct {
+		rcpt string
+		box  box
+	}{
+		{"alice@example.com", aliceBox},
+		{"bob@example.com", bobBox},
+		{"burst@example.net", catchallBox},
+	}
+	boxes := []box{aliceBox, bobBox, catchallBox}
+	marks := map[box]mark{}
+	for _, b := range boxes {
+		marks[b] = b.mark(t)
+	}
+	ids := make([]string, n)
+	rcpts := make([][][]string, conns)
+	msgs := make([][][]byte, conns)
+	for i := range n {
+		tg := targets[i%len(targets)]
+		var msg []byte
+		ids[i], msg = compose(t, "Burst <burst@example.org>", tg.rcpt, fmt.Sprintf("burst %d", i), fmt.Sprintf("message %d of %d\n", i, n))
+		rcpts[i%conns] = append(rcpts[i%conns], []string{tg.rcpt})
+		msgs[i%conns] = append(msgs[i%conns], msg)
+	}
+
+	off := logSize(t)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, conns)
+	for c := range conns {
+		wg.Go(func() { errs[c] = smtpSession("burst@example.org", rcpts[c], msgs[c]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	submitted := time.Since(start)
+	waitQueueEmpty(t, 3*time.Minute)
+	took := time.Since(start)
+	t.Logf("%d messages: submitted over SMTP in %v, all delivered by %s after %v (%.0f messages/s)",
+		n, submitted.Round(time.Millisecond), e.transport, took.Round(time.Millisecond), float64(n)/took.Seconds())
+
+	sent := 0
+	for _, d := range deliveries(t, off) {
+		if d.status != "sent" || d.relay != e.transport {
+			t.Errorf("log: %s", d.line)
+			continue
+		}
+		sent++
+	}
+	if sent != n {
+		t.Errorf("log has %d status=sent lines since the burst, want %d", sent, n)
+	}
+	// Every burst message is found by its Message-ID: each must be in
+	// its own mailbox exactly once.
+	want := map[string]box{}
+	for i, id := range ids {
+		want[id] = targets[i%len(targets)].box
+	}
+	count := map[string]int{}
+	for _, b := range boxes {
+		for _, s := range b.since(t, marks[b]) {
+			m := messageIDRE.FindSubmatch(s.data)
+			if m == nil {
+				continue
+			}
+			id := string(m[1])
+			wb, ok := want[id]
+			if !ok {
+				continue
+			}
+			count[id]++
+			if wb != b {
+				t.Errorf("<%s> landed in %s, want %s", id, b, wb)
+			}
+		}
+	}
+	missing := 0
+	for _, id := range ids {
+		switch c := count[id]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			t.Errorf("<%s> delivered %d times", id, c)
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d messages missing from the mailboxes", missing, n)
+	}
+}
+
+var messageIDRE = regexp.MustCompile(`\nMessage-ID: <([^>]+)>\n`)
