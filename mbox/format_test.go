@@ -36,11 +36,11 @@ func TestFormat(t *testing.T) {
 			want:    "From a@b  Wed Dec 31 19:00:00 1969\nx\n\n",
 		},
 		{
-			name:    "two-digit day",
-			sender:  "a@b",
-			msg:     "x\n",
-			now:     time.Date(2025, 11, 25, 23, 59, 59, 0, time.UTC),
-			want:    "From a@b  Tue Nov 25 18:59:59 2025\nx\n\n",
+			name:   "two-digit day",
+			sender: "a@b",
+			msg:    "x\n",
+			now:    time.Date(2025, 11, 25, 23, 59, 59, 0, time.UTC),
+			want:   "From a@b  Tue Nov 25 18:59:59 2025\nx\n\n",
 		},
 		{
 			name:    "null sender given as MAILER-DAEMON",
