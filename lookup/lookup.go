@@ -1,0 +1,195 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Table is one opened lookup table.
+//
+// Lookup has three outcomes: a hit (value, true, nil), a miss ("", false, nil) and an
+// error (err != nil). An error is never collapsed into a miss: a caller that bounces on a
+// miss must defer on an error.
+type Table interface {
+	Lookup(ctx context.Context, key string) (value string, found bool, err error)
+	// Name is the table as configured, "type:name", e.g. "hash:/etc/postfix/vmailbox".
+	Name() string
+	// Fixed reports a fixed-key table (hash, btree, texthash, cdb, static, inline, SQL,
+	// ...), as opposed to a pattern table (regexp, pcre, cidr). Postfix asks pattern
+	// tables only with the full address.
+	Fixed() bool
+	Close() error
+}
+
+// Options change how tables are opened.
+type Options struct {
+	// Paranoid is virtual(8)'s DICT_FLAG_PARANOID: a regexp or pcre rule whose result
+	// uses $n substitution is skipped with a warning, so that parts of an address cannot
+	// be pasted into a mailbox path.
+	Paranoid bool
+	// Warn receives non-fatal warnings, "FILE:LINE: text". Nil discards them.
+	Warn func(msg string)
+	// ConfigDir is passed to postmap(1) as -c when a table type is looked up through
+	// Postfix's own postmap; "" leaves postmap's default ($MAIL_CONFIG, /etc/postfix).
+	ConfigDir string
+}
+
+func (o *Options) warnf(format string, args ...any) {
+	if o.Warn != nil {
+		o.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+var (
+	// ErrUnsupported reports a table type vdeliver cannot read; it is wrapped with the
+	// type name.
+	ErrUnsupported = errors.New("unsupported table type")
+	// ErrSyntax reports a table spec or table file content that cannot be used.
+	ErrSyntax = errors.New("syntax error")
+	// ErrEmptyValue reports a table that answered with an empty string, which Postfix's
+	// maps_find treats as a configuration error, not as a miss.
+	ErrEmptyValue = errors.New("empty table value")
+)
+
+// ParseSpec splits a table spec "type:name" at the first colon.
+//
+// It returns an error wrapping ErrSyntax when there is no colon or the type is empty or
+// contains anything but ASCII letters, digits, '_' and '-'.
+func ParseSpec(spec string) (typ, name string, err error) {
+	typ, name, ok := strings.Cut(spec, ":")
+	if !ok {
+		return "", "", fmt.Errorf("table %q: need type:name: %w", spec, ErrSyntax)
+	}
+	if typ == "" {
+		return "", "", fmt.Errorf("table %q: empty table type: %w", spec, ErrSyntax)
+	}
+	for i := 0; i < len(typ); i++ {
+		c := typ[i]
+		if !isAlnum(c) && c != '_' && c != '-' {
+			return "", "", fmt.Errorf("table %q: bad character %q in table type: %w", spec, c, ErrSyntax)
+		}
+	}
+	return typ, name, nil
+}
+
+// Open opens the table named by spec.
+//
+// Any failure is an error and no table is returned: a missing file, a syntax error in a
+// pattern table (wrapping ErrSyntax, with file and line), or a type vdeliver cannot read
+// and no postmap(1) to read it (wrapping ErrUnsupported). Warnings that Postfix would log
+// while building the same table go to opt.Warn.
+func Open(spec string, opt Options) (Table, error) {
+	typ, name, err := ParseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	// proxy: only changes which process opens the table; virtual(8) strips it too
+	// (DICT_FLAG_NO_PROXY under PARANOID).
+	inner := spec
+	for typ == "proxy" {
+		inner = name
+		if typ, name, err = ParseSpec(inner); err != nil {
+			return nil, fmt.Errorf("table %q: %w", spec, err)
+		}
+	}
+	var t Table
+	switch typ {
+	case "hash", "btree":
+		t, err = openSource(spec, typ, name, &opt)
+	case "texthash":
+		t, err = openTexthash(spec, name, &opt)
+	case "static":
+		t, err = openStatic(spec, name)
+	case "inline":
+		t, err = openInline(spec, name)
+	case "regexp":
+		t, err = openRegexp(spec, name, false, &opt)
+	case "pcre":
+		t, err = openRegexp(spec, name, true, &opt)
+	case "cdb":
+		t, err = openCDB(spec, name)
+	case "tcp", "socketmap", "memcache":
+		// SPEC §1: these carry unauthenticated data (DICT_FLAG_NO_UNAUTH); a table
+		// server on the network must not decide where mail is written.
+		return nil, fmt.Errorf("table %q: %s: tables with unauthenticated data are not allowed: %w", spec, typ, ErrUnsupported)
+	default:
+		t, err = openPostmap(spec, typ, name, inner, &opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// SplitList splits a Postfix list value: elements separated by commas and/or whitespace,
+// with text inside "{...}" kept whole (Postfix mystrtokq with CHARS_COMMA_SP), so that
+// "inline:{a=1, b=2}, hash:/x" is two elements.
+func SplitList(s string) []string {
+	var out []string
+	for {
+		tok, rest, ok := nextToken(s, ", \t\r\n")
+		if !ok {
+			return out
+		}
+		out = append(out, tok)
+		s = rest
+	}
+}
+
+// nextToken is Postfix's mystrtokq with "{}" as the parentheses: it skips leading
+// separators and returns the text up to the next separator outside braces. An unbalanced
+// "{" runs to the end.
+func nextToken(s, sep string) (tok, rest string, ok bool) {
+	i := 0
+	for i < len(s) && strings.IndexByte(sep, s[i]) >= 0 {
+		i++
+	}
+	if i == len(s) {
+		return "", "", false
+	}
+	start, level := i, 0
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '{':
+			level++
+		case level > 0 && c == '}':
+			level--
+		case level == 0 && strings.IndexByte(sep, c) >= 0:
+			return s[start:i], s[i+1:], true
+		}
+	}
+	return s[start:], "", true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// isSpace is Postfix's ISSPACE: ASCII isspace only.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+func trimSpace(s string) string {
+	i, j := 0, len(s)
+	for i < j && isSpace(s[i]) {
+		i++
+	}
+	for j > i && isSpace(s[j-1]) {
+		j--
+	}
+	return s[i:j]
+}
+
+// base is embedded by every table type: it answers Name and Fixed and closes
+// nothing.
+type base struct {
+	name  string
+	fixed bool
+}
+
+func (b *base) Name() string { return b.name }
+func (b *base) Fixed() bool  { return b.fixed }
+func (b *base) Close() error { return nil }

@@ -1,0 +1,250 @@
+package lookup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
+)
+
+// logicalLines splits a source file into Postfix logical lines (readllines(3)), calling fn
+// with each line's text and the number of its first physical line. warn receives the
+// lines readllines drops.
+func logicalLines(path, data string, warn func(string), fn func(text string, line int)) {
+	pos, lineno := 0, 0
+	var buf strings.Builder
+	for pos < len(data) {
+		first, parts := 0, 0
+		var single string
+		buf.Reset()
+		for pos < len(data) {
+			end := strings.IndexByte(data[pos:], '\n')
+			var phys string
+			if end < 0 {
+				phys, pos = data[pos:], len(data)
+			} else {
+				phys, pos = data[pos:pos+end], pos+end+1
+			}
+			lineno++
+			i := 0
+			for i < len(phys) && isSpace(phys[i]) {
+				i++
+			}
+			// A blank line or one whose first non-blank is '#' is dropped, even in
+			// the middle of a logical line.
+			if i < len(phys) && phys[i] != '#' {
+				if parts == 0 {
+					first, single = lineno, phys
+				} else {
+					if parts == 1 {
+						buf.WriteString(single)
+					}
+					buf.WriteString(phys)
+				}
+				parts++
+			}
+			// The logical line goes on while the next physical line starts with
+			// whitespace or '#'.
+			if parts > 0 && pos < len(data) && data[pos] != '#' && !isSpace(data[pos]) {
+				break
+			}
+		}
+		if parts == 0 {
+			return
+		}
+		text := single
+		if parts > 1 {
+			text = buf.String()
+		}
+		if isSpace(text[0]) {
+			warn(fmt.Sprintf("%s:%d: logical line must not start with whitespace: %q", path, first, abbrev(text)))
+			continue
+		}
+		fn(text, first)
+	}
+}
+
+func abbrev(s string) string {
+	if len(s) > 30 {
+		return s[:30] + "..."
+	}
+	return s
+}
+
+// entry is one key/value pair of a source file and where it was defined.
+type entry struct {
+	key, value string
+	line       int
+}
+
+// parseSource parses the postmap(1) source format, calling add for every usable entry in
+// file order. fold lower-cases keys as postmap does for fixed-key types.
+func parseSource(path, data string, fold bool, warn func(string), add func(entry)) {
+	logicalLines(path, data, warn, func(text string, line int) {
+		if i := strings.IndexByte(text, 0); i >= 0 {
+			warn(fmt.Sprintf("%s:%d: text after null byte may be ignored", path, line))
+			text = text[:i]
+		}
+		// smtputf8_enable=yes, the default since compatibility_level 1.
+		if !isASCII(text) && !utf8.ValidString(text) {
+			warn(fmt.Sprintf("%s:%d: non-UTF-8 input %q -- ignoring this line", path, line, text))
+			return
+		}
+		// The key ends at the first whitespace outside double quotes; a backslash
+		// protects the next character for this scan only. Quotes and backslashes stay
+		// in the key (postmap.c).
+		inQuotes := false
+		k := 0
+	scan:
+		for ; k < len(text); k++ {
+			switch c := text[k]; {
+			case c == '\\':
+				k++
+				if k >= len(text) {
+					break scan
+				}
+			case isSpace(c):
+				if !inQuotes {
+					break scan
+				}
+			case c == '"':
+				inQuotes = !inQuotes
+			}
+		}
+		if inQuotes {
+			warn(fmt.Sprintf("%s:%d: unbalanced '\"' in '%s' -- ignoring this line", path, line, text))
+			return
+		}
+		key, value := text, ""
+		if k < len(text) {
+			key, value = text[:k], trimSpace(text[k:])
+		}
+		if key == "" || value == "" {
+			warn(fmt.Sprintf("%s:%d: expected format: key whitespace value", path, line))
+			return
+		}
+		if key[len(key)-1] == ':' {
+			warn(fmt.Sprintf("%s:%d: record is in \"key: value\" format; is this an alias file?", path, line))
+		}
+		if fold {
+			key = strings.ToLower(key)
+		}
+		add(entry{key: key, value: value, line: line})
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// readStable reads a whole table file. It reads again when the file changed while it was
+// being read (an editor writing in place), so a table is never half a file.
+func readStable(path string) (string, os.FileInfo, error) {
+	for range 3 {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", nil, err
+		}
+		before, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return "", nil, err
+		}
+		if before.IsDir() {
+			f.Close()
+			return "", nil, fmt.Errorf("%s: is a directory: %w", path, ErrSyntax)
+		}
+		b := make([]byte, 0, before.Size()+1)
+		for {
+			n, err := f.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return "", nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)]
+			}
+		}
+		after, err := f.Stat()
+		f.Close()
+		if err != nil {
+			return "", nil, err
+		}
+		if after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) && int64(len(b)) == after.Size() {
+			return string(b), after, nil
+		}
+	}
+	return "", nil, fmt.Errorf("%s: file keeps changing while it is read", path)
+}
+
+// textTable is a hash:, btree: or texthash: table held in memory.
+type textTable struct {
+	base
+	m map[string]string
+	// broken makes every lookup fail: texthash with a duplicate key (SPEC §9.1).
+	broken error
+}
+
+func (t *textTable) Lookup(ctx context.Context, key string) (string, bool, error) {
+	if t.broken != nil {
+		return "", false, t.broken
+	}
+	v, ok := t.m[key]
+	return v, ok, nil
+}
+
+// openSource reads the source text of a hash: or btree: table, the file postmap(1)
+// compiles into name.db, with postmap's rules: keys folded, first duplicate wins.
+func openSource(spec, typ, path string, opt *Options) (Table, error) {
+	data, fi, err := readStable(path)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", spec, err)
+	}
+	if db, err := os.Stat(path + ".db"); err == nil && db.ModTime().Before(fi.ModTime()) {
+		opt.warnf("%s: %s.db is older than its source; run \"postmap %s:%s\"", path, path, typ, path)
+	}
+	t := &textTable{base: base{name: spec, fixed: true}, m: make(map[string]string, strings.Count(data, "\n")+1)}
+	warn := func(s string) { opt.warnf("%s", s) }
+	parseSource(path, data, true, warn, func(e entry) {
+		if _, dup := t.m[e.key]; dup {
+			opt.warnf("%s:%d: duplicate entry: %q", path, e.line, e.key)
+			return
+		}
+		t.m[e.key] = e.value
+	})
+	return t, nil
+}
+
+// openTexthash reads a texthash: table: the same source format, keys not folded, and a
+// duplicate key makes the table unusable, as for a Postfix daemon (dict_thash.c with no
+// duplicate policy).
+func openTexthash(spec, path string, opt *Options) (Table, error) {
+	data, _, err := readStable(path)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", spec, err)
+	}
+	t := &textTable{base: base{name: spec, fixed: true}, m: make(map[string]string, strings.Count(data, "\n")+1)}
+	warn := func(s string) { opt.warnf("%s", s) }
+	parseSource(path, data, false, warn, func(e entry) {
+		if _, dup := t.m[e.key]; dup {
+			if t.broken == nil {
+				t.broken = fmt.Errorf("%s:%d: duplicate entry: %q: %w", path, e.line, e.key, ErrSyntax)
+				opt.warnf("%s:%d: duplicate entry: %q: table unusable", path, e.line, e.key)
+			}
+			return
+		}
+		t.m[e.key] = e.value
+	})
+	return t, nil
+}
