@@ -83,7 +83,9 @@ func lockDot(r retry, root *os.Root, name, full string, staleAge time.Duration, 
 		if !errors.Is(err, syscall.EEXIST) {
 			return nil, newError("lock", mailbox, text(err), err)
 		}
-		if fi, serr := root.Lstat(name); serr == nil && time.Since(ctime(fi)) > staleAge {
+		// A directory is never taken for a stale lock: Postfix's unlink
+		// would fail on it, and we must not rmdir what we did not make.
+		if fi, serr := root.Lstat(name); serr == nil && !fi.IsDir() && time.Since(ctime(fi)) > staleAge {
 			// The holder died without cleaning up (stale_lock_time).
 			if rerr := root.Remove(name); rerr != nil && !errors.Is(rerr, syscall.ENOENT) {
 				return nil, newError("lock", mailbox, text(rerr), rerr)

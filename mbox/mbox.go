@@ -47,7 +47,7 @@ var (
 // ErrNotRegular or ErrOwner when the file is refused; ErrTooLarge and
 // syscall.EFBIG when Limit would be exceeded; and the OS error (ENOENT,
 // EACCES, EISDIR, ENXIO, ENOSPC, EDQUOT, EIO, ...) otherwise.
-func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, msg []byte, opt Options) (err error) {
+func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, msg []byte, opt Options) error {
 	full := filepath.Join(root.Name(), path)
 	var useDot, useFlock, useFcntl bool
 	for _, l := range opt.Locks {
