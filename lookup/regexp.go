@@ -362,8 +362,11 @@ func translatePOSIX(s string, extended, newline bool) (string, error) {
 				b.WriteString(`\A`)
 			case n == '\'':
 				b.WriteString(`\z`)
+			case isAlnum(n):
+				// GNU regcomp gives escaped letters meanings of its own (\d matches
+				// neither "d" nor a digit); refuse rather than guess.
+				return "", fmt.Errorf("escape \\%c in %q is not supported", n, s)
 			default:
-				// GNU regcomp takes any other escaped character literally.
 				b.WriteString(regexp.QuoteMeta(string(n)))
 			}
 		case c == '[':
