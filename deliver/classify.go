@@ -1,0 +1,127 @@
+package deliver
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"vdeliver/maildir"
+	"vdeliver/mbox"
+)
+
+// classify turns a storage error into the status the MTA sees. The policy, after
+// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (SPEC §4.5, §5, §7):
+//
+//	cause                                         status  action
+//	mailbox larger than virtual_mailbox_limit     5.2.2   bounce (team decision 1)
+//	EDQUOT, EFBIG                                 5.2.2   bounce (issue 3, as Postfix)
+//	ENOSPC                                        4.3.0   defer
+//	EAGAIN, ESTALE, lock not obtained             4.2.0   defer
+//	mbox is a device, FIFO or socket              5.3.5   bounce
+//	open/create/lock refused (symlink, links,     4.2.0   defer
+//	  directory, owner, EACCES, ENOENT)
+//	maildir create or link failure                4.2.0   defer (EACCES: log hint)
+//	other write or fsync error (EIO ...)          5.3.0   bounce
+//	anything unrecognised                         4.3.0   defer: bouncing loses mail
+//
+// The reason shown to the sender names no path; err keeps it for the log.
+func classify(err error, isMaildir bool) *Status {
+	var md *maildir.Error
+	var mb *mbox.Error
+	prefix := "delivery failed to mailbox: "
+	if isMaildir {
+		prefix = "maildir delivery failed: "
+	}
+	switch {
+	case errors.As(err, &md):
+		def := CodeMailboxBusy
+		text := "create maildir file: " + errnoText(md.Err)
+		if md.Op == "write" {
+			def = CodeWriteError
+			text = "error writing message: " + errnoText(md.Err)
+		}
+		if errors.Is(err, maildir.ErrTooLarge) {
+			return Bouncef(CodeMailboxFull, err, "%serror writing message: File too large", prefix)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			err = fmt.Errorf("%w (create the maildir in advance, or give the recipient's uid write access to its parent directory)", err)
+		}
+		return dsn(err, def, prefix+text)
+	case errors.As(err, &mb):
+		switch {
+		case errors.Is(err, mbox.ErrNotRegular):
+			return Bouncef(CodeNotRegular, err, "mail system configuration error")
+		case errors.Is(err, mbox.ErrTooLarge):
+			return Bouncef(CodeMailboxFull, err, "%serror writing message: File too large", prefix)
+		case errors.Is(err, mbox.ErrOwner):
+			return Deferf(CodeMailboxBusy, err, "%sdestination is not owned by recipient", prefix)
+		}
+		def := CodeMailboxBusy
+		text := mboxText(mb)
+		if mb.Op == "write" {
+			def = CodeWriteError
+		}
+		return dsn(err, def, prefix+text)
+	}
+	return Deferf(CodeSystem, err, "temporary failure")
+}
+
+// dsn is mbox_dsn(): the errno decides where it knows better than the step's default.
+func dsn(err error, def, reason string) *Status {
+	var code string
+	switch {
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.ESTALE):
+		code = CodeMailboxBusy
+	case errors.Is(err, syscall.ENOSPC):
+		code = CodeSystem
+	case errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		code = CodeMailboxFull
+	default:
+		code = def
+	}
+	if code[0] == '4' {
+		return Deferf(code, err, "%s", reason)
+	}
+	return Bouncef(code, err, "%s", reason)
+}
+
+// errnoText is the strerror of the innermost errno, without the path an *os.PathError
+// would add.
+func errnoText(err error) string {
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return capitalize(en.Error())
+	}
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// mboxText keeps Postfix's wording for the sender but drops the mailbox path.
+func mboxText(e *mbox.Error) string {
+	switch {
+	case errors.Is(e, mbox.ErrLockBusy) && e.Op == "lock":
+		return "unable to lock for exclusive access: " + errnoText(e.Err)
+	case errors.Is(e, mbox.ErrLinked):
+		return "file has too many hard links"
+	case errors.Is(e, mbox.ErrSymlink):
+		return "file is a symbolic link"
+	case errors.Is(e, mbox.ErrChanged):
+		return "file status changed unexpectedly"
+	case e.Op == "write":
+		return "error writing message: " + errnoText(e.Err)
+	case e.Op == "lock":
+		return "unable to lock mailbox: " + errnoText(e.Err)
+	}
+	return "cannot open file: " + errnoText(e.Err)
+}
+
+// capitalize matches C's strerror() ("No space left on device"), which Go spells in
+// lower case.
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

@@ -1,0 +1,50 @@
+package deliver
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// identity is the uid/gid this process writes as. Root may become any recipient once;
+// there is no way back, so a run that would need two identities defers the second.
+type identity struct {
+	switched bool
+	uid, gid uint32
+}
+
+// become makes the process the recipient before anything under the base is opened.
+// Started as root (or setuid root): supplementary groups cleared, then gid, then uid —
+// real, effective and saved, on every thread (the standard library's all-threads path
+// since Go 1.16). Started as anyone else: deliver only as ourselves.
+func (id *identity) become(uid, gid uint32) error {
+	if id.switched {
+		if uid == id.uid && gid == id.gid {
+			return nil
+		}
+		return fmt.Errorf("already running as uid %d gid %d, cannot switch to uid %d gid %d in the same run (set the transport's destination_recipient_limit = 1)", id.uid, id.gid, uid, gid)
+	}
+	if os.Geteuid() == 0 {
+		if uid == 0 || gid == 0 {
+			return fmt.Errorf("refusing to deliver as uid %d gid %d", uid, gid)
+		}
+		if err := unix.Setgroups([]int{}); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
+		if err := unix.Setresgid(int(gid), int(gid), int(gid)); err != nil {
+			return fmt.Errorf("setresgid %d: %w", gid, err)
+		}
+		if err := unix.Setresuid(int(uid), int(uid), int(uid)); err != nil {
+			return fmt.Errorf("setresuid %d: %w", uid, err)
+		}
+		if os.Geteuid() != int(uid) || os.Getegid() != int(gid) {
+			return fmt.Errorf("identity switch to uid %d gid %d did not take effect", uid, gid)
+		}
+	} else if os.Geteuid() != int(uid) || os.Getegid() != int(gid) {
+		return fmt.Errorf("running as uid %d gid %d, but the recipient's mailbox belongs to uid %d gid %d (run vdeliver as that user, or as root)",
+			os.Geteuid(), os.Getegid(), uid, gid)
+	}
+	id.switched, id.uid, id.gid = true, uid, gid
+	return nil
+}
