@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"vdeliver/deliver"
+	"vdeliver/maincf"
+)
+
+func init() { subcommands["explain"] = runExplain }
+
+// runExplain: vdeliver explain [-c dir] [-o name=value]... [--json] address...
+// Exit 0 when every address would be delivered, 1 otherwise, 2 for a usage error.
+func runExplain(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("vdeliver explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("c", "", "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)")
+	asJSON := fs.Bool("json", false, "print one JSON document")
+	var overrides multiFlag
+	fs.Var(&overrides, "o", "override a main.cf parameter: name=value (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: vdeliver explain [-c config_dir] [-o name=value]... [--json] address...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	cf, err := loadConfig(*dir, overrides, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "vdeliver explain: %v\n", err)
+		return 1
+	}
+	s, st := deliver.Load(cf, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
+	if st != nil {
+		fmt.Fprintf(stderr, "vdeliver explain: %s: %v\n", st.Line(), st.Err)
+		return 1
+	}
+	defer s.Close()
+	code := 0
+	var all []*deliver.Explanation
+	for i, rcpt := range fs.Args() {
+		e := s.Explain(ctx, rcpt)
+		if e.Exit != 0 {
+			code = 1
+		}
+		if *asJSON {
+			all = append(all, e)
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		e.WriteText(stdout)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		var doc any = all
+		if len(all) == 1 {
+			doc = all[0]
+		}
+		if err := enc.Encode(doc); err != nil {
+			return 1
+		}
+	}
+	return code
+}
+
+// loadConfig reads main.cf from dir (default $MAIL_CONFIG, else /etc/postfix) and applies
+// the -o overrides.
+func loadConfig(dir string, overrides []string, getenv func(string) string) (*maincf.Config, error) {
+	if dir == "" {
+		dir = getenv("MAIL_CONFIG")
+	}
+	if dir == "" {
+		dir = "/etc/postfix"
+	}
+	cf, err := maincf.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range overrides {
+		if err := cf.Override(o); err != nil {
+			return nil, err
+		}
+	}
+	return cf, nil
+}
+
+// multiFlag collects a repeatable flag's values without splitting on commas.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

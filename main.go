@@ -1,0 +1,269 @@
+// Command vdeliver delivers one message into a virtual mailbox, as Postfix's virtual(8)
+// would, when run by pipe(8) or by hand. See README.md and docs/vdeliver.8.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"vdeliver/deliver"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+const usageText = `vdeliver [-c config_dir] [-o name=value]... [-f sender] [-a original_recipient] [-i queue_id] [--] recipient...
+
+   Reads one message on standard input and delivers it to each recipient's virtual
+   mailbox (Maildir when the virtual_mailbox_maps result ends in "/", else mbox), using
+   Postfix's main.cf and lookup tables. Prints one status line "X.Y.Z text" and exits
+   0 (delivered), 75 (deferred) or another sysexits(3) value (bounced).
+
+   master.cf:
+     vdeliver unix - n n - - pipe flags=X null_sender= user=vmail
+       argv=/usr/local/bin/vdeliver -f ${sender} -a ${original_recipient} -i ${queue_id} -- ${recipient}
+   main.cf:
+     virtual_transport = vdeliver
+     vdeliver_destination_recipient_limit = 1   (one exit status per recipient)`
+
+// run is main without process globals: arguments, streams and environment come in, the
+// exit status goes out, so tests can call it in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) (code int) {
+	// The last line of defence: a panic must defer (75), never exit 2 (which bounces).
+	defer func() {
+		if p := recover(); p != nil {
+			st := deliver.Deferf(deliver.CodeSystem, fmt.Errorf("panic: %v\n%s", p, debug.Stack()), "internal error")
+			fmt.Fprintln(stdout, st.Line())
+			code = st.Exit
+		}
+	}()
+	// Subcommands are recognised only as the first argument, so no recipient (which always
+	// follows options and "--" when Postfix runs us) can ever be taken for one.
+	if len(args) > 1 {
+		if cmd, ok := subcommands[args[1]]; ok {
+			return cmd(ctx, args[1:], stdin, stdout, stderr, getenv)
+		}
+	}
+	return runDeliver(ctx, args, stdin, stdout, getenv)
+}
+
+// subcommand is an administrator's command (explain, check, postmap, query): it may print
+// freely and uses ordinary exit codes.
+type subcommand func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int
+
+// subcommands is filled by the cmd_*.go files' init functions and never changed after.
+var subcommands = map[string]subcommand{}
+
+// delivery holds what the command line says about one delivery run.
+type delivery struct {
+	configDir   string
+	overrides   []string
+	sender      string
+	origRcpt    string
+	queueID     string
+	logFile     string
+	noLoopCheck bool
+	recipients  []string
+}
+
+func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, getenv func(string) string) int {
+	var d delivery
+	var usage error
+	helpShown := false
+	app := &cli.App{
+		Name:                      "vdeliver",
+		Usage:                     "deliver a message into a virtual mailbox (Postfix virtual(8) as a pipe(8) command)",
+		UsageText:                 usageText,
+		HideVersion:               true,
+		HideHelpCommand:           true,
+		DisableSliceFlagSeparator: true,
+		Writer:                    stdout,
+		ErrWriter:                 io.Discard,
+		ExitErrHandler:            func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			usage = err
+			return err
+		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "c", Aliases: []string{"config-directory"}, Usage: "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)", Destination: &d.configDir},
+			&cli.StringSliceFlag{Name: "o", Usage: "override a main.cf parameter: name=value (repeatable)"},
+			&cli.StringFlag{Name: "f", Aliases: []string{"sender"}, Usage: "envelope sender; empty for the null sender", Destination: &d.sender},
+			&cli.StringFlag{Name: "a", Aliases: []string{"original-recipient"}, Usage: "original recipient, written as X-Original-To", Destination: &d.origRcpt},
+			&cli.StringFlag{Name: "i", Aliases: []string{"queue-id"}, Usage: "queue id, for the log", Destination: &d.queueID},
+			&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no syslog socket exists", Destination: &d.logFile},
+			&cli.BoolFlag{Name: "no-loop-check", Usage: "deliver even when the message already carries Delivered-To: <recipient>", Destination: &d.noLoopCheck},
+			&cli.BoolFlag{Name: "version", Usage: "print the version and exit"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				fmt.Fprintln(stdout, "vdeliver", versionString())
+				helpShown = true
+				return nil
+			}
+			d.overrides = c.StringSlice("o")
+			d.recipients = c.Args().Slice()
+			return nil
+		},
+	}
+	// urfave/cli prints help itself for -h/--help; note it so we answer 0 and deliver nothing.
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			helpShown = true
+		}
+	}
+	err := app.RunContext(ctx, args)
+	if helpShown && usage == nil && err == nil {
+		return 0
+	}
+	// From here on we answer an MTA: read the whole message before any answer, so no early
+	// exit can look like a delivery and the MTA never sees a broken pipe.
+	msg, readErr := io.ReadAll(stdin)
+	st := func() *deliver.Status {
+		if usage != nil || err != nil {
+			return deliver.Deferf(deliver.CodeConfig, errors.Join(usage, err), "command line usage error: %s", firstLine(errors.Join(usage, err)))
+		}
+		if len(d.recipients) == 0 {
+			return deliver.Deferf(deliver.CodeConfig, nil, "command line usage error: no recipient")
+		}
+		if !dashDashBefore(args, d.recipients) {
+			for _, r := range d.recipients {
+				if strings.HasPrefix(r, "-") {
+					return deliver.Deferf(deliver.CodeConfig, nil, "command line usage error: options must come before the recipients; put -- before them")
+				}
+			}
+		}
+		if readErr != nil {
+			return deliver.Deferf(deliver.CodeSystem, readErr, "error reading message: %s", readErr)
+		}
+		return nil
+	}()
+	logger := openLog(d.logFile)
+	defer logger.close()
+	if st == nil {
+		st = deliverAll(ctx, d, msg, getenv, logger)
+	} else {
+		logger.printf("%s: deferred: %s (%v)", orNoQueue(d.queueID), st.Line(), st.Err)
+	}
+	fmt.Fprintln(stdout, st.Line())
+	return st.Exit
+}
+
+func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string) string, logger *logger) *deliver.Status {
+	cf, err := loadConfig(d.configDir, d.overrides, getenv)
+	if err != nil {
+		st := deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error")
+		logger.printf("%s: warning: %v", orNoQueue(d.queueID), err)
+		return st
+	}
+	for _, w := range cf.Warnings() {
+		logger.printf("warning: %s", w)
+	}
+	s, st := deliver.Load(cf, func(w string) { logger.printf("warning: %s", w) })
+	if st != nil {
+		logger.printf("%s: warning: %v", orNoQueue(d.queueID), st.Err)
+		return st
+	}
+	defer s.Close()
+	// Our own deadline stays well below pipe(8)'s time limit: running out there bounces,
+	// running out here defers.
+	if limit := s.TimeLimit / 2; limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	env := deliver.Envelope{Sender: d.sender, OrigRcpt: d.origRcpt, QueueID: d.queueID}
+	all := s.Run(ctx, env, d.recipients, msg, deliver.Options{NoLoopCheck: d.noLoopCheck, Log: logger.line})
+	return deliver.Worst(all)
+}
+
+// dashDashBefore reports whether "--" appears in args before the recipients, which makes a
+// recipient starting with "-" an address rather than a mistyped option.
+func dashDashBefore(args, rcpts []string) bool {
+	if len(rcpts) == 0 {
+		return false
+	}
+	n := len(args) - len(rcpts)
+	return n > 0 && args[n-1] == "--"
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+func orNoQueue(id string) string {
+	if id == "" {
+		return "NOQUEUE"
+	}
+	return id
+}
+
+// logger writes to syslog (facility mail, ident vdeliver, with pid) when a socket exists,
+// else to --log-file, else nowhere: never to stderr, which pipe(8) would show the sender.
+type logger struct {
+	mu   sync.Mutex
+	sys  *syslog.Writer
+	file *os.File
+}
+
+func openLog(file string) *logger {
+	l := &logger{}
+	if w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "vdeliver"); err == nil {
+		l.sys = w
+	}
+	if file != "" {
+		if f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			l.file = f
+		}
+	}
+	return l
+}
+
+func (l *logger) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sys != nil {
+		l.sys.Info(s)
+	}
+	if l.file != nil {
+		fmt.Fprintf(l.file, "%s vdeliver[%d]: %s\n", time.Now().Format(time.StampMicro), os.Getpid(), s)
+	}
+}
+
+func (l *logger) printf(format string, args ...any) { l.line(fmt.Sprintf(format, args...)) }
+
+func (l *logger) close() {
+	if l.sys != nil {
+		l.sys.Close()
+	}
+	if l.file != nil {
+		l.file.Close()
+	}
+}

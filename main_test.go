@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// deliveryUID is the identity script deliveries run as: a real unprivileged uid when the
+// tests run as root (CI), so every script also proves the privilege drop; ourselves
+// otherwise.
+func deliveryUID() (uid, gid int) {
+	if os.Geteuid() == 0 {
+		return 5000, 5000
+	}
+	return os.Getuid(), os.Getgid()
+}
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"vdeliver": main})
+}
+
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       os.Getenv("VDELIVER_UPDATE_SCRIPTS") != "",
+		Setup: func(env *testscript.Env) error {
+			uid, gid := deliveryUID()
+			env.Setenv("VUID", strconv.Itoa(uid))
+			env.Setenv("VGID", strconv.Itoa(gid))
+			env.Setenv("TZ", "UTC")
+			if os.Geteuid() == 0 {
+				// The delivery runs as VUID: let it reach the work directory.
+				for _, d := range []string{env.WorkDir, filepath.Dir(env.WorkDir)} {
+					if err := os.Chmod(d, 0o755); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"deliver": cmdDeliver,
+			"owner":   cmdOwner,
+			"chopnl":  cmdChopNL,
+			"chownv":  cmdChownv,
+			"cmpnew":  cmdCmpNew,
+			"cmpmbox": cmdCmpMbox,
+			"mode":    cmdMode,
+			"nfiles":  cmdNFiles,
+		},
+	})
+}
+
+// chownv path... gives the paths (recursively) to the delivery uid when running as root.
+func cmdChownv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: chownv path...")
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	uid, gid := deliveryUID()
+	for _, a := range args {
+		err := filepath.WalkDir(ts.MkAbs(a), func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, uid, gid)
+		})
+		ts.Check(err)
+	}
+}
+
+// cmpnew maildir golden: the maildir holds exactly one message, in new/, named as
+// virtual(8) names it, mode 0600, with exactly the golden bytes, and tmp/ is empty.
+func cmdCmpNew(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cmpnew maildir golden")
+	}
+	dir := ts.MkAbs(args[0])
+	news, err := os.ReadDir(filepath.Join(dir, "new"))
+	ts.Check(err)
+	if len(news) != 1 {
+		ts.Fatalf("%s/new holds %d files, want 1", args[0], len(news))
+	}
+	tmps, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	ts.Check(err)
+	if len(tmps) != 0 {
+		ts.Fatalf("%s/tmp holds %d files, want 0", args[0], len(tmps))
+	}
+	name := news[0].Name()
+	host, _ := os.Hostname()
+	re := regexp.MustCompile(`^[0-9]+\.V[0-9a-f]+I[0-9a-f]+M[0-9]+\.` + regexp.QuoteMeta(host) + `$`)
+	if !re.MatchString(name) {
+		ts.Fatalf("maildir file name %q does not match %s", name, re)
+	}
+	p := filepath.Join(dir, "new", name)
+	fi, err := os.Stat(p)
+	ts.Check(err)
+	if fi.Mode().Perm() != 0o600 {
+		ts.Fatalf("%s: mode %v, want 0600", name, fi.Mode().Perm())
+	}
+	got, err := os.ReadFile(p)
+	ts.Check(err)
+	want := []byte(ts.ReadFile(args[1]))
+	if !bytes.Equal(got, want) {
+		ts.Fatalf("%s differs from %s:\n--- got\n%s--- want\n%s", name, args[1], got, want)
+	}
+}
+
+var fromDate = regexp.MustCompile(`(?m)^(From [^\n]*  )[A-Z][a-z]{2} [A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$`)
+
+// cmpmbox file golden: exact bytes, except that every From_ line's asctime date is
+// replaced by DATE before comparing (the layout itself is still checked by the pattern).
+func cmdCmpMbox(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cmpmbox file golden")
+	}
+	got, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	got = fromDate.ReplaceAll(got, []byte("${1}DATE"))
+	want := []byte(ts.ReadFile(args[1]))
+	if !bytes.Equal(got, want) {
+		ts.Fatalf("%s differs from %s:\n--- got\n%s--- want\n%s", args[0], args[1], got, want)
+	}
+}
+
+// mode path 0600: the permission bits (and, as root, owner = delivery uid).
+func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mode path perm")
+	}
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	fi, err := os.Lstat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if got := fi.Mode().Perm(); uint64(got) != want {
+		ts.Fatalf("%s: mode %#o, want %#o", args[0], got, want)
+	}
+}
+
+// nfiles dir n: dir holds exactly n entries (a missing dir holds 0).
+func cmdNFiles(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: nfiles dir n")
+	}
+	ents, err := os.ReadDir(ts.MkAbs(args[0]))
+	if err != nil && !os.IsNotExist(err) {
+		ts.Fatalf("%v", err)
+	}
+	if fmt.Sprint(len(ents)) != args[1] {
+		ts.Fatalf("%s holds %d entries, want %s", args[0], len(ents), args[1])
+	}
+}
+
+// deliver EXIT args...: runs the vdeliver binary (a real subprocess, so the privilege drop
+// is real) with the script's stdin, and fails unless it exits with exactly EXIT. Its output
+// is then checked with stdout/stderr as after exec.
+func cmdDeliver(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: deliver exit args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec("vdeliver", args[1:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("running vdeliver: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("vdeliver exited %d, want %d", got, want)
+	}
+}
+
+// owner path: as root, the file belongs to the delivery uid and gid (nothing written as
+// root); as anyone else, to ourselves.
+func cmdOwner(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: owner path")
+	}
+	fi, err := os.Lstat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	st := fi.Sys().(*syscall.Stat_t)
+	uid, gid := deliveryUID()
+	if ok := int(st.Uid) == uid && int(st.Gid) == gid; ok == neg {
+		ts.Fatalf("%s: owner %d:%d, delivery identity %d:%d (negated: %v)", args[0], st.Uid, st.Gid, uid, gid, neg)
+	}
+}
+
+// chopnl file: removes the file's final newline (txtar cannot hold a file without one),
+// to test messages whose last line is unterminated.
+func cmdChopNL(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: chopnl file")
+	}
+	p := ts.MkAbs(args[0])
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	ts.Check(os.WriteFile(p, bytes.TrimSuffix(b, []byte("\n")), 0o644))
+}
