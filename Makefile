@@ -1,0 +1,68 @@
+# vdeliver: `make demo` delivers the example messages; `make test` runs everything.
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X main.version=$(VERSION)
+BIN       := bin/vdeliver
+PREFIX    ?= /usr/local
+FUZZTIME  ?= 10s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install bench clean
+
+all: build
+
+# Reproducible: no local paths in the binary, commit time as the build time.
+build:
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+		$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# Debian packages the tests drive for real (Postfix, lockers, Python's mailbox reader).
+deps:
+	bash testdata/deps.sh
+
+# The full suite, as CI runs it.
+test: deps fmt-check vet lint tidy-check unit fuzz e2e
+
+unit:
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+fmt-check:
+	@out=$$(gofmt -l . | grep -v '^testdata/' || true); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+tidy-check:
+	@cp go.mod /tmp/vdeliver-go.mod.bak; cp go.sum /tmp/vdeliver-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then \
+		git diff -- go.mod go.sum; cp /tmp/vdeliver-go.mod.bak go.mod; cp /tmp/vdeliver-go.sum.bak go.sum; \
+		echo "go mod tidy changes go.mod/go.sum"; exit 1; fi
+
+# A short smoke run of every fuzz target (each target alone, as go test requires).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; done
+
+# End to end through a real Postfix from Debian (root only: it installs and starts Postfix).
+e2e:
+	bash e2e/run.sh
+
+demo: build
+	bash testdata/demo.sh $(BIN)
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vdeliver
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives for real, when they are missing:
+# Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre, dotlockfile and
+# flock(1) (real other lockers), python3 (an independent mbox reader).
+set -euo pipefail
+need=()
+command -v postmap >/dev/null || need+=(postfix)
+[ -e /usr/lib/postfix/postfix-cdb.so ] || need+=(postfix-cdb)
+[ -e /usr/lib/postfix/postfix-pcre.so ] || need+=(postfix-pcre)
+command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
+command -v flock >/dev/null || need+=(util-linux)
+command -v python3 >/dev/null || need+=(python3)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
+	exit 0
+fi
+echo "deps: installing ${need[*]}"
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
