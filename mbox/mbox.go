@@ -73,8 +73,9 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 	}
 
 	if useDot {
-		// As virtual(8): no dotlock for what is not a regular file (a
-		// device such as /dev/null), so stat follows a trusted symlink.
+		// As virtual(8): no dotlock beside what is not a regular file,
+		// such as /dev/null. stat, not lstat: a root-owned link to a
+		// device gets no lock either.
 		if fi, serr := root.Stat(path); serr != nil || fi.Mode().IsRegular() {
 			dl, derr := lockDot(r, root, path+".lock", full+".lock", staleAge, full)
 			if derr != nil {
