@@ -22,6 +22,7 @@ type Writer struct {
 	recs []slot
 	err  error // first write error; the file is unusable after it
 	done bool  // committed, failed to commit, or aborted
+	lens [8]byte
 }
 
 // slot is one hash table entry, and the Writer's memory of one record.
@@ -85,10 +86,11 @@ func (w *Writer) Add(key, value []byte) error {
 		return fmt.Errorf("cdb: %s: a record of %d+%d bytes would make the file larger than 32-bit offsets can address",
 			w.path, len(key), len(value))
 	}
-	var lens [8]byte
-	binary.LittleEndian.PutUint32(lens[:], uint32(len(key)))
-	binary.LittleEndian.PutUint32(lens[4:], uint32(len(value)))
-	for _, b := range [][]byte{lens[:], key, value} {
+	// lens lives in the Writer: a local array would escape through the
+	// io.Writer and cost one allocation per record.
+	binary.LittleEndian.PutUint32(w.lens[:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(w.lens[4:], uint32(len(value)))
+	for _, b := range [][]byte{w.lens[:], key, value} {
 		if _, err := w.bw.Write(b); err != nil {
 			w.err = fmt.Errorf("cdb: %w", err)
 			return w.err
