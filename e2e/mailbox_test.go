@@ -178,6 +178,7 @@ type wantMessage struct {
 	returnPath  string // between the angle brackets, quoted
 	origTo      string // X-Original-To
 	deliveredTo string
+	qid         string // Postfix's queue id, named in the Received header
 	msg         []byte // as submitted, LF line ends
 }
 
@@ -212,6 +213,8 @@ func checkCopy(t *testing.T, b box, got stored, w wantMessage) {
 	received, rest := cutHeader(data)
 	if !bytes.HasPrefix(received, []byte("Received: ")) {
 		t.Errorf("%s: no Received header after Delivered-To: %.80q", b, data)
+	} else if !regexp.MustCompile(`\bid ` + w.qid + `\b`).Match(received) {
+		t.Errorf("%s: Received header does not name queue id %s:\n%s", b, w.qid, received)
 	}
 	want := w.msg
 	if !b.isMaildir() {

@@ -34,6 +34,8 @@ type env struct {
 	// transport is the virtual_transport run.sh configured: "vdeliver", or
 	// "virtual" for a reference run of the suite against virtual(8).
 	transport string
+	// daemon is the master.cf command of that service: "pipe" or "virtual".
+	daemon string
 }
 
 var (
@@ -68,18 +70,32 @@ func newEnv() (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postconf -h virtual_transport: %v", err)
 	}
-	return &env{transport: strings.TrimSpace(string(out))}, nil
+	e := &env{transport: strings.TrimSpace(string(out))}
+	// Not -h: postconf 3.7 then joins the folded command field without
+	// a space ("pipeflags=X ...").
+	field := e.transport + "/unix/command"
+	out, err = exec.Command("postconf", "-F", field).Output()
+	if err != nil {
+		return nil, fmt.Errorf("master.cf has no %s/unix service: %v", e.transport, err)
+	}
+	value, ok := strings.CutPrefix(string(out), field+" = ")
+	if f := strings.Fields(value); ok && len(f) > 0 {
+		e.daemon = f[0]
+	} else {
+		return nil, fmt.Errorf("postconf -F %s: %q", field, out)
+	}
+	return e, nil
 }
 
 // sentText is the start of the text Postfix logs with status=sent when the
 // configured transport delivered a message.
 func (e *env) sentText() string {
-	if e.transport == "virtual" {
-		return "delivered to "
+	if e.daemon == "pipe" {
+		// pipe(8) logs "delivered via <service> service" plus the
+		// command's output in parentheses.
+		return "delivered via " + e.transport + " service"
 	}
-	// pipe(8) logs "delivered via <service> service" plus the command's
-	// output in parentheses.
-	return "delivered via " + e.transport + " service"
+	return "delivered to " // virtual(8): "delivered to maildir" or "mailbox"
 }
 
 // command runs a program and returns its standard output; it fails the test
