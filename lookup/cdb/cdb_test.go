@@ -183,28 +183,93 @@ func TestOneRecordBytes(t *testing.T) {
 	}
 }
 
-// The key bytes are compared after a hash match: a record whose key was
-// altered on disk, its slot still holding the original key's hash, is a
-// miss for the original key, never a hit with the wrong record's data.
+// The key is compared after a hash match: a record whose key was altered
+// on disk, its slot still holding the original key's hash, is a miss for
+// the original key, never a hit with another record's data.
 func TestWrongKeyBytes(t *testing.T) {
 	t.Parallel()
-	path := build(t, []kv{{"ba", "value of ba"}, {"alice", "alice/"}})
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		mutate func(rec []byte) // the record of "ba" -> "value of ba"
+		hits   []kv             // still found afterwards
+	}{
+		// "c@" has the same hash as "ba", so only the bytes tell them apart.
+		{"same length, other bytes", func(rec []byte) { copy(rec[8:], "c@") },
+			[]kv{{"c@", "value of ba"}}},
+		{"other length", func(rec []byte) { putU32(rec, 0, 1) }, nil},
 	}
-	// "ba" and "c@" have the same hash; make the record say "c@".
-	if string(data[headerSize+8:headerSize+10]) != "ba" {
-		t.Fatalf("record layout unexpected: % x", data[headerSize:headerSize+16])
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := build(t, []kv{{"ba", "value of ba"}, {"alice", "alice/"}})
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(data[headerSize+8:headerSize+10]) != "ba" {
+				t.Fatalf("record layout unexpected: % x", data[headerSize:headerSize+16])
+			}
+			tc.mutate(data[headerSize:])
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := open(t, path)
+			mustGet(t, r, "ba", "", false)
+			for _, e := range append(tc.hits, kv{"alice", "alice/"}) {
+				mustGet(t, r, e.k, e.v, true)
+			}
+		})
 	}
-	copy(data[headerSize+8:], "c@")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
+}
+
+// Errors name the file and the rule it breaks, for the log of whoever
+// must repair the table.
+func TestErrorText(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		data []byte
+		key  string // when Open succeeds, Get(key) must fail
+		want string // with %s for the path
+	}{
+		{"short", make([]byte, 100), "",
+			"cdb: %s: malformed file: 100 bytes, shorter than the 2048-byte header"},
+		{"zero header", make([]byte, headerSize), "",
+			"cdb: %s: malformed file: table 0 at offset 0, outside [2048, 2048]"},
+		{"table past end", func() []byte {
+			b := make([]byte, headerSize)
+			for i := 0; i < headerSize; i += 8 {
+				putU32(b, i, headerSize)
+			}
+			putU32(b, 8*7+4, 1)
+			return b
+		}(), "", "cdb: %s: malformed file: table 7 of 1 slots at offset 2048, outside [2048, 2048]"},
+		{"record in header", func() []byte {
+			h := hash([]byte("k"))
+			b := make([]byte, headerSize)
+			for i := 0; i < headerSize; i += 8 {
+				putU32(b, i, headerSize)
+			}
+			putU32(b, int(8*(h&255)+4), 1)
+			b = binary.LittleEndian.AppendUint32(b, h)
+			return binary.LittleEndian.AppendUint32(b, 16)
+		}(), "k", "cdb: %s: malformed file: record offset 16 outside the records [2048, 2048)"},
 	}
-	r := open(t, path)
-	mustGet(t, r, "ba", "", false)
-	mustGet(t, r, "c@", "value of ba", true) // same hash, right bytes
-	mustGet(t, r, "alice", "alice/", true)
+	for _, tc := range tests {
+		path := filepath.Join(dir, tc.name+".cdb")
+		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(path)
+		if err == nil {
+			_, _, err = r.Get([]byte(tc.key))
+			r.Close()
+		}
+		if want := fmt.Sprintf(tc.want, path); err == nil || err.Error() != want {
+			t.Errorf("%s: error %v\nwant %s", tc.name, err, want)
+		}
+	}
 }
 
 // corrupt describes one damaged file: start from base, apply mutate.

@@ -66,7 +66,10 @@
 // Create writes into a temporary file in the destination's directory, which
 // Commit completes: hash tables, header, fsync of the file, rename over the
 // destination, fsync of the directory. Readers see either the old file or
-// the new one, never a part. The new file has mode 0644, as postmap's. Memory
-// use is 8 bytes per record plus one table's slots, so a million entries
-// take tens of megabytes, not the size of the data.
+// the new one, never a part. The new file has mode 0644, as postmap's.
+//
+// Keys and values stream to the file as they are added; the Writer keeps
+// only each record's hash and offset, 8 bytes, and during Commit a second
+// copy grouped by table plus the largest table's slots. A million entries
+// take about 50 MB all told, whatever the size of the data.
 package cdb

@@ -41,10 +41,9 @@ var fsync = (*os.File).Sync
 // It returns an error wrapping the OS error if the temporary file cannot be
 // created or written.
 func Create(path string) (*Writer, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
+	// Dir gives "." for a bare name: CreateTemp("") would mean $TMPDIR,
+	// possibly another file system, where the rename cannot be atomic.
+	dir, base := filepath.Dir(path), filepath.Base(path)
 	// A dot name keeps a half-built table out of directory listings and
 	// globs such as *.cdb.
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
