@@ -53,7 +53,10 @@
 // with Postfix. A file that already existed is never opened, replaced or
 // removed. The only fault that is not reported is a failure to remove the
 // tmp name after the message reached new/: the message is delivered, and
-// reporting it would make the MTA deliver it a second time.
+// reporting it would make the MTA deliver it a second time. The removal of
+// the tmp name is not fsynced either; after a crash it may come back as a
+// second link to the delivered message, which maildir readers clean out of
+// tmp/ without touching new/.
 //
 // Bytes are written exactly as given: no From_ line, no ">From" quoting, no
 // line-end conversion and no trailing blank line. The caller supplies the

@@ -103,13 +103,6 @@ var (
 // is created. After any failure nothing created by this call remains in
 // tmp/ or new/.
 func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, err error) {
-	host := opt.Hostname
-	if host == "" {
-		if host, err = os.Hostname(); err != nil {
-			return "", fmt.Errorf("maildir: host name for file names: %w", err)
-		}
-	}
-	host = escapeHost(host)
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now
@@ -125,6 +118,13 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 		}
 		return prefix + "/" + name
 	}
+	host := opt.Hostname
+	if host == "" {
+		if host, err = os.Hostname(); err != nil {
+			return "", &Error{Op: "create", Path: sub("tmp"), Err: fmt.Errorf("host name: %w", err)}
+		}
+	}
+	host = escapeHost(host)
 	tmpPath := sub("tmp/" + tmpName(sec, os.Getpid(), host))
 
 	if opt.Limit > 0 {
@@ -208,8 +208,9 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 	}
 	newExists, tmpExists = true, false
 	if !moved {
-		// Before the directory fsync, so that the removal is durable with
-		// it; the error is ignored for the reason given in the cleanup.
+		// Not fsynced: should a crash bring the name back, it is a second
+		// link to a delivered message, and readers delete stale tmp/ files
+		// without touching new/. The error is ignored as in the cleanup.
 		root.Remove(tmpPath)
 	}
 
