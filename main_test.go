@@ -30,6 +30,18 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){"vdeliver": main})
 }
 
+// scriptCmds are the custom testscript commands; other _test.go files add theirs in init.
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"deliver": cmdDeliver,
+	"owner":   cmdOwner,
+	"chopnl":  cmdChopNL,
+	"chownv":  cmdChownv,
+	"cmpnew":  cmdCmpNew,
+	"cmpmbox": cmdCmpMbox,
+	"mode":    cmdMode,
+	"nfiles":  cmdNFiles,
+}
+
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	testscript.Run(t, testscript.Params{
@@ -52,16 +64,7 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"deliver": cmdDeliver,
-			"owner":   cmdOwner,
-			"chopnl":  cmdChopNL,
-			"chownv":  cmdChownv,
-			"cmpnew":  cmdCmpNew,
-			"cmpmbox": cmdCmpMbox,
-			"mode":    cmdMode,
-			"nfiles":  cmdNFiles,
-		},
+		Cmds: scriptCmds,
 	})
 }
 
@@ -214,4 +217,18 @@ func cmdChopNL(ts *testscript.TestScript, neg bool, args []string) {
 	b, err := os.ReadFile(p)
 	ts.Check(err)
 	ts.Check(os.WriteFile(p, bytes.TrimSuffix(b, []byte("\n")), 0o644))
+}
+
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("boom") }
+
+// SPEC test 45: a panic defers (exit 75, 4.3.0), never Go's exit 2, which pipe(8) bounces;
+// the status line is still the only output.
+func TestPanicDefers(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"vdeliver", "-c", t.TempDir(), "--", "a@example.com"}, panicReader{}, &out, &errOut, func(string) string { return "" })
+	if code != 75 || out.String() != "4.3.0 internal error\n" || errOut.Len() != 0 {
+		t.Fatalf("run = %d, stdout %q, stderr %q; want 75, \"4.3.0 internal error\\n\", nothing", code, out.String(), errOut.String())
+	}
 }
