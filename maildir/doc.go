@@ -39,7 +39,8 @@
 //     the file system says it has no hard links (EPERM, EXDEV, ENOTSUP) is
 //     the file moved with renameat2(RENAME_NOREPLACE), which also refuses to
 //     replace a name; a file system without that flag fails the delivery
-//     rather than risk a plain rename.
+//     rather than risk a plain rename. Names, not descriptors, are linked,
+//     so the new name is then checked to be the inode we wrote.
 //  5. Remove the tmp name whatever happened; fsync new/ so that a successful
 //     return means the message survives a crash (virtual(8) does not do this
 //     directory fsync).

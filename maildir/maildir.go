@@ -167,7 +167,7 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 		f, err = root.OpenFile(tmpPath, flags, 0o600)
 	}
 	if err != nil {
-		f = nil // not ours: an existing file is never removed
+		// tmpExists stays false: a file already at that name is not ours.
 		return "", &Error{Op: "create", Path: tmpPath, Err: err}
 	}
 	tmpExists = true
@@ -230,22 +230,32 @@ func link(root *os.Root, prefix, tmpPath, newPath string, st fs.FileInfo) (moved
 		makeDirs(root, prefix, "new", "cur")
 		err = linkFile(root, tmpPath, newPath)
 	}
-	if err == nil || sameFile(root, newPath, st) {
-		return false, nil
-	}
-	if !linkUnsupported(err) {
-		return false, err
-	}
-	if rerr := renameInRoot(root, tmpPath, newPath); rerr != nil {
-		if errors.Is(rerr, syscall.EINVAL) || errors.Is(rerr, syscall.ENOSYS) {
-			// No RENAME_NOREPLACE either: the file system offers no way to
-			// move without possibly replacing a message.
+	if err != nil && !sameFile(root, newPath, st) {
+		if !linkUnsupported(err) {
 			return false, err
 		}
-		return false, rerr
+		if rerr := renameInRoot(root, tmpPath, newPath); rerr != nil {
+			if errors.Is(rerr, syscall.EINVAL) || errors.Is(rerr, syscall.ENOSYS) {
+				// No RENAME_NOREPLACE either: the file system offers no
+				// way to move without possibly replacing a message.
+				return false, err
+			}
+			return false, rerr
+		}
+		moved = true
 	}
-	return true, nil
+	// Names, not descriptors, were linked: if the tmp name was replaced
+	// since we created it (a tmp/ cleaner racing a delivery with the same
+	// tmp name), new/ now holds someone else's file and success would lose
+	// our message.
+	if !sameFile(root, newPath, st) {
+		root.Remove(newPath)
+		return false, errTmpReplaced
+	}
+	return moved, nil
 }
+
+var errTmpReplaced = errors.New("tmp file was replaced before it was linked")
 
 // sameFile is Postfix's sane_link check: link(2) over NFS can report
 // failure for a request that was carried out.

@@ -582,7 +582,7 @@ func TestFaults(t *testing.T) {
 		install func(t *testing.T)
 		op      string
 		newPath bool // Path is the new/ name (else the tmp name)
-		err     syscall.Errno
+		err     error
 		text    string
 	}{
 		{
@@ -678,6 +678,21 @@ func TestFaults(t *testing.T) {
 				})
 			},
 			op: "link", newPath: true, err: syscall.EEXIST,
+		},
+		{
+			name: "tmp name replaced before the link",
+			install: func(t *testing.T) {
+				stub(t, &linkFile, func(r *os.Root, oldname, newname string) error {
+					if err := r.Remove(oldname); err != nil {
+						t.Fatal(err)
+					}
+					if err := r.WriteFile(oldname, []byte("impostor"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					return r.Link(oldname, newname)
+				})
+			},
+			op: "link", newPath: true, err: errTmpReplaced,
 		},
 		{
 			name: "name in new/ exists, no hard links",
