@@ -10,14 +10,9 @@ import (
 // is how an expansion loop ends.
 const maxNesting = 100
 
-// macroError is an expansion error in Postfix's words; it matches ErrSyntax.
-type macroError struct{ msg string }
-
-func (e *macroError) Error() string { return e.msg }
-func (e *macroError) Unwrap() error { return ErrSyntax }
-
+// macroErrorf returns an expansion error; Get adds the parameter and its position.
 func macroErrorf(format string, args ...any) error {
-	return &macroError{msg: fmt.Sprintf(format, args...)}
+	return &syntaxError{msg: fmt.Sprintf(format, args...)}
 }
 
 // expander expands macros against one Config. hidden names a parameter that is treated

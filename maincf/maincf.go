@@ -30,14 +30,18 @@ func (w Warning) String() string {
 	return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg)
 }
 
-// syntaxError is a parse error with its position; it matches ErrSyntax.
+// syntaxError is an error in Postfix's words, with its position when known; it matches
+// ErrSyntax without repeating its text.
 type syntaxError struct {
-	file string
+	file string // "" when the position is unknown
 	line int
 	msg  string
 }
 
 func (e *syntaxError) Error() string {
+	if e.file == "" {
+		return e.msg
+	}
 	return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
 }
 
@@ -307,6 +311,12 @@ func (c *Config) where(name string) string {
 	return ""
 }
 
+// valueError reports a value of name that is not of its type, where name was set.
+func (c *Config) valueError(name, format string, args ...any) error {
+	file, line := c.Line(name)
+	return &syntaxError{file: file, line: line, msg: fmt.Sprintf(format, args...)}
+}
+
 // Expand expands the macros in s against this configuration.
 //
 // Errors are as for Get and wrap ErrSyntax.
@@ -326,7 +336,7 @@ func (c *Config) Int(name string) (int64, error) {
 	}
 	n, perr := strconv.ParseInt(v, 10, 64)
 	if perr != nil {
-		return 0, fmt.Errorf("%sbad numerical configuration: %s = %s: %w", c.where(name), name, v, ErrSyntax)
+		return 0, c.valueError(name, "bad numerical configuration: %s = %s", name, v)
 	}
 	return n, nil
 }
@@ -346,7 +356,7 @@ func (c *Config) Bool(name string) (bool, error) {
 	case equalFoldASCII(v, "no"):
 		return false, nil
 	}
-	return false, fmt.Errorf("%sbad boolean configuration: %s = %s: %w", c.where(name), name, v, ErrSyntax)
+	return false, c.valueError(name, "bad boolean configuration: %s = %s", name, v)
 }
 
 func equalFoldASCII(s, t string) bool {
@@ -382,7 +392,7 @@ func (c *Config) Duration(name string) (time.Duration, error) {
 	}
 	d, ok := parseTime(v, defaultUnit(name))
 	if !ok {
-		return 0, fmt.Errorf("%sbad time configuration: %s = %s: %w", c.where(name), name, v, ErrSyntax)
+		return 0, c.valueError(name, "bad time configuration: %s = %s", name, v)
 	}
 	return d, nil
 }
