@@ -323,6 +323,19 @@ func waitQueueID(t *testing.T, off int64, msgID string) string {
 	return waitLog(t, off, re, "the queue id of <"+msgID+">")[1]
 }
 
+var messageIDLogRE = regexp.MustCompile(`(?m)postfix/cleanup\[\d+\]: ([0-9A-Za-z]+): message-id=<([^>]*)>$`)
+
+// queueIDs maps the Message-ID of every message cleanup(8) logged after off
+// to its queue ids (a message submitted twice has two).
+func queueIDs(t *testing.T, off int64) map[string][]string {
+	t.Helper()
+	ids := map[string][]string{}
+	for _, m := range messageIDLogRE.FindAllStringSubmatch(readLog(t, off), -1) {
+		ids[m[2]] = append(ids[m[2]], m[1])
+	}
+	return ids
+}
+
 // delivery is one delivery attempt as the queue manager's delivery agent
 // logged it.
 type delivery struct {
