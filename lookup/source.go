@@ -82,6 +82,10 @@ type entry struct {
 // parseSource parses the postmap(1) source format, calling add for every usable entry in
 // file order. fold lower-cases keys as postmap does for fixed-key types.
 func parseSource(path, data string, fold bool, warn func(string), add func(entry)) {
+	var arena foldArena
+	if fold {
+		arena.b.Grow(len(data) / 2)
+	}
 	logicalLines(path, data, warn, func(text string, line int) {
 		if i := strings.IndexByte(text, 0); i >= 0 {
 			warn(fmt.Sprintf("%s:%d: text after null byte may be ignored", path, line))
@@ -129,10 +133,41 @@ func parseSource(path, data string, fold bool, warn func(string), add func(entry
 			warn(fmt.Sprintf("%s:%d: record is in \"key: value\" format; is this an alias file?", path, line))
 		}
 		if fold {
-			key = strings.ToLower(key)
+			key = arena.lower(key)
 		}
 		add(entry{key: key, value: value, line: line})
 	})
+}
+
+// foldArena lower-cases keys into one growing buffer, so that folding a 100,000-key
+// table costs a few allocations instead of one per key.
+type foldArena struct {
+	b strings.Builder
+}
+
+func (a *foldArena) lower(s string) string {
+	upper := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.ToLower(s)
+		}
+		upper = upper || c >= 'A' && c <= 'Z'
+	}
+	if !upper {
+		return s
+	}
+	// Bytes already written are never changed by later writes, so the substring stays
+	// valid while the builder grows.
+	n := a.b.Len()
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		a.b.WriteByte(c)
+	}
+	return a.b.String()[n:]
 }
 
 func isASCII(s string) bool {

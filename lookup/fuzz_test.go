@@ -1,0 +1,147 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// seedFromGolden adds the table section of every golden file of the given types.
+func seedFromGolden(f *testing.F, add func(table, queries string), types ...string) {
+	files, _ := filepath.Glob("testdata/*.txtar")
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		s := string(b)
+		spec, table := section(s, "spec"), section(s, "table")
+		for _, typ := range types {
+			if strings.TrimSpace(spec) == typ && table != "" {
+				add(table, section(s, "queries"))
+			}
+		}
+	}
+}
+
+// section returns the body of "-- name --" in a txtar text.
+func section(s, name string) string {
+	_, rest, ok := strings.Cut(s, "\n-- "+name+" --\n")
+	if !ok {
+		return ""
+	}
+	if i := strings.Index(rest, "\n-- "); i >= 0 {
+		return rest[:i+1]
+	}
+	return rest
+}
+
+// FuzzParseSource: the source parser never panics; every key it stores is folded and
+// looks up to the value of its first definition.
+func FuzzParseSource(f *testing.F) {
+	seedFromGolden(f, func(table, _ string) { f.Add(table) }, "hash", "btree", "texthash")
+	f.Add("a b\n  c\n#x\n\"q k\" v\r\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		var entries []entry
+		parseSource("f", data, true, func(string) {}, func(e entry) { entries = append(entries, e) })
+		tab := &textTable{base: base{name: "hash:f", fixed: true}, m: map[string]string{}}
+		parseSource("f", data, true, func(string) {}, func(e entry) {
+			if _, dup := tab.m[e.key]; !dup {
+				tab.m[e.key] = e.value
+			}
+		})
+		first := map[string]string{}
+		for _, e := range entries {
+			if e.key != strings.ToLower(e.key) {
+				t.Fatalf("key %q not folded", e.key)
+			}
+			if e.key == "" || e.value == "" || e.value != trimSpace(e.value) {
+				t.Fatalf("bad entry %+v", e)
+			}
+			if strings.IndexByte(e.key+e.value, 0) >= 0 || strings.ContainsAny(e.key, " \t\n") && !strings.ContainsAny(e.key, "\"\\") {
+				t.Fatalf("entry %+v has NUL or unquoted whitespace in its key", e)
+			}
+			if _, ok := first[e.key]; !ok {
+				first[e.key] = e.value
+			}
+		}
+		for k, want := range first {
+			v, found, err := tab.Lookup(context.Background(), k)
+			if !found || err != nil || v != want {
+				t.Fatalf("Lookup(%q) = %q, %v, %v; want %q", k, v, found, err, want)
+			}
+		}
+	})
+}
+
+var lineRef = regexp.MustCompile(`^t:[0-9]+: `)
+
+// FuzzRegexpTable: parsing never panics, every error names a line and wraps ErrSyntax,
+// and lookups of any key never panic.
+func FuzzRegexpTable(f *testing.F) {
+	seedFromGolden(f, func(table, queries string) {
+		for _, q := range strings.Split(queries, "\n") {
+			f.Add(table, q)
+		}
+	}, "regexp", "pcre")
+	f.Add("/(a)(b)?/ $1-$2-$$\nif !/x/\n/[[:alpha:]]/x $1\nendif\n", "ab")
+	f.Fuzz(func(t *testing.T, table, key string) {
+		for _, pcre := range []bool{false, true} {
+			for _, paranoid := range []bool{false, true} {
+				tab, err := parseRegexpTable("regexp:t", "t", table, pcre, &Options{Paranoid: paranoid})
+				if err != nil {
+					if !errors.Is(err, ErrSyntax) || !lineRef.MatchString(err.Error()) {
+						t.Fatalf("error without line or ErrSyntax: %v", err)
+					}
+					continue
+				}
+				v, found, err := tab.Lookup(context.Background(), key)
+				if err != nil || (!found && v != "") {
+					t.Fatalf("Lookup = %q, %v, %v", v, found, err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzTableSpec: ParseSpec(type+":"+name) gives back type and name for every valid type
+// (one without a colon),
+// and Open never panics on any spec.
+func FuzzTableSpec(f *testing.F) {
+	f.Add("hash", "/etc/postfix/vmailbox")
+	f.Add("static", "{ a b }")
+	f.Add("inline", "{a=1, { b = x y }}")
+	f.Add("proxy", "static:x")
+	f.Fuzz(func(t *testing.T, typ, name string) {
+		if strings.Contains(typ, ":") {
+			// The first colon ends the type, so there is nothing to round-trip.
+			return
+		}
+		spec := typ + ":" + name
+		gotT, gotN, err := ParseSpec(spec)
+		valid := typ != "" && !strings.ContainsFunc(typ, func(r rune) bool {
+			return !(r < 128 && (isAlnum(byte(r)) || r == '_' || r == '-'))
+		})
+		if valid != (err == nil) {
+			t.Fatalf("ParseSpec(%q) error %v, valid type %v", spec, err, valid)
+		}
+		if err == nil && (gotT != typ || gotN != name) {
+			t.Fatalf("ParseSpec(%q) = %q, %q", spec, gotT, gotN)
+		}
+		if err != nil && !errors.Is(err, ErrSyntax) {
+			t.Fatalf("ParseSpec error %v does not wrap ErrSyntax", err)
+		}
+		// Only the in-memory types: the others would touch files or run postmap.
+		if typ == "static" || typ == "inline" {
+			tab, err := Open(spec, Options{})
+			if err == nil {
+				_, _, _ = tab.Lookup(context.Background(), fmt.Sprint(len(name)))
+			}
+		}
+	})
+}

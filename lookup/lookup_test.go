@@ -1,0 +1,352 @@
+package lookup
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"vdeliver/lookup/cdb"
+)
+
+func TestParseSpec(t *testing.T) {
+	tests := []struct {
+		spec, typ, name string
+		err             bool
+	}{
+		{spec: "hash:/etc/postfix/vmailbox", typ: "hash", name: "/etc/postfix/vmailbox"},
+		{spec: "static:{ a b }", typ: "static", name: "{ a b }"},
+		{spec: "proxy:hash:/x", typ: "proxy", name: "hash:/x"},
+		{spec: "static:", typ: "static", name: ""},
+		{spec: "/etc/postfix/vmailbox", err: true},
+		{spec: ":x", err: true},
+		{spec: "ha sh:/x", err: true},
+	}
+	for _, tc := range tests {
+		typ, name, err := ParseSpec(tc.spec)
+		if tc.err {
+			if !errors.Is(err, ErrSyntax) {
+				t.Errorf("ParseSpec(%q) error = %v, want ErrSyntax", tc.spec, err)
+			}
+			continue
+		}
+		if err != nil || typ != tc.typ || name != tc.name {
+			t.Errorf("ParseSpec(%q) = %q, %q, %v; want %q, %q", tc.spec, typ, name, err, tc.typ, tc.name)
+		}
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{" , ", nil},
+		{"inline:{a=1, b=2}, hash:/x", []string{"inline:{a=1, b=2}", "hash:/x"}},
+		{"a,b c\td\n e", []string{"a", "b", "c", "d", "e"}},
+		{"static:{ x { y, z } }  ,texthash:/t", []string{"static:{ x { y, z } }", "texthash:/t"}},
+		{"static:{ unbalanced, x", []string{"static:{ unbalanced, x"}},
+	}
+	for _, tc := range tests {
+		if got := SplitList(tc.in); !cmp.Equal(got, tc.want) {
+			t.Errorf("SplitList(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// fakeTable answers from a map or with an error; used only to prove Maps' ordering rules
+// independently of any file format.
+type fakeTable struct {
+	name  string
+	fixed bool
+	m     map[string]string
+	err   error
+	asked *[]string
+}
+
+func (f *fakeTable) Lookup(ctx context.Context, key string) (string, bool, error) {
+	*f.asked = append(*f.asked, f.name)
+	if f.err != nil {
+		return "", false, f.err
+	}
+	v, ok := f.m[key]
+	return v, ok, nil
+}
+func (f *fakeTable) Name() string { return f.name }
+func (f *fakeTable) Fixed() bool  { return f.fixed }
+func (f *fakeTable) Close() error { return nil }
+
+func TestMapsFind(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name      string
+		key       string
+		fixedOnly bool
+		wantV     string
+		wantFound bool
+		wantErr   error
+		wantAsked []string
+	}{
+		{name: "first hit wins", key: "both", wantV: "from-re", wantFound: true, wantAsked: []string{"re"}},
+		{name: "fixedOnly skips patterns", key: "both", fixedOnly: true, wantV: "from-hash", wantFound: true, wantAsked: []string{"hash"}},
+		{name: "miss asks all", key: "nobody", wantAsked: []string{"re", "hash", "empty", "broken"}, wantErr: boom},
+		{name: "empty value is an error", key: "e", wantErr: ErrEmptyValue, wantAsked: []string{"re", "hash", "empty"}},
+		{name: "error stops the search", key: "after-error", wantErr: boom, wantAsked: []string{"re", "hash", "empty", "broken"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked []string
+			m := &Maps{tables: []Table{
+				&fakeTable{name: "re", m: map[string]string{"both": "from-re"}, asked: &asked},
+				&fakeTable{name: "hash", fixed: true, m: map[string]string{"both": "from-hash"}, asked: &asked},
+				&fakeTable{name: "empty", fixed: true, m: map[string]string{"e": ""}, asked: &asked},
+				&fakeTable{name: "broken", fixed: true, err: boom, asked: &asked},
+				&fakeTable{name: "never", fixed: true, m: map[string]string{"after-error": "x"}, asked: &asked},
+			}}
+			v, found, err := m.Find(context.Background(), tc.key, tc.fixedOnly)
+			if v != tc.wantV || found != tc.wantFound || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Errorf("Find(%q) = %q, %v, %v; want %q, %v, %v", tc.key, v, found, err, tc.wantV, tc.wantFound, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.wantAsked, asked); diff != "" {
+				t.Errorf("tables asked (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOpenMaps(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "vmailbox")
+	if err := os.WriteFile(src, []byte("joe@example.com example.com/joe/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenMaps("hash:"+src+", inline:{@example.com=catchall/} static:{ }", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if n := len(m.Tables()); n != 3 {
+		t.Fatalf("%d tables, want 3", n)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		key     string
+		want    string
+		wantErr error
+	}{
+		{key: "joe@example.com", want: "example.com/joe/"},
+		{key: "@example.com", want: "catchall/"},
+		{key: "other", wantErr: ErrEmptyValue}, // static:{ } answers "" for everything
+	} {
+		v, _, err := m.Find(ctx, tc.key, true)
+		if v != tc.want || !errors.Is(err, tc.wantErr) {
+			t.Errorf("Find(%q) = %q, %v; want %q, %v", tc.key, v, err, tc.want, tc.wantErr)
+		}
+	}
+	empty, err := OpenMaps("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := empty.Find(ctx, "x", false); found || err != nil {
+		t.Errorf("empty Maps: found=%v err=%v", found, err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		spec string
+		want error
+	}{
+		{spec: "hash:" + filepath.Join(dir, "missing"), want: os.ErrNotExist},
+		{spec: "texthash:" + filepath.Join(dir, "missing"), want: os.ErrNotExist},
+		{spec: "regexp:" + filepath.Join(dir, "missing"), want: os.ErrNotExist},
+		{spec: "cdb:" + filepath.Join(dir, "missing"), want: os.ErrNotExist},
+		{spec: "tcp:localhost:4711", want: ErrUnsupported},
+		{spec: "proxy:socketmap:inet:localhost:9", want: ErrUnsupported},
+		{spec: "memcache:/etc/x.cf", want: ErrUnsupported},
+		{spec: "nocolon", want: ErrSyntax},
+		{spec: "proxy:nocolon", want: ErrSyntax},
+		{spec: "hash:" + dir, want: ErrSyntax},
+	}
+	for _, tc := range tests {
+		tab, err := Open(tc.spec, Options{})
+		if tab != nil || !errors.Is(err, tc.want) {
+			t.Errorf("Open(%q) = %v, %v; want error wrapping %v", tc.spec, tab, err, tc.want)
+		}
+	}
+	// With OpenMaps, a failure closes what was opened and returns no Maps.
+	if m, err := OpenMaps("static:x, tcp:localhost:1", Options{}); m != nil || !errors.Is(err, ErrUnsupported) {
+		t.Errorf("OpenMaps = %v, %v", m, err)
+	}
+}
+
+func TestUnsupportedWithoutPostmap(t *testing.T) {
+	old := findPostmap
+	t.Cleanup(func() { findPostmap = old })
+	findPostmap = func() (string, error) { return "", exec.ErrNotFound }
+	_, err := Open("lmdb:/etc/postfix/vmailbox", Options{})
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "lmdb") {
+		t.Errorf("Open(lmdb:) without postmap = %v, want ErrUnsupported naming lmdb", err)
+	}
+}
+
+func TestProxyOpensInner(t *testing.T) {
+	tab, err := Open("proxy:static:5000", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, found, err := tab.Lookup(context.Background(), "x")
+	if v != "5000" || !found || err != nil || tab.Name() != "proxy:static:5000" || !tab.Fixed() {
+		t.Errorf("proxy:static:5000: %q %v %v name %q", v, found, err, tab.Name())
+	}
+}
+
+func TestStaleDBWarning(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "vmailbox")
+	for _, f := range []string{src + ".db", src} {
+		if err := os.WriteFile(f, []byte("a b\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	var warnings []string
+	opt := Options{Warn: func(m string) { warnings = append(warnings, m) }}
+	if _, err := Open("hash:"+src, opt); err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("fresh .db: warnings %q", warnings)
+	}
+	if err := os.Chtimes(src+".db", old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open("btree:"+src, opt); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{src + ": " + src + ".db is older than its source; run \"postmap btree:" + src + "\""}
+	if diff := cmp.Diff(want, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+// TestCDB is SPEC test 48 at the table level: keys written with and without a trailing
+// NUL are both found, and the form that worked is remembered.
+func TestCDB(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file string
+		nul  bool
+	}{{"plain", false}, {"nul", true}} {
+		path := filepath.Join(dir, tc.file)
+		w, err := cdb.Create(path + ".cdb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		suffix := ""
+		if tc.nul {
+			suffix = "\x00"
+		}
+		for _, kv := range [][2]string{{"joe@example.com", "example.com/joe/"}, {"@example.com", "catchall/"}} {
+			if err := w.Add([]byte(kv[0]+suffix), []byte(kv[1]+suffix)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		tab, err := Open("cdb:"+path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []struct{ key, want string }{{"joe@example.com", "example.com/joe/"}, {"@example.com", "catchall/"}, {"nobody@example.com", ""}} {
+			v, found, err := tab.Lookup(context.Background(), q.key)
+			if v != q.want || found != (q.want != "") || err != nil {
+				t.Errorf("%s: Lookup(%q) = %q, %v, %v; want %q", tc.file, q.key, v, found, err, q.want)
+			}
+		}
+		want := int32(tryNoNul)
+		if tc.nul {
+			want = tryNul
+		}
+		if got := tab.(*cdbTable).try.Load(); got != want {
+			t.Errorf("%s: remembered form %d, want %d", tc.file, got, want)
+		}
+		if err := tab.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestPostmapFallback reads a table type vdeliver has no reader for (cidr:) through the
+// real postmap: hit, miss, and a table postmap cannot open.
+func TestPostmapFallback(t *testing.T) {
+	_, cfg := realPostmap(t)
+	dir := t.TempDir()
+	cidr := filepath.Join(dir, "clients")
+	if err := os.WriteFile(cidr, []byte("10.0.0.0/8 internal\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{ConfigDir: cfg}
+	tab, err := Open("proxy:cidr:"+cidr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.Fixed() {
+		t.Error("cidr: is a pattern table")
+	}
+	ctx := context.Background()
+	if v, found, err := tab.Lookup(ctx, "10.1.2.3"); v != "internal" || !found || err != nil {
+		t.Errorf("hit: %q %v %v", v, found, err)
+	}
+	if v, found, err := tab.Lookup(ctx, "192.0.2.1"); v != "" || found || err != nil {
+		t.Errorf("miss: %q %v %v", v, found, err)
+	}
+	if _, err := Open("cidr:"+filepath.Join(dir, "missing"), opt); err == nil {
+		t.Error("missing cidr file opened")
+	}
+	if _, err := Open("nosuchtype:"+cidr, opt); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown type: %v, want ErrUnsupported", err)
+	}
+	fail, err := Open("unionmap:{static:x}", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fail.Fixed() {
+		t.Error("unionmap of a fixed table is fixed")
+	}
+}
+
+func TestPCREParanoidAndErrors(t *testing.T) {
+	tests := []struct {
+		name, table string
+		wantErr     bool
+	}{
+		{name: "negated $n", table: "!/(a)/ $1\n", wantErr: true},
+		{name: "index beyond groups", table: "/(a)/ $2\n", wantErr: true},
+		{name: "non-numeric", table: "/(a)/ $foo\n", wantErr: true},
+		{name: "truncated", table: "/(a)/ ${1\n", wantErr: true},
+		{name: "bare dollar", table: "/(a)/ a$\n", wantErr: true},
+		{name: "no delimiter", table: "/abc\n", wantErr: true},
+		{name: "possessive", table: "/a++/ x\n", wantErr: true},
+		{name: "atomic", table: "/(?>a)/ x\n", wantErr: true},
+		{name: "backref", table: "/(a)\\1/ x\n", wantErr: true},
+		{name: "unknown keyword", table: "foo /a/\n", wantErr: true},
+		{name: "endif alone", table: "endif\n", wantErr: true},
+		{name: "fine", table: "/(a)/ ${1}$(1)$$\n"},
+	}
+	for _, tc := range tests {
+		_, err := parseRegexpTable("pcre:t", "t", tc.table, true, &Options{})
+		if tc.wantErr != (err != nil) || (err != nil && (!errors.Is(err, ErrSyntax) || !strings.HasPrefix(err.Error(), "t:1: "))) {
+			t.Errorf("%s: err = %v, want error=%v with t:1:", tc.name, err, tc.wantErr)
+		}
+	}
+}
