@@ -683,6 +683,11 @@ func TestFaults(t *testing.T) {
 			name: "tmp name replaced before the link",
 			install: func(t *testing.T) {
 				stub(t, &linkFile, func(r *os.Root, oldname, newname string) error {
+					// Keep our file's inode alive elsewhere: freed, the kernel may hand the
+					// same inode number to the impostor and hide the swap.
+					if err := r.Link(oldname, "kept-inode"); err != nil {
+						t.Fatal(err)
+					}
 					if err := r.Remove(oldname); err != nil {
 						t.Fatal(err)
 					}
