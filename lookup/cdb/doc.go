@@ -54,12 +54,14 @@
 // and the one record a lookup touches, with pread(2) (os.File.ReadAt). A
 // 1,000,000-entry table therefore opens and answers one query in
 // microseconds, which matters because a delivery agent opens its tables once
-// per message. mmap would save a few system calls per lookup, but a mapped
-// file that is truncated while mapped kills the process with SIGBUS, and the
-// returned values would point into the mapping after Close; for a program
-// that must answer Postfix with a status line, never crash, pread is the
-// safer trade. Values returned by Get are fresh copies, and Get may be called
-// from several goroutines at once.
+// per message. mmap would save the two system calls a lookup costs, but it
+// answers wrongly when the file is truncated in place (cp over the table,
+// "> table.cdb"): the rest of the last page reads as zeros, an empty slot,
+// so a key becomes a clean miss, and a miss bounces mail where an error
+// would defer it; past that page, the process dies of SIGBUS. pread instead
+// sees the file end where Open saw more, which is ErrFormat. Values
+// returned by Get are fresh copies, and Get may be called from several
+// goroutines at once.
 //
 // # Writing atomically
 //
