@@ -45,7 +45,12 @@
 //     parts that must differ are masked: the queue id and date in Postfix's
 //     Received header and the date of the mbox From_ line.
 //   - 500 messages in a burst are all delivered exactly once; the time taken
-//     is printed.
+//     is printed. Afterwards no Maildir has anything left in tmp/, no
+//     dotlock is left and the mbox is still a 0600 file of vmail.
+//   - vdeliver only (it is not in virtual(8)): a message that already
+//     carries "Delivered-To: <recipient>" bounces with 5.4.6.
+//   - The configuration itself (main.cf parameters, the master.cf entry),
+//     so that a drift in run.sh shows up as such.
 //
 // Each message carries a unique Message-ID, which is how a test finds its
 // queue id in the log (cleanup's "message-id=" line) and its copy in a

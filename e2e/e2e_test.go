@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -494,6 +495,7 @@ func TestDifferential(t *testing.T) {
 	}
 	ref := deliver("virtual")
 	got := deliver(e.transport)
+	checkTidy(t, aliceBox, bobBox, catchallBox)
 	for i, s := range sends {
 		for j, b := range s.boxes {
 			r, g := ref[i][j], got[i][j]
@@ -616,6 +618,38 @@ func TestBurst(t *testing.T) {
 	}
 	if missing > 0 {
 		t.Errorf("%d of %d messages missing from the mailboxes", missing, n)
+	}
+	checkTidy(t, boxes...)
+}
+
+// checkTidy asserts what a finished delivery leaves behind: nothing in a
+// Maildir's tmp/, no dotlock next to an mbox, and an mbox that is a 0600
+// regular file of vmail (5000:5000).
+func checkTidy(t *testing.T, boxes ...box) {
+	t.Helper()
+	for _, b := range boxes {
+		if b.isMaildir() {
+			ents, err := os.ReadDir(filepath.Join(b.path(), "tmp"))
+			if err != nil {
+				t.Errorf("%s: %v", b, err)
+			}
+			for _, ent := range ents {
+				t.Errorf("%s: left behind in tmp/: %s", b, ent.Name())
+			}
+			continue
+		}
+		if _, err := os.Lstat(b.path() + ".lock"); err == nil {
+			t.Errorf("%s: dotlock %s.lock left behind", b, b.path())
+		}
+		fi, err := os.Lstat(b.path())
+		if err != nil {
+			t.Errorf("%s: %v", b, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode() != 0o600 || st.Uid != 5000 || st.Gid != 5000 || st.Nlink != 1 {
+			t.Errorf("%s: mode %v, owner %d:%d, %d links; want -rw------- 5000:5000, 1 link", b, fi.Mode(), st.Uid, st.Gid, st.Nlink)
+		}
 	}
 }
 
