@@ -72,7 +72,9 @@
 // "\":\" expected"), and "unreasonable macro call nesting" when references nest more than
 // 100 deep, which is how a loop such as "a = $b" with "b = $a" ends. Postfix restarts
 // that count inside comparison operands (and can then recurse without bound); here the
-// count carries through them.
+// count carries through them. Also unlike Postfix, one expansion stops with an error
+// after 100000 references, so a doubling chain ("a1 = $a2$a2", "a2 = $a3$a3", ...)
+// cannot run for ever.
 //
 // # Defaults
 //

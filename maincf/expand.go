@@ -10,6 +10,11 @@ import (
 // is how an expansion loop ends.
 const maxNesting = 100
 
+// maxReferences bounds the references one expansion may visit. Postfix has no such
+// bound, so "a1 = $a2$a2", "a2 = $a3$a3", ... would run for 2^100 steps; real
+// configurations visit a few hundred.
+const maxReferences = 100000
+
 // macroErrorf returns an expansion error; Get adds the parameter and its position.
 func macroErrorf(format string, args ...any) error {
 	return &syntaxError{msg: fmt.Sprintf(format, args...)}
@@ -20,6 +25,7 @@ func macroErrorf(format string, args ...any) error {
 type expander struct {
 	c      *Config
 	hidden string
+	refs   int // references visited so far
 }
 
 func (c *Config) expand(s, hidden string) (string, error) {
@@ -87,6 +93,9 @@ func (e *expander) parse(b *strings.Builder, s string, depth int) error {
 		}
 		if expr == "" {
 			return macroErrorf("empty macro name: %q", whole)
+		}
+		if e.refs++; e.refs > maxReferences {
+			return macroErrorf("more than %d macro references: %q", maxReferences, abbrev(whole, 40))
 		}
 		if err := e.reference(b, expr, depth); err != nil {
 			return err

@@ -36,6 +36,16 @@ func chain(n int) string {
 	return b.String()
 }
 
+// doubling returns main.cf lines "d1 = $d2$d2" ... "dN = x": 2^(N-1) references.
+func doubling(n int) string {
+	var b strings.Builder
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "d%d = $d%d$d%d\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "d%d =\n", n)
+	return b.String()
+}
+
 var expandCases = []expandCase{
 	// SPEC §11, verified with postconf 3.7.11.
 	{name: "spec forms", expr: "/var/$mydomain/${mydomain}/$(mydomain)/$$x", want: "/var/Example.com/Example.com/Example.com/$x"},
@@ -107,6 +117,8 @@ var expandCases = []expandCase{
 	{name: "100 nested references", expr: "$a1", extra: chain(100), want: "end"},
 	{name: "101 nested references", expr: "$a1", extra: chain(101), err: "unreasonable macro call nesting"},
 	{name: "101 nested references ending empty", expr: "$a1", extra: chain(100) + "a100 = $a101\na101 =\n", want: ""},
+	{name: "doubling chain", expr: "$d1", extra: doubling(40), err: "more than 100000 macro references",
+		noPostconf: "postconf has no bound on the work and would run for hours"},
 	{name: "loop through comparison operands", expr: "$c", extra: "c = ${{$c} == {1}}\n", err: "unreasonable macro call nesting",
 		noPostconf: "postconf restarts the nesting count inside comparison operands and recurses until it crashes"},
 }
