@@ -87,15 +87,20 @@ func newEnv() (*env, error) {
 	return e, nil
 }
 
-// sentText is the start of the text Postfix logs with status=sent when the
-// configured transport delivered a message.
-func (e *env) sentText() string {
-	if e.daemon == "pipe" {
-		// pipe(8) logs "delivered via <service> service" plus the
-		// command's output in parentheses.
-		return "delivered via " + e.transport + " service"
+// sentText is the text Postfix logs with status=sent when the configured
+// transport delivered a message to mailbox b.
+func (e *env) sentText(b box) string {
+	// virtual(8)'s own words; vdeliver prints the same after "2.0.0 ".
+	text := "delivered to mailbox"
+	if b.isMaildir() {
+		text = "delivered to maildir"
 	}
-	return "delivered to " // virtual(8): "delivered to maildir" or "mailbox"
+	if e.daemon == "pipe" {
+		// pipe(8): "delivered via <service> service" and the
+		// command's output, trimmed, in parentheses.
+		return "delivered via " + e.transport + " service (2.0.0 " + text + ")"
+	}
+	return text
 }
 
 // command runs a program and returns its standard output; it fails the test
