@@ -82,7 +82,7 @@ func (r *run) one(ctx context.Context, env Envelope) (st *Status) {
 		return st
 	}
 	if !r.opt.NoLoopCheck && isLoop(r.loops, env.Recipient) {
-		return Bouncef(CodeLoop, nil, "<%s>: mail forwarding loop for %s", env.Recipient, env.Recipient)
+		return Bouncef(CodeLoop, nil, "mail forwarding loop for %s", env.Recipient)
 	}
 	if !strings.HasPrefix(r.s.Base, "/") {
 		return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", r.s.Base),

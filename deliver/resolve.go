@@ -110,7 +110,7 @@ func (s *Settings) Resolve(ctx context.Context, rcpt string) (*Target, *Status) 
 	}
 	if !listed {
 		return t, Bouncef(CodeUnknownDomain, fmt.Errorf("domain %q not in virtual_mailbox_domains", domain),
-			"<%s>: domain is not a virtual mailbox domain", rcpt)
+			"domain \"%s\" is not a virtual mailbox domain", domain)
 	}
 	keys, err := s.searchKeys(ctx, t.Folded)
 	if err != nil {
@@ -121,7 +121,7 @@ func (s *Settings) Resolve(ctx context.Context, rcpt string) (*Target, *Status) 
 		return t, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_maps: %w", err), "mail system configuration error")
 	}
 	if !found {
-		return t, Bouncef(CodeUnknownUser, nil, "<%s>: unknown user: \"%s\"", rcpt, t.Folded)
+		return t, Bouncef(CodeUnknownUser, nil, "unknown user: \"%s\"", t.Folded)
 	}
 	t.Mailbox = mailbox
 	t.Maildir = strings.HasSuffix(mailbox, "/")
