@@ -103,6 +103,7 @@ var (
 // is created. After any failure nothing created by this call remains in
 // tmp/ or new/.
 func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, err error) {
+	killpoint("maildir:start")
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now
@@ -171,6 +172,7 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 		return "", &Error{Op: "create", Path: tmpPath, Err: err}
 	}
 	tmpExists = true
+	killpoint("maildir:tmp-created")
 
 	st, err := f.Stat()
 	if err != nil {
@@ -193,30 +195,36 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 			return "", &Error{Op: "write", Path: tmpPath, Err: err}
 		}
 	}
+	killpoint("maildir:written")
 	if err = syncFile(f); err != nil {
 		return "", &Error{Op: "write", Path: tmpPath, Err: err}
 	}
+	killpoint("maildir:synced")
 	cf := f
 	f = nil
 	if err = closeFile(cf); err != nil {
 		return "", &Error{Op: "write", Path: tmpPath, Err: err}
 	}
+	killpoint("maildir:closed")
 
 	moved, err := link(root, prefix, tmpPath, newPath, st)
 	if err != nil {
 		return "", &Error{Op: "link", Path: newPath, Err: err}
 	}
 	newExists, tmpExists = true, false
+	killpoint("maildir:linked")
 	if !moved {
 		// Not fsynced: should a crash bring the name back, it is a second
 		// link to a delivered message, and readers delete stale tmp/ files
 		// without touching new/. The error is ignored as in the cleanup.
 		root.Remove(tmpPath)
 	}
+	killpoint("maildir:tmp-removed")
 
 	if err = syncPath(root, sub("new")); err != nil {
 		return "", &Error{Op: "link", Path: newPath, Err: err}
 	}
+	killpoint("maildir:done")
 	return newPath, nil
 }
 
@@ -243,6 +251,7 @@ func link(root *os.Root, prefix, tmpPath, newPath string, st fs.FileInfo) (moved
 			return false, rerr
 		}
 		moved = true
+		killpoint("maildir:renamed")
 	}
 	// Names, not descriptors, were linked: if the tmp name was replaced
 	// since we created it (a tmp/ cleaner racing a delivery with the same
@@ -331,6 +340,7 @@ func makeDirs(root *os.Root, prefix string, subdirs ...string) error {
 			return err
 		}
 		created = append(created, p)
+		killpoint("maildir:mkdir")
 		if err := fixMode(root, p); err != nil {
 			return err
 		}

@@ -48,6 +48,7 @@ var (
 // syscall.EFBIG when Limit would be exceeded; and the OS error (ENOENT,
 // EACCES, EISDIR, ENXIO, ENOSPC, EDQUOT, EIO, ...) otherwise.
 func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, msg []byte, opt Options) error {
+	killpoint("mbox:start")
 	full := filepath.Join(root.Name(), path)
 	var useDot, useFlock, useFcntl bool
 	for _, l := range opt.Locks {
@@ -84,6 +85,7 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 			// Deferred first, so it runs last: after the close below has
 			// dropped the kernel locks, as mbox_release.
 			defer dl.unlock()
+			killpoint("mbox:dotlocked")
 		}
 	}
 
@@ -91,12 +93,14 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 	if err != nil {
 		return err
 	}
+	killpoint("mbox:opened")
 	err = deliverOpen(r, root, o, path, full, sender, headers, msg, now(), opt, useFlock, useFcntl)
 	if cerr := o.f.Close(); cerr != nil && err == nil {
 		// The data is synced, but some file systems (NFS, AFS) only report
 		// a failed write at close; saying "delivered" would risk a loss.
 		err = newError("write", full, "error writing message: "+strerror(cerr), cerr)
 	}
+	killpoint("mbox:closed")
 	return err
 }
 
@@ -110,11 +114,13 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 			if err := lockKernel(r, o.f, true, full); err != nil {
 				return err
 			}
+			killpoint("mbox:flocked")
 		}
 		if useFcntl {
 			if err := lockKernel(r, o.f, false, full); err != nil {
 				return err
 			}
+			killpoint("mbox:fcntl-locked")
 		}
 		var err error
 		if st, err = fstat(o.f); err != nil {
@@ -139,13 +145,16 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 	if opt.Limit > 0 && oldSize+int64(len(rec)) > opt.Limit {
 		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
 	}
+	killpoint("mbox:checked")
 	n, err := writeFile(o.f, rec)
 	if err == nil && n != len(rec) {
 		err = io.ErrShortWrite
 	}
+	killpoint("mbox:written")
 	if err == nil {
 		err = syncFile(o.f)
 	}
+	killpoint("mbox:synced")
 	if err != nil {
 		// Roll back while the locks are still held, so no reader ever
 		// sees the partial message for longer than this, and a retry
@@ -153,6 +162,7 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 		// mail_copy: there is nothing better to do.
 		o.f.Truncate(oldSize)
 		o.f.Sync()
+		killpoint("mbox:rolled-back")
 		errs := []error{err}
 		if errors.Is(err, syscall.EFBIG) {
 			errs = []error{ErrTooLarge, err}

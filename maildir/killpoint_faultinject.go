@@ -1,0 +1,133 @@
+//go:build faultinject
+
+package maildir
+
+// This file exists only in binaries built with -tags faultinject, which the
+// faults/ suite builds for itself; a normal build compiles killpoint.go instead.
+//
+// VDELIVER_KILL_AT=name or name#n makes the n-th (default first) call of
+// killpoint(name) SIGKILL the process. Besides the killpoint calls in
+// maildir.go, the name "maildir:half-write" kills in the middle of a write:
+// half the buffer reaches the file, as when a fatal signal interrupts a large
+// write(2), then the process dies.
+//
+// VDELIVER_FAULT is a comma-separated list of faults armed through the
+// package's seams, for errors a real file system will not produce on demand:
+//
+//	maildir:write-eio      every write fails with EIO
+//	maildir:fsync-eio      fsync of the message fails with EIO
+//	maildir:close-eio      close of the message fails with EIO (after closing)
+//	maildir:dirsync-eio    every directory fsync fails with EIO
+//	maildir:link-eperm     link(2) refuses (no hard links on this file system)
+//	maildir:link-taken     as link-eperm, after another file took the new/ name
+//	maildir:rename-einval  the rename fallback has no RENAME_NOREPLACE either
+//	maildir:link-lie       link(2) links, then reports EIO (NFS retransmission)
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+var (
+	killMu   sync.Mutex
+	killHits = map[string]int{}
+)
+
+// armed counts a pass through the kill point name and reports whether this is
+// the pass VDELIVER_KILL_AT asks to die at.
+func armed(name string) bool {
+	at := os.Getenv("VDELIVER_KILL_AT")
+	want, nth, _ := strings.Cut(at, "#")
+	if want != name {
+		return false
+	}
+	n := 1
+	if nth != "" {
+		n, _ = strconv.Atoi(nth)
+	}
+	killMu.Lock()
+	defer killMu.Unlock()
+	killHits[name]++
+	return killHits[name] == n
+}
+
+func die() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // SIGKILL cannot be caught; never return into the delivery
+}
+
+func killpoint(name string) {
+	if armed(name) {
+		die()
+	}
+}
+
+func fault(name string) bool {
+	for _, f := range strings.Split(os.Getenv("VDELIVER_FAULT"), ",") {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+func init() {
+	realWrite, realSync, realClose, realSyncDir, realLink, realRename := writeFile, syncFile, closeFile, syncDir, linkFile, renameNoReplace
+	writeFile = func(f *os.File, b []byte) (int, error) {
+		if fault("maildir:write-eio") {
+			return 0, syscall.EIO
+		}
+		if armed("maildir:half-write") {
+			realWrite(f, b[:len(b)/2])
+			die()
+		}
+		return realWrite(f, b)
+	}
+	syncFile = func(f *os.File) error {
+		if fault("maildir:fsync-eio") {
+			return syscall.EIO
+		}
+		return realSync(f)
+	}
+	closeFile = func(f *os.File) error {
+		if fault("maildir:close-eio") {
+			realClose(f)
+			return syscall.EIO
+		}
+		return realClose(f)
+	}
+	syncDir = func(f *os.File) error {
+		if fault("maildir:dirsync-eio") {
+			return syscall.EIO
+		}
+		return realSyncDir(f)
+	}
+	linkFile = func(r *os.Root, oldname, newname string) error {
+		switch {
+		case fault("maildir:link-taken"):
+			// Another process got the name first; its file must survive.
+			if f, err := r.OpenFile(newname, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+				f.WriteString("occupied\n")
+				f.Close()
+			}
+			return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.EPERM}
+		case fault("maildir:link-eperm"), fault("maildir:rename-einval"):
+			return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.EPERM}
+		case fault("maildir:link-lie"):
+			if err := realLink(r, oldname, newname); err != nil {
+				return err
+			}
+			return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.EIO}
+		}
+		return realLink(r, oldname, newname)
+	}
+	renameNoReplace = func(od *os.File, on string, nd *os.File, nn string) error {
+		if fault("maildir:rename-einval") {
+			return syscall.EINVAL
+		}
+		return realRename(od, on, nd, nn)
+	}
+}

@@ -1,0 +1,93 @@
+//go:build faultinject
+
+package mbox
+
+// This file exists only in binaries built with -tags faultinject, which the
+// faults/ suite builds for itself; a normal build compiles killpoint.go instead.
+//
+// VDELIVER_KILL_AT=name or name#n makes the n-th (default first) call of
+// killpoint(name) SIGKILL the process. Besides the killpoint calls in
+// mbox.go, the name "mbox:half-write" kills in the middle of the record's
+// write: half of it reaches the file, as when a fatal signal interrupts a
+// large write(2), then the process dies.
+//
+// VDELIVER_FAULT is a comma-separated list of faults armed through the
+// package's seams, for errors a real file system will not produce on demand:
+//
+//	mbox:write-eio     the write fails with EIO before writing anything
+//	mbox:half-eio      half the record is written, then the write fails with EIO
+//	mbox:fsync-eio     fsync fails with EIO (the whole record is written)
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+var (
+	killMu   sync.Mutex
+	killHits = map[string]int{}
+)
+
+// armed counts a pass through the kill point name and reports whether this is
+// the pass VDELIVER_KILL_AT asks to die at.
+func armed(name string) bool {
+	at := os.Getenv("VDELIVER_KILL_AT")
+	want, nth, _ := strings.Cut(at, "#")
+	if want != name {
+		return false
+	}
+	n := 1
+	if nth != "" {
+		n, _ = strconv.Atoi(nth)
+	}
+	killMu.Lock()
+	defer killMu.Unlock()
+	killHits[name]++
+	return killHits[name] == n
+}
+
+func die() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // SIGKILL cannot be caught; never return into the delivery
+}
+
+func killpoint(name string) {
+	if armed(name) {
+		die()
+	}
+}
+
+func fault(name string) bool {
+	for _, f := range strings.Split(os.Getenv("VDELIVER_FAULT"), ",") {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+func init() {
+	realWrite, realSync := writeFile, syncFile
+	writeFile = func(f *os.File, b []byte) (int, error) {
+		switch {
+		case fault("mbox:write-eio"):
+			return 0, syscall.EIO
+		case fault("mbox:half-eio"):
+			n, _ := realWrite(f, b[:len(b)/2])
+			return n, syscall.EIO
+		case armed("mbox:half-write"):
+			realWrite(f, b[:len(b)/2])
+			die()
+		}
+		return realWrite(f, b)
+	}
+	syncFile = func(f *os.File) error {
+		if fault("mbox:fsync-eio") {
+			return syscall.EIO
+		}
+		return realSync(f)
+	}
+}
