@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -230,5 +231,36 @@ func TestPanicDefers(t *testing.T) {
 	code := run(t.Context(), []string{"vdeliver", "-c", t.TempDir(), "--", "a@example.com"}, panicReader{}, &out, &errOut, func(string) string { return "" })
 	if code != 75 || out.String() != "4.3.0 internal error\n" || errOut.Len() != 0 {
 		t.Fatalf("run = %d, stdout %q, stderr %q; want 75, \"4.3.0 internal error\\n\", nothing", code, out.String(), errOut.String())
+	}
+}
+
+// Control characters in an address would inject header lines (Delivered-To, X-Original-To,
+// Return-Path): the run bounces before anything is opened, with one printable line. The
+// refusal happens before the identity switch, so it is safe to run in-process.
+func TestControlCharactersBounce(t *testing.T) {
+	dir := t.TempDir()
+	cf := "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = " + dir + "/vmail\n" +
+		"virtual_mailbox_maps = static:alice/\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(cf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		out  string
+		code int
+	}{
+		{[]string{"--", "alice@example.com\nX-Injected: yes"}, "5.1.3 bad recipient address syntax\n", 65},
+		{[]string{"-a", "alice@example.com\r\nX-Injected: yes", "--", "alice@example.com"}, "5.1.3 bad original recipient address syntax\n", 65},
+		{[]string{"-f", "a@x\nX-Injected: yes", "--", "alice@example.com"}, "5.1.7 bad sender address syntax\n", 65},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"vdeliver", "-c", dir}, tc.args...)
+		code := run(t.Context(), args, strings.NewReader("Subject: x\n\ny\n"), &out, &errOut, func(string) string { return "" })
+		if code != tc.code || out.String() != tc.out || errOut.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d, %q", tc.args, code, out.String(), errOut.String(), tc.code, tc.out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vmail")); !os.IsNotExist(err) {
+		t.Fatalf("something was written: %v", err)
 	}
 }
