@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"vdeliver/lookup"
+)
+
+func init() { subcommands["query"] = runQuery }
+
+const queryUsage = `usage: vdeliver query [-c config_dir] [-f] type:table key
+
+   Prints the value that vdeliver's delivery would get for key from the table, which
+   may be any table type vdeliver reads, or a list of tables as in main.cf
+   ("cdb:/etc/postfix/vmailbox, static:x") searched in order as Postfix searches a
+   *_maps parameter. The key is folded to lower case, as delivery folds addresses,
+   unless -f. -c is the Postfix configuration directory handed to postmap(1) for the
+   table types vdeliver looks up through it (lmdb, sqlite, ...).
+
+   Exit status: 0 found (the value is printed); 1 not found (nothing is printed);
+   2 a usage error or a table that cannot be read (an empty value counts, as it does
+   for delivery).`
+
+// runQuery: vdeliver query [-c config_dir] [-f] type:table key.
+func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, _ func(string) string) int {
+	fs := flag.NewFlagSet("vdeliver query", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("c", "", "Postfix configuration directory for postmap(1)-read tables")
+	noFold := fs.Bool("f", false, "use the key as given, without folding it to lower case")
+	usage, _, _ := strings.Cut(queryUsage, "\n")
+	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, queryUsage)
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintf(stderr, "vdeliver query: need a table and a key, got %d arguments\n%s\n", fs.NArg(), usage)
+		return 2
+	}
+	spec, key := fs.Arg(0), fs.Arg(1)
+	if !*noFold {
+		key = strings.ToLower(key)
+	}
+	warn := func(s string) { fmt.Fprintf(stderr, "vdeliver query: warning: %s\n", s) }
+	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: *dir, Warn: warn})
+	if err != nil {
+		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
+		return 2
+	}
+	defer m.Close()
+	if len(m.Tables()) == 0 {
+		fmt.Fprintf(stderr, "vdeliver query: no table in %q\n", spec)
+		return 2
+	}
+	v, found, err := m.Find(ctx, key, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
+		return 2
+	}
+	if !found {
+		return 1
+	}
+	fmt.Fprintln(stdout, v)
+	return 0
+}
