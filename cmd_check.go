@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"vdeliver/confcheck"
+)
+
+func init() { subcommands["check"] = runCheck }
+
+// checkUsage is the first line of `vdeliver check -h`, and the man page's synopsis.
+const checkUsage = "usage: vdeliver check [-c config_dir] [-o name=value]... [-M master.cf] [--json]"
+
+// checkFlags defines check's flags on a new set; the man page is generated from it.
+func checkFlags(stderr io.Writer) (fs *flag.FlagSet, dir, master *string, asJSON *bool, overrides *multiFlag) {
+	fs = flag.NewFlagSet("vdeliver check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir = fs.String("c", "", "directory with main.cf and master.cf (default $MAIL_CONFIG, else /etc/postfix)")
+	master = fs.String("M", "", "the master.cf to read (default master.cf beside main.cf; skipped when absent)")
+	asJSON = fs.Bool("json", false, "print one JSON document")
+	overrides = &multiFlag{}
+	fs.Var(overrides, "o", "override a main.cf parameter: name=value (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, checkUsage)
+		fs.PrintDefaults()
+	}
+	return fs, dir, master, asJSON, overrides
+}
+
+// checkReport is the --json document.
+type checkReport struct {
+	ConfigDirectory string              `json:"config_directory"`
+	Findings        []confcheck.Finding `json:"findings"`
+}
+
+// runCheck: vdeliver check. Exit 0 when clean, 1 with findings, 2 for a usage error.
+func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs, dir, master, asJSON, overrides := checkFlags(stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	var findings []confcheck.Finding
+	cf, err := loadConfig(*dir, *overrides, getenv)
+	configDir := *dir
+	if err != nil {
+		// main.cf itself cannot be read: that is the one finding.
+		if configDir == "" {
+			configDir = getenv("MAIL_CONFIG")
+		}
+		if configDir == "" {
+			configDir = "/etc/postfix"
+		}
+		findings = []confcheck.Finding{confcheck.LoadFailure(filepath.Join(configDir, "main.cf"), err)}
+	} else {
+		configDir = cf.Dir()
+		findings = confcheck.Check(ctx, cf, confcheck.Options{Master: *master})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(checkReport{ConfigDirectory: configDir, Findings: findings}); err != nil {
+			return 2
+		}
+	} else {
+		for _, f := range findings {
+			fmt.Fprintln(stdout, f)
+		}
+		if len(findings) == 0 {
+			fmt.Fprintf(stdout, "%s: no findings\n", configDir)
+		}
+	}
+	if len(findings) > 0 {
+		return 1
+	}
+	return 0
+}

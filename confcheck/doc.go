@@ -1,0 +1,81 @@
+// Package confcheck is `vdeliver check`: it reads main.cf, the lookup tables it names and
+// master.cf (when present) and reports what would lose, misroute or defer mail, each
+// finding with the file and line to edit, a severity and a fix (issue 8).
+//
+// It reads the configuration as vdeliver does (maincf, lookup) and never writes. Line 0
+// in a finding means the file as a whole: something is missing from it.
+//
+// # Findings
+//
+// The "NEVER" rules of Postfix's VIRTUAL_README (SPEC §10):
+//
+//	domains-unset            error    virtual_mailbox_domains not set (it then defaults to
+//	                                  $virtual_mailbox_maps, looked up with bare domains)
+//	domain-in-mydestination  error    a virtual mailbox domain also in mydestination
+//	domain-in-alias-domains  error    a virtual mailbox domain also in virtual_alias_domains
+//	alias-wildcard           error    an @domain key in virtual_alias_maps for a virtual
+//	                                  mailbox domain
+//
+// Safety (SPEC §1, §3):
+//
+//	base-unset, base-relative, base-missing
+//	                         error    virtual_mailbox_base empty, not absolute, absent or
+//	                                  not a directory
+//	base-writable            error    the base, or a non-sticky directory above it, is
+//	                                  writable by others
+//	minimum-uid-low          warning  virtual_minimum_uid below 100
+//	ids-unset                error    virtual_uid_maps or virtual_gid_maps not set
+//	uid-root, gid-root       error    a uid or gid map answers 0
+//	uid-below-minimum        error    a uid below virtual_minimum_uid
+//	uid-invalid, gid-invalid error    an answer that is not a decimal id
+//	uid-not-pipe-user, gid-not-pipe-user
+//	                         error    an id other than master.cf's user=, which is the
+//	                                  only identity a pipe(8) command can have
+//	mailbox-dotdot           error    a mailbox path with a ".." element
+//
+// Tables (SPEC §9), for every table of virtual_mailbox_maps, virtual_uid_maps,
+// virtual_gid_maps, virtual_alias_maps and the domain lists:
+//
+//	table-stale              warning  the source is newer than its .db or .cdb: postmap
+//	                                  has not been run, Postfix and vdeliver disagree
+//	table-duplicate          warning  a duplicate key (postmap keeps the first); error for
+//	                                  texthash, where it makes every lookup fail
+//	texthash-uppercase       error    an upper-case key in a texthash table: never matches
+//	unreadable               error    a table or main.cf missing, or not readable by
+//	                                  master.cf's user= (by mode bits, with only that
+//	                                  user's gid, as pipe(8) runs it)
+//	table-unsupported        error    a type vdeliver refuses (tcp:, socketmap:, memcache:)
+//	                                  or cannot read
+//	table-error, table-warning
+//	                         error/warning what lookup reports while reading a table
+//	maincf-warning           warning  what Postfix logs while reading main.cf
+//	parameter-error          error    a parameter that does not expand or parse
+//
+// master.cf (SPEC §8), for the pipe(8) services whose argv runs a program named vdeliver:
+//
+//	master-syntax            error    an entry master(8) would refuse
+//	master-no-entry          error    no such service
+//	transport-mismatch       error    virtual_transport names another service
+//	master-unpriv            error    unpriv column not n (pipe needs root)
+//	master-chroot            error    chrooted: main.cf and the base are out of reach
+//	master-user-missing, master-user-root, master-user-unknown
+//	                         error    user= absent, root, or no such account
+//	master-flags             error    F, D, O, R or > in flags=: vdeliver writes those
+//	                                  headers and the quoting itself
+//	master-null-sender       warning  null_sender absent or not empty
+//	master-argv              error    argv without ${recipient}; warning without "--"
+//	                                  before it
+//	recipient-limit          error    <service>_destination_recipient_limit not 1
+//	time-limit               error    <service>_time_limit (else command_time_limit) not
+//	                                  longer than the lock waits: virtual_mailbox_lock
+//	                                  kinds x (deliver_lock_attempts-1) x 1.25 x
+//	                                  deliver_lock_delay
+//
+// # master.cf syntax (master(5))
+//
+// A line whose first non-blank character is "#" and a blank line are dropped; a line that
+// starts with whitespace continues the entry before it. An entry is service, type,
+// private, unpriv, chroot, wakeup, maxproc and the command with its arguments; a word
+// starting with "{" runs to the matching "}". For pipe(8) the arguments are the generic
+// daemon options (-o name=value, -v, ...), then name=value attributes, argv= last.
+package confcheck
