@@ -101,7 +101,7 @@ type checker struct {
 
 	masterFound  bool
 	masterBroken bool
-	services    []Service
+	services     []Service
 	// pipeUser is the account of the master.cf entry that runs vdeliver, whose rights
 	// decide what vdeliver can read; nil without master.cf.
 	pipeUser *account
