@@ -25,21 +25,21 @@ import (
 // real peer holds its lock). Everything is real: real mounts, real peers, real limits.
 func init() {
 	for name, fn := range map[string]func(*testscript.TestScript, bool, []string){
-		"needroot":     cmdNeedRoot,
-		"needtool":     cmdNeedTool,
-		"lchown":       cmdLchown,
-		"mknodc":       cmdMknodC,
-		"mkfifo":       cmdMkfifo,
-		"fiforead":     cmdFIFORead,
-		"fifoempty":    cmdFIFOEmpty,
-		"waitlocked":   cmdWaitLocked,
-		"smallfs":      cmdSmallFS,
-		"bigmsg":       cmdBigMsg,
-		"fromnow":      cmdFromNow,
-		"size":         cmdSize,
-		"pause":        cmdPause,
-		"elapsed":      cmdElapsed,
-		"deliverfsize": cmdDeliverFsize,
+		"requireroot":  cmdMboxNeedRoot,
+		"requiretool":  cmdMboxNeedTool,
+		"lchown":       cmdMboxLchown,
+		"mknodc":       cmdMboxMknodC,
+		"mkfifo":       cmdMboxMkfifo,
+		"fiforead":     cmdMboxFIFORead,
+		"fifoempty":    cmdMboxFIFOEmpty,
+		"waitlocked":   cmdMboxWaitLocked,
+		"smallfs":      cmdMboxSmallFS,
+		"bigmsg":       cmdMboxBigMsg,
+		"fromnow":      cmdMboxFromNow,
+		"size":         cmdMboxSize,
+		"pause":        cmdMboxPause,
+		"elapsed":      cmdMboxElapsed,
+		"deliverfsize": cmdMboxDeliverFsize,
 	} {
 		if _, dup := scriptCmds[name]; dup {
 			panic("script command " + name + " registered twice")
@@ -48,43 +48,43 @@ func init() {
 	}
 }
 
-// scriptState is what one script's commands share (FIFO readers, the elapsed clock).
-type scriptState struct {
+// mboxScriptState is what one script's commands share (FIFO readers, the elapsed clock).
+type mboxScriptState struct {
 	fifos map[string]*os.File
 	start time.Time
 }
 
 var (
-	statesMu sync.Mutex
-	states   = map[*testscript.TestScript]*scriptState{}
+	mboxStatesMu sync.Mutex
+	mboxStates   = map[*testscript.TestScript]*mboxScriptState{}
 )
 
-func stateOf(ts *testscript.TestScript) *scriptState {
-	statesMu.Lock()
-	defer statesMu.Unlock()
-	s := states[ts]
+func mboxStateOf(ts *testscript.TestScript) *mboxScriptState {
+	mboxStatesMu.Lock()
+	defer mboxStatesMu.Unlock()
+	s := mboxStates[ts]
 	if s == nil {
-		s = &scriptState{fifos: map[string]*os.File{}}
-		states[ts] = s
+		s = &mboxScriptState{fifos: map[string]*os.File{}}
+		mboxStates[ts] = s
 		ts.Defer(func() {
-			statesMu.Lock()
-			defer statesMu.Unlock()
+			mboxStatesMu.Lock()
+			defer mboxStatesMu.Unlock()
 			for _, f := range s.fifos {
 				f.Close()
 			}
-			delete(states, ts)
+			delete(mboxStates, ts)
 		})
 	}
 	return s
 }
 
-// skipScript marks the running script skipped. testscript (v1.16) lets only its built-in
+// mboxSkipScript marks the running script skipped. testscript (v1.16) lets only its built-in
 // "skip" do that and offers a custom command no Skip method, and main_test.go has no [root]
 // condition; so this reaches the script's testing.T through the unexported field testscript
 // keeps it in. Call it before any background command is started. If testscript ever
 // renames the field, the script fails with the reason instead of skipping.
 // TODO(lead): a [root] condition in main_test.go's Params would replace this.
-func skipScript(ts *testscript.TestScript, why string) {
+func mboxSkipScript(ts *testscript.TestScript, why string) {
 	f := reflect.ValueOf(ts).Elem().FieldByName("t")
 	if f.IsValid() && f.CanAddr() {
 		if t, ok := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(testscript.T); ok && t != nil {
@@ -94,35 +94,35 @@ func skipScript(ts *testscript.TestScript, why string) {
 	ts.Fatalf("cannot skip (%s)", why)
 }
 
-// needroot: skips the script unless it runs as root (it changes owners, makes device
+// requireroot: skips the script unless it runs as root (it changes owners, makes device
 // nodes or mounts a file system).
-func cmdNeedRoot(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxNeedRoot(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 0 {
-		ts.Fatalf("usage: needroot")
+		ts.Fatalf("usage: requireroot")
 	}
 	if os.Geteuid() != 0 {
-		skipScript(ts, "not root: this script needs root to set owners, make device nodes or mount")
+		mboxSkipScript(ts, "not root: this script needs root to set owners, make device nodes or mount")
 	}
 }
 
-// needtool prog...: skips the script when a program it drives is missing, except under
+// requiretool prog...: skips the script when a program it drives is missing, except under
 // CI=true, where a missing tool is a broken CI and fails.
-func cmdNeedTool(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxNeedTool(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: needtool prog...")
+		ts.Fatalf("usage: requiretool prog...")
 	}
 	for _, p := range args {
 		if _, err := exec.LookPath(p); err != nil {
 			if os.Getenv("CI") == "true" {
 				ts.Fatalf("%s is missing (CI=true: make deps installs it)", p)
 			}
-			skipScript(ts, p+" is not installed (make deps installs it)")
+			mboxSkipScript(ts, p+" is not installed (make deps installs it)")
 		}
 	}
 }
 
 // lchown uid path...: gives the paths (not what a symlink points to) to uid, gid = uid.
-func cmdLchown(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxLchown(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: lchown uid path...")
 	}
@@ -134,7 +134,7 @@ func cmdLchown(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // mknodc path major minor: a character device node, mode 0666 (as /dev/null).
-func cmdMknodC(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxMknodC(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: mknodc path major minor")
 	}
@@ -148,7 +148,7 @@ func cmdMknodC(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // mkfifo path: a FIFO, mode 0666, so only "no reader" can make opening it fail.
-func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxMkfifo(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: mkfifo path")
 	}
@@ -159,21 +159,21 @@ func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
 
 // fiforead path: this test process opens the FIFO for reading and keeps it open until the
 // script ends, so that a writer's non-blocking open succeeds.
-func cmdFIFORead(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxFIFORead(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: fiforead path")
 	}
 	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	ts.Check(err)
-	stateOf(ts).fifos[args[0]] = f
+	mboxStateOf(ts).fifos[args[0]] = f
 }
 
 // fifoempty path: nothing was written into the FIFO opened by fiforead.
-func cmdFIFOEmpty(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxFIFOEmpty(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: fifoempty path")
 	}
-	f := stateOf(ts).fifos[args[0]]
+	f := mboxStateOf(ts).fifos[args[0]]
 	if f == nil {
 		ts.Fatalf("fifoempty %s: no fiforead before", args[0])
 	}
@@ -190,7 +190,7 @@ func cmdFIFOEmpty(ts *testscript.TestScript, neg bool, args []string) {
 // waitlocked flock|fcntl path: waits (at most 10 s) until another process holds that
 // kind of lock on path, so a script that started a real locker in the background knows it
 // is in place before it runs vdeliver.
-func cmdWaitLocked(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxWaitLocked(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 || (args[0] != "flock" && args[0] != "fcntl") {
 		ts.Fatalf("usage: waitlocked flock|fcntl path")
 	}
@@ -219,12 +219,12 @@ func cmdWaitLocked(ts *testscript.TestScript, neg bool, args []string) {
 
 // smallfs dir size: mounts a tmpfs of that size (e.g. 64k) on dir, root directory owned by
 // the delivery uid, and unmounts it when the script ends. Root only.
-func cmdSmallFS(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxSmallFS(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: smallfs dir size")
 	}
 	if os.Geteuid() != 0 {
-		skipScript(ts, "not root: cannot mount a small tmpfs")
+		mboxSkipScript(ts, "not root: cannot mount a small tmpfs")
 	}
 	uid, gid := deliveryUID()
 	dir := ts.MkAbs(args[0])
@@ -239,7 +239,7 @@ func cmdSmallFS(ts *testscript.TestScript, neg bool, args []string) {
 
 // bigmsg file nbytes: writes a message of exactly nbytes (a Subject header, a blank line,
 // lines of x), for the disk-full and size-limit cases.
-func cmdBigMsg(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxBigMsg(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: bigmsg file nbytes")
 	}
@@ -260,19 +260,19 @@ func cmdBigMsg(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b.Bytes(), 0o644))
 }
 
-var fromLine = regexp.MustCompile(`(?m)^From [^\n]*  ([A-Z][a-z]{2} [A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4})$`)
+var mboxFromLine = regexp.MustCompile(`(?m)^From [^\n]*  ([A-Z][a-z]{2} [A-Z][a-z]{2} [ 1-3][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4})$`)
 
 // fromnow file: the date on the file's last From_ line is asctime(3) of "now" in the
 // script's $TZ: exactly time.ANSIC as Go formats it (day padded with a space), and within
 // two minutes of the clock. This pins the date cmpmbox masks. With !, the date must be a
 // well-formed asctime date that is not now in $TZ.
-func cmdFromNow(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxFromNow(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: fromnow file")
 	}
 	b, err := os.ReadFile(ts.MkAbs(args[0]))
 	ts.Check(err)
-	m := fromLine.FindAllSubmatch(b, -1)
+	m := mboxFromLine.FindAllSubmatch(b, -1)
 	if len(m) == 0 {
 		ts.Fatalf("%s: no From_ line with an asctime date", args[0])
 	}
@@ -293,7 +293,7 @@ func cmdFromNow(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // size file n: the file is exactly n bytes long.
-func cmdSize(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxSize(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: size file n")
 	}
@@ -305,7 +305,7 @@ func cmdSize(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // pause duration: sleeps (a dotlock must age past stale_lock_time; ctime cannot be set).
-func cmdPause(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxPause(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: pause duration")
 	}
@@ -316,8 +316,8 @@ func cmdPause(ts *testscript.TestScript, neg bool, args []string) {
 
 // elapsed start | elapsed min max: starts a clock, then checks the time since it started
 // is within [min, max] (lock retries honour their attempts and delay, and end).
-func cmdElapsed(ts *testscript.TestScript, neg bool, args []string) {
-	s := stateOf(ts)
+func cmdMboxElapsed(ts *testscript.TestScript, neg bool, args []string) {
+	s := mboxStateOf(ts)
 	switch {
 	case !neg && len(args) == 1 && args[0] == "start":
 		s.start = time.Now()
@@ -340,7 +340,7 @@ func cmdElapsed(ts *testscript.TestScript, neg bool, args []string) {
 // deliverfsize bytes EXIT args...: as deliver, but vdeliver runs under prlimit(1) with
 // RLIMIT_FSIZE = bytes, so the kernel refuses (EFBIG) the write that would pass it: a
 // real failure in the middle of a message.
-func cmdDeliverFsize(ts *testscript.TestScript, neg bool, args []string) {
+func cmdMboxDeliverFsize(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: deliverfsize bytes exit args...")
 	}
