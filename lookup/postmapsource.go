@@ -15,7 +15,8 @@ const (
 	DupWarn DupPolicy = iota
 	// DupReplace keeps the last value, silently (postmap -r).
 	DupReplace
-	// DupIgnore keeps the first value, silently (postmap -w).
+	// DupIgnore keeps every record, silently, as postmap -w does for cdb: (it adds
+	// without looking); readers answer with the first.
 	DupIgnore
 )
 
@@ -43,7 +44,8 @@ type Entry struct {
 type Source struct {
 	// Entries are the records postmap would store, in the order it stores them: each key
 	// once, at the place of the occurrence that wins (the first; with DupReplace the
-	// last, because postmap then deletes the earlier record and appends the new one).
+	// last, because postmap then deletes the earlier record and appends the new one);
+	// with DupIgnore every occurrence, in file order.
 	Entries []Entry
 	// Info describes the source file as it was read.
 	Info fs.FileInfo
@@ -75,11 +77,18 @@ func ReadSource(path string, opt SourceOptions) (*Source, error) {
 	src := &Source{Info: fi, Lines: lines, Entries: make([]Entry, 0, lines)}
 	// index maps a key to its place in Entries; a replaced entry's place is marked dead
 	// with Line = 0 and the survivors are compacted at the end.
-	index := make(map[string]int, lines)
+	var index map[string]int
+	if opt.Dups != DupIgnore {
+		index = make(map[string]int, lines)
+	}
 	dead := 0
 	parseSource(path, data, !opt.NoFold, warn, func(e entry) {
 		if opt.Progress != nil {
 			opt.Progress(e.line, lines)
+		}
+		if opt.Dups == DupIgnore {
+			src.Entries = append(src.Entries, Entry{Key: e.key, Value: e.value, Line: e.line})
+			return
 		}
 		i, dup := index[e.key]
 		if !dup {

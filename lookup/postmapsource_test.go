@@ -42,9 +42,10 @@ func TestReadSource(t *testing.T) {
 			},
 		},
 		{
-			name: "first wins silently",
+			// postmap -w adds every record; the reader answers with the first.
+			name: "every record, silently",
 			opt:  SourceOptions{Dups: DupIgnore},
-			want: []Entry{{"b@x", "one", 1}, {"a@x", "first", 2}, {"c@x", "c  continued", 5}},
+			want: []Entry{{"b@x", "one", 1}, {"a@x", "first", 2}, {"a@x", "second", 4}, {"c@x", "c  continued", 5}, {"b@x", "two", 7}, {"a@x", "third", 8}},
 		},
 		{
 			// postmap -r deletes the old record and appends the new one: the survivors
