@@ -30,6 +30,12 @@
 // has no newline gets one, as does a non-empty header block. The message
 // must already have LF line ends; CR bytes are stored as they are.
 //
+// When the existing file does not end with a newline — a record cut short by a
+// delivery killed in the middle of its write — the record is preceded by
+// "\n\n", so that its From_ line starts a line and no reader takes the new
+// message for the end of the fragment. This is the one case where the bytes
+// differ from virtual(8), which appends directly.
+//
 // # Open and lock sequence
 //
 //  1. Dotlock (if enabled), before the file is opened and only when stat(2)

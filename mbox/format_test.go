@@ -104,12 +104,23 @@ func TestFormat(t *testing.T) {
 				"From a@b  " + epochDate + "\nSubject: new\n\nnew\n\n",
 		},
 		{
-			name:   "old mailbox without final newline is not repaired, as virtual(8)",
+			// Unlike virtual(8): appended straight after "garbage", the From_
+			// line would not start a line and readers would lose the message
+			// (issue 4: a delivery killed mid-write leaves exactly this).
+			name:   "old mailbox without final newline gets a blank line first",
 			old:    "garbage",
 			sender: "a@b",
 			msg:    "x\n",
 			now:    epoch,
-			want:   "garbageFrom a@b  " + epochDate + "\nx\n\n",
+			want:   "garbage\n\nFrom a@b  " + epochDate + "\nx\n\n",
+		},
+		{
+			name:   "old mailbox ending in one newline is appended to as virtual(8)",
+			old:    "From old@x  Mon Jan  1 00:00:00 2024\ncut short\n",
+			sender: "a@b",
+			msg:    "x\n",
+			now:    epoch,
+			want:   "From old@x  Mon Jan  1 00:00:00 2024\ncut short\nFrom a@b  " + epochDate + "\nx\n\n",
 		},
 	}
 	for _, tc := range tests {

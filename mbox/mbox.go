@@ -142,6 +142,15 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 
 	oldSize := st.Size
 	rec := record(sender, now, headers, msg)
+	if oldSize > 0 && !endsLine(root, path, st) {
+		// A delivery killed in the middle of its write(2) (SIGKILL can cut
+		// a large write short) leaves a record without its end. Our From_
+		// line appended straight after that unterminated last line would
+		// not start a line, and every reader would take our message for
+		// part of the fragment: a delivery reported as done, yet lost.
+		// Ending the fragment first keeps our record a record.
+		rec = append([]byte("\n\n"), rec...)
+	}
 	if opt.Limit > 0 && oldSize+int64(len(rec)) > opt.Limit {
 		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
 	}
@@ -184,4 +193,28 @@ func samePath(root *os.Root, path string, viaLink bool, st *syscall.Stat_t) bool
 	}
 	pst, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && pst.Dev == st.Dev && pst.Ino == st.Ino
+}
+
+// endsLine reports whether the mailbox, whose locked descriptor has status
+// st, ends with a newline. It reads the last byte through a second,
+// read-only descriptor (the delivery's own is write-only), used only when it
+// is the same file; when that cannot be done it answers true, which appends
+// exactly as virtual(8) does.
+func endsLine(root *os.Root, path string, st *syscall.Stat_t) bool {
+	// O_NONBLOCK: should the path have become a FIFO, the open must not wait
+	// for a writer; the inode check below then refuses it.
+	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	rst, err := fstat(f)
+	if err != nil || rst.Dev != st.Dev || rst.Ino != st.Ino {
+		return true
+	}
+	var last [1]byte
+	if n, err := f.ReadAt(last[:], st.Size-1); n != 1 && err != nil {
+		return true
+	}
+	return last[0] == '\n'
 }
