@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/syslog"
+	"net"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -164,7 +164,7 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		}
 		return nil
 	}()
-	logger := openLog(d.logFile)
+	logger := openLog(d.logFile, getenv("VDELIVER_SYSLOG_SOCKET"))
 	defer logger.close()
 	if st == nil {
 		st = deliverAll(ctx, d, msg, getenv, logger)
@@ -228,15 +228,35 @@ func orNoQueue(id string) string {
 // logger writes to syslog (facility mail, ident vdeliver, with pid) when a socket exists,
 // else to --log-file, else nowhere: never to stderr, which pipe(8) would show the sender.
 type logger struct {
-	mu   sync.Mutex
-	sys  *syslog.Writer
-	file *os.File
+	mu     sync.Mutex
+	sys    net.Conn // the syslog socket
+	stream bool     // sys is a stream socket: each message ends in a newline
+	file   *os.File
 }
 
-func openLog(file string) *logger {
+// syslogSockets are where syslog(3) (and log/syslog) look for the local syslog daemon.
+var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}
+
+// syslogPriority is facility mail, severity info.
+const syslogPriority = 2<<3 | 6
+
+// openLog opens the syslog socket (socket, when not empty, instead of the usual places:
+// $VDELIVER_SYSLOG_SOCKET, for a chroot or a test) and the --log-file. Neither failing
+// is an error: logging never changes what the MTA is told.
+func openLog(file, socket string) *logger {
 	l := &logger{}
-	if w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "vdeliver"); err == nil {
-		l.sys = w
+	paths := syslogSockets
+	if socket != "" {
+		paths = []string{socket}
+	}
+dial:
+	for _, p := range paths {
+		for _, network := range []string{"unixgram", "unix"} {
+			if c, err := net.Dial(network, p); err == nil {
+				l.sys, l.stream = c, network == "unix"
+				break dial
+			}
+		}
 	}
 	if file != "" {
 		if f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
@@ -250,7 +270,15 @@ func (l *logger) line(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sys != nil {
-		l.sys.Info(s)
+		// syslog(3)'s local format, as log/syslog writes it: "<PRI>Mmm dd hh:mm:ss
+		// TAG[PID]: MSG". A syslog daemon that does not read must not hold the delivery
+		// until pipe(8)'s time limit bounces it.
+		msg := fmt.Sprintf("<%d>%s vdeliver[%d]: %s", syslogPriority, time.Now().Format(time.Stamp), os.Getpid(), s)
+		if l.stream {
+			msg += "\n"
+		}
+		l.sys.SetWriteDeadline(time.Now().Add(time.Second))
+		l.sys.Write([]byte(msg))
 	}
 	if l.file != nil {
 		fmt.Fprintf(l.file, "%s vdeliver[%d]: %s\n", time.Now().Format(time.StampMicro), os.Getpid(), s)
