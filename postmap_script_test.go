@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
@@ -164,4 +167,114 @@ func openPTY() (ptm, pts *os.File, err error) {
 		return nil, nil, fmt.Errorf("termios: %w", err)
 	}
 	return m, s, nil
+}
+
+// TestPostmapOwner: as Postfix's postmap, root building a table from a source someone
+// else owns writes it as that owner, so that owner's say-so never creates a root-owned
+// file; -o keeps root; root is given back after each table; and an owner who may not
+// write where the table goes is refused, the old table staying. A Go test rather than a
+// script because it needs a skip when not root, which a script command cannot give.
+func TestPostmapOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: this test checks what postmap does when root runs it on someone else's file")
+	}
+	t.Parallel()
+	bin, err := exec.LookPath("vdeliver") // put in $PATH by testscript.Main
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := deliveryUID()
+	top := t.TempDir()
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path string, own bool) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("a b\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if own {
+			if err := os.Chown(path, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	postmap := func(want int, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"postmap"}, args...)...)
+		cmd.Dir = top
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != want {
+			t.Fatalf("vdeliver postmap %q: exit %d, want %d; output:\n%s", args, code, want, out)
+		}
+		return string(out)
+	}
+	owner := func(path string) [2]uint32 {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(top, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return [2]uint32{st.Uid, st.Gid}
+	}
+	users, root := [2]uint32{uint32(uid), uint32(gid)}, [2]uint32{0, 0}
+
+	// A directory the source's owner controls.
+	ownDir := filepath.Join(top, "own")
+	if err := os.Mkdir(ownDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ownDir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(ownDir, "src"), true)
+	write(filepath.Join(top, "rootsrc"), false)
+
+	postmap(0, "cdb:own/src")
+	if got := owner("own/src.cdb"); got != users {
+		t.Errorf("own/src.cdb: owner %v, want the source's %v", got, users)
+	}
+	postmap(0, "-o", "cdb:own/src")
+	if got := owner("own/src.cdb"); got != root {
+		t.Errorf("-o: own/src.cdb: owner %v, want root", got)
+	}
+	postmap(0, "cdb:own/src", "cdb:rootsrc")
+	if got := owner("own/src.cdb"); got != users {
+		t.Errorf("own/src.cdb: owner %v, want %v", got, users)
+	}
+	if got := owner("rootsrc.cdb"); got != root {
+		t.Errorf("rootsrc.cdb after a foreign table: owner %v, want root (root not given back?)", got)
+	}
+
+	// A source the user owns in a directory only root may write: refused, as postmap
+	// refuses it, and the table built before (as root, -o) stays.
+	roDir := filepath.Join(top, "ro")
+	if err := os.Mkdir(roDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(roDir, "src"), true)
+	postmap(0, "-o", "cdb:ro/src")
+	before, err := os.ReadFile(filepath.Join(roDir, "src.cdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := postmap(1, "cdb:ro/src")
+	if !regexp.MustCompile(`^vdeliver postmap: cdb:ro/src: cdb: open ro/\.src\.cdb\.tmp[0-9]+: permission denied\n$`).MatchString(out) {
+		t.Errorf("output %q, want a permission error naming the temporary file", out)
+	}
+	after, err := os.ReadFile(filepath.Join(roDir, "src.cdb"))
+	if err != nil || string(after) != string(before) || owner("ro/src.cdb") != root {
+		t.Errorf("the old table changed: %v", err)
+	}
+	if ents, _ := os.ReadDir(roDir); len(ents) != 2 {
+		t.Errorf("ro holds %d entries, want src and src.cdb", len(ents))
+	}
 }
