@@ -164,6 +164,8 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		}
 		return nil
 	}()
+	// Installed setuid-root: the caller chooses neither the configuration nor the log file.
+	st = setuidPolicy(startup, args, &d, st)
 	logger := openLog(d.logFile, getenv("VDELIVER_SYSLOG_SOCKET"))
 	defer logger.close()
 	if st == nil {

@@ -1,0 +1,909 @@
+package main
+
+// The attack suite of issue 5: script commands for testdata/script/attack_*.txtar, the
+// attacks that need a Go test (a NUL byte in argv, a real setuid-root binary), and the
+// row table that `make attacks` prints (testdata/attacks.sh).
+//
+// Every attack ends with the status SPEC gives, and proves that nothing outside the
+// intended mailbox changed (a snapshot of the whole work tree, base included, before and
+// after) and that what changed inside it belongs to the delivery uid, never to root.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func init() {
+	scriptCmds["snapshot"] = cmdSnapshot
+	scriptCmds["attack"] = cmdAttack
+	scriptCmds["setenvx"] = cmdSetenvx
+	scriptCmds["hardlink"] = cmdHardlink
+	scriptCmds["waitopen"] = cmdWaitOpen
+
+	// A copy of this test binary installed as <dir>/setuid-bin/vdeliver stands in for an
+	// installed vdeliver; its compiled-in configuration directory is <dir>/etc (a real
+	// build has /etc/postfix, changeable only with -ldflags -X).
+	if exe, err := os.Executable(); err == nil && filepath.Base(filepath.Dir(exe)) == "setuid-bin" {
+		setuidConfigDir = filepath.Join(filepath.Dir(filepath.Dir(exe)), "etc")
+	}
+}
+
+// --- snapshots ---
+
+// node is what the snapshot keeps of one file: enough to see any write, chmod, chown,
+// replacement or new hard link. Directories are compared by their entries (each its own
+// node) and attributes, not by mtime or size, which any entry below changes.
+type node struct {
+	mode     fs.FileMode
+	uid, gid uint32
+	ino      uint64
+	nlink    uint64
+	size     int64
+	mtime    int64
+	sum      [32]byte // regular files
+	link     string   // symbolic links
+}
+
+// snapshotTree records every entry under dir except the names skip accepts (relative,
+// slash-separated).
+func snapshotTree(dir string, skip func(rel string) bool) (map[string]node, error) {
+	out := map[string]node{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if rel != "." && skip != nil && skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		n := node{mode: fi.Mode(), uid: st.Uid, gid: st.Gid, ino: st.Ino}
+		switch {
+		case fi.IsDir():
+		case fi.Mode()&fs.ModeSymlink != 0:
+			n.link, _ = os.Readlink(p)
+		case fi.Mode().IsRegular():
+			n.nlink, n.size, n.mtime = uint64(st.Nlink), st.Size, st.Mtim.Nano()
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			copy(n.sum[:], h.Sum(nil))
+		default: // FIFO, device: never read
+			n.nlink, n.mtime = uint64(st.Nlink), st.Mtim.Nano()
+		}
+		out[rel] = n
+		return nil
+	})
+	return out, err
+}
+
+// under reports whether rel is one of the prefixes or below one.
+func under(rel string, prefixes []string) bool {
+	for _, p := range prefixes {
+		p = strings.TrimSuffix(p, "/")
+		if rel == p || strings.HasPrefix(rel, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// compareTrees returns the paths outside allowed that differ between before and after,
+// and the new or changed paths inside allowed whose owner is not uid:gid.
+func compareTrees(before, after map[string]node, allowed []string, uid, gid uint32) (outside, wrongOwner []string) {
+	for rel, a := range after {
+		b, ok := before[rel]
+		if ok && b == a {
+			continue
+		}
+		if !under(rel, allowed) {
+			outside = append(outside, rel)
+			continue
+		}
+		if a.uid != uid || a.gid != gid {
+			wrongOwner = append(wrongOwner, fmt.Sprintf("%s (%d:%d)", rel, a.uid, a.gid))
+		}
+	}
+	for rel := range before {
+		if _, ok := after[rel]; !ok && !under(rel, allowed) {
+			outside = append(outside, rel+" (removed)")
+		}
+	}
+	sort.Strings(outside)
+	sort.Strings(wrongOwner)
+	return outside, wrongOwner
+}
+
+// scriptSkip leaves out what the script itself manages: ctl/ (lock holders, signals) and
+// the log file a root caller may name.
+func scriptSkip(rel string) bool {
+	return rel == "ctl" || strings.HasPrefix(rel, "ctl/") || rel == "vdeliver.log"
+}
+
+var snapshots sync.Map // *testscript.TestScript -> map[string]node
+
+// snapshot: records the work directory tree, which the next attack compares against.
+func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: snapshot")
+	}
+	snap, err := snapshotTree(ts.Getenv("WORK"), scriptSkip)
+	ts.Check(err)
+	snapshots.Store(ts, snap)
+}
+
+// attack NAME CODE [mailbox...]: the last command printed exactly one status line with
+// CODE and nothing on stderr; since the snapshot nothing changed except under the
+// mailbox paths, and what changed there belongs to the delivery uid. Records the row for
+// `make attacks` and takes a new snapshot.
+func cmdAttack(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: attack name code [mailbox...]")
+	}
+	name, want, allowed := args[0], args[1], args[2:]
+	v, ok := snapshots.Load(ts)
+	if !ok {
+		ts.Fatalf("attack without snapshot")
+	}
+	work := ts.Getenv("WORK")
+	after, err := snapshotTree(work, scriptSkip)
+	ts.Check(err)
+	uid, gid := deliveryUID()
+	outside, wrongOwner := compareTrees(v.(map[string]node), after, allowed, uint32(uid), uint32(gid))
+	snapshots.Store(ts, after)
+	out := ts.ReadFile("stdout")
+	got, _, _ := strings.Cut(out, " ")
+	recordAttack(name, want, got, len(outside))
+	if got != want {
+		ts.Fatalf("%s: status %q, want %s (stdout %q)", name, got, want, out)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+		ts.Fatalf("%s: stdout is not exactly one line: %q", name, out)
+	}
+	if e := ts.ReadFile("stderr"); e != "" {
+		ts.Fatalf("%s: stderr %q", name, e)
+	}
+	if len(outside) > 0 {
+		ts.Fatalf("%s: changed outside the mailbox: %s", name, strings.Join(outside, ", "))
+	}
+	if len(wrongOwner) > 0 {
+		ts.Fatalf("%s: written with the wrong owner (want %d:%d): %s", name, uid, gid, strings.Join(wrongOwner, ", "))
+	}
+}
+
+var attackTableMu sync.Mutex
+
+// recordAttack appends one row (attack, expected, got, files touched outside) to the file
+// named by VDELIVER_ATTACK_TABLE, for testdata/attacks.sh.
+func recordAttack(name, want, got string, outside int) {
+	file := os.Getenv("VDELIVER_ATTACK_TABLE")
+	if file == "" {
+		return
+	}
+	attackTableMu.Lock()
+	defer attackTableMu.Unlock()
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	clean := strings.NewReplacer("\t", " ", "\n", " ").Replace
+	fmt.Fprintf(f, "%s\t%s\t%s\t%d\n", clean(name), want, clean(got), outside)
+}
+
+// --- small script commands ---
+
+// setenvx NAME VALUE: sets NAME to a value a script line cannot hold: nl, cr, tab, or
+// a*N (N bytes "a").
+func cmdSetenvx(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setenvx name nl|cr|tab|a*N")
+	}
+	v := map[string]string{"nl": "\n", "cr": "\r", "tab": "\t"}[args[1]]
+	if n, ok := strings.CutPrefix(args[1], "a*"); ok {
+		k, err := strconv.Atoi(n)
+		ts.Check(err)
+		v = strings.Repeat("a", k)
+	}
+	if v == "" {
+		ts.Fatalf("setenvx: unknown value %q", args[1])
+	}
+	ts.Setenv(args[0], v)
+}
+
+// hardlink old new
+func cmdHardlink(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: hardlink old new")
+	}
+	ts.Check(os.Link(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
+}
+
+// waitopen path n: waits (up to 15 s) until n processes hold path open.
+func cmdWaitOpen(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitopen path n")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	pids, err := waitOpeners(ts.MkAbs(args[0]), n, 15*time.Second)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	ts.Logf("%s open in %v", args[0], pids)
+}
+
+// openers returns the pids of the processes that hold the file dev/ino open.
+func openers(dev, ino uint64) []int {
+	var pids []int
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		for _, fd := range fds {
+			fi, err := os.Stat(filepath.Join("/proc", p.Name(), "fd", fd.Name()))
+			if err != nil {
+				continue
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Dev == dev && st.Ino == ino {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+func mboxDevIno(t *testing.T, path string) (dev, ino uint64) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	must(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Dev, st.Ino
+}
+
+func waitOpeners(path string, n int, limit time.Duration) ([]int, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	deadline := time.Now().Add(limit)
+	for {
+		pids := openers(st.Dev, st.Ino)
+		if len(pids) >= n {
+			return pids, nil
+		}
+		if time.Now().After(deadline) {
+			return pids, fmt.Errorf("%s: open in %d processes %v after %v, want %d", path, len(pids), pids, limit, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// --- a NUL byte in the arguments ---
+
+// No exec can carry a NUL byte in argv, so this attack runs run() itself, in a child copy
+// of the test binary (an identity switch there could never reach this process).
+func TestAttackNULArguments(t *testing.T) {
+	if os.Getenv("VDELIVER_NUL_CHILD") != "" {
+		t.Skip("child")
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:x/\n"+
+		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n")
+	for _, tc := range []struct {
+		name, want string
+		exit       int
+		args       []string
+	}{
+		{"recipient with NUL", "5.1.3 bad recipient address syntax\n", 65, []string{"--", "a\x00b@example.com"}},
+		{"sender with NUL", "5.1.7 bad sender address syntax\n", 65, []string{"-f", "a\x00b@example.org", "--", "a@example.com"}},
+		{"original recipient with NUL", "5.1.3 bad original recipient address syntax\n", 65, []string{"-a", "a\x00b@example.com", "--", "a@example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := snapshotTree(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestAttackNULChild$")
+			args, err := json.Marshal(append([]string{"-c", dir}, tc.args...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Env = append(os.Environ(), "VDELIVER_NUL_CHILD="+string(args))
+			cmd.Stdin = strings.NewReader("Subject: x\n\ny\n")
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			err = cmd.Run()
+			exit := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				exit = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			after, err := snapshotTree(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outside, _ := compareTrees(before, after, nil, 0, 0)
+			got, _, _ := strings.Cut(out.String(), " ")
+			recordAttack(tc.name, tc.want[:5], got, len(outside))
+			if exit != tc.exit || out.String() != tc.want || errOut.Len() != 0 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q, nothing", exit, out.String(), errOut.String(), tc.exit, tc.want)
+			}
+			if len(outside) != 0 {
+				t.Fatalf("changed: %v", outside)
+			}
+		})
+	}
+}
+
+// TestAttackNULChild is the child of TestAttackNULArguments: it runs run() with the
+// arguments it is given (a JSON list: an environment variable cannot hold NUL either)
+// and exits with its status.
+func TestAttackNULChild(t *testing.T) {
+	a := os.Getenv("VDELIVER_NUL_CHILD")
+	if a == "" {
+		t.Skip("only run as the child of TestAttackNULArguments")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(a), &args); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"vdeliver"}, args...)
+	os.Exit(run(t.Context(), args, os.Stdin, os.Stdout, os.Stderr, func(string) string { return "" }))
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// --- unit tests of the setuid rules ---
+
+func TestSafeTZ(t *testing.T) {
+	for tz, want := range map[string]bool{
+		"": true, "UTC": true, "Europe/Paris": true, ":Europe/Paris": true, "CET-1CEST": true,
+		"/usr/share/zoneinfo/Europe/Paris": true, "/etc/localtime": true, ":/etc/localtime": true,
+		"/etc/shadow": false, ":/dev/tty": false, "../../../../etc/shadow": false,
+		"/usr/share/zoneinfo/../../../etc/shadow": false, "Europe/Paris\n": false,
+		strings.Repeat("A", 300): false,
+	} {
+		if got := safeTZ(tz); got != want {
+			t.Errorf("safeTZ(%q) = %v, want %v", tz, got, want)
+		}
+	}
+}
+
+func TestSetuidPolicyInactive(t *testing.T) {
+	d := delivery{configDir: "/x", logFile: "/y", overrides: []string{"a=b"}}
+	if st := setuidPolicy(setuidState{}, []string{"vdeliver", "--log-file", "/y"}, &d, nil); st != nil || d.configDir != "/x" || d.logFile != "/y" {
+		t.Fatalf("not setuid: policy changed the delivery: %v %+v", st, d)
+	}
+}
+
+func TestRootOnlyFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the files must be owned by root to pass (CI runs as root)")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf := filepath.Join(dir, "etc", "main.cf")
+	writeFile(t, cf, "x = y\n")
+	if err := rootOnlyConfig(filepath.Dir(cf)); err != nil {
+		t.Fatalf("root-owned 0644 under root-owned 0755 and sticky /tmp: %v", err)
+	}
+	step := func(name string, change func() error, undo func() error, want string) {
+		t.Helper()
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		err := rootOnlyConfig(filepath.Dir(cf))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", name, err, want)
+		}
+		if err := undo(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step("main.cf group-writable", func() error { return os.Chmod(cf, 0o664) }, func() error { return os.Chmod(cf, 0o644) }, "main.cf: "+cf+" is writable by group or others (mode 0664)")
+	step("main.cf owned by 5000", func() error { return os.Chown(cf, 5000, 0) }, func() error { return os.Chown(cf, 0, 0) }, cf+" is owned by uid 5000, not root")
+	step("config dir world-writable and sticky", func() error { return os.Chmod(filepath.Dir(cf), 0o1777) }, func() error { return os.Chmod(filepath.Dir(cf), 0o755) }, "configuration directory: "+filepath.Dir(cf)+" is writable")
+	step("a directory above owned by 5000", func() error { return os.Chown(dir, 5000, 5000) }, func() error { return os.Chown(dir, 0, 0) }, dir+" is owned by uid 5000")
+	step("a directory above world-writable", func() error { return os.Chmod(dir, 0o777) }, func() error { return os.Chmod(dir, 0o755) }, dir+" is writable by group or others (mode 0777)")
+	// A root-owned symlink whose target lies in a directory the attacker owns.
+	evil := filepath.Join(dir, "evil")
+	writeFile(t, filepath.Join(evil, "main.cf"), "x = y\n")
+	if err := os.Chown(evil, 5000, 5000); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "linked")
+	if err := os.Symlink(evil, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := rootOnlyConfig(link); err == nil || !strings.Contains(err.Error(), "is owned by uid 5000") {
+		t.Errorf("config dir symlinked to a user's directory: %v", err)
+	}
+}
+
+func TestTrustedUID(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		value   string
+		uid     int
+		want    bool
+		wantErr bool
+	}{
+		{"", 5000, false, false},
+		{"5000", 5000, true, false},
+		{"100, 5000 7", 7, true, false},
+		{"100, 5000 7", 70, false, false},
+		{"vmail", 5000, false, true},
+		{"-1", 5000, false, true},
+	} {
+		writeFile(t, filepath.Join(dir, "main.cf"), trustedUIDsParam+" = "+tc.value+"\n")
+		cf, err := loadConfig(dir, nil, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := trustedUID(cf, tc.uid)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("%s = %q, uid %d: %v, %v; want %v, error %v", trustedUIDsParam, tc.value, tc.uid, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// --- a real setuid-root binary ---
+
+// setuidInstall is a copy of this test binary installed as vdeliver would be with
+// `make install-setuid` (owner root, group 5000 — the MTA's delivery user — mode 4750),
+// with its own compiled-in configuration directory etc/ beside it.
+type setuidInstall struct {
+	dir, bin string
+}
+
+const (
+	mtaUID        = 5000 // pipe(8)'s user=vmail: the caller
+	aliceUID      = 5001 // recipients with their own uids (virtual_uid_maps)
+	bobUID        = 5002
+	trustedCaller = 5003 // listed in vdeliver_trusted_uids
+	strangerID    = 5004 // neither in the group nor trusted
+	vmailGID      = 5000
+)
+
+var setuidMsg = "Subject: hi\n\nbody\n"
+
+func newSetuidInstall(t *testing.T, extraCF string) *setuidInstall {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("not root: installing a setuid-root binary and running it as another uid needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	in := &setuidInstall{dir: dir, bin: filepath.Join(dir, "setuid-bin", "vdeliver")}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	exe, err := os.Executable()
+	must(t, err)
+	b, err := os.ReadFile(exe)
+	must(t, err)
+	must(t, os.MkdirAll(filepath.Dir(in.bin), 0o755))
+	must(t, os.WriteFile(in.bin, b, 0o755))
+	// chown first: a chown clears the set-uid bit.
+	must(t, os.Chown(in.bin, 0, vmailGID))
+	must(t, os.Chmod(in.bin, os.ModeSetuid|0o750))
+	cf := "virtual_mailbox_domains = example.com\n" +
+		"virtual_mailbox_base = " + dir + "/vmail\n" +
+		"virtual_mailbox_maps = hash:" + dir + "/etc/vmailbox\n" +
+		"virtual_uid_maps = hash:" + dir + "/etc/uids\n" +
+		"virtual_gid_maps = static:5000\n" +
+		"virtual_mailbox_lock = flock\n" +
+		"deliver_lock_delay = 1s\n" +
+		"deliver_lock_attempts = 30\n" +
+		"vdeliver_trusted_uids = 5003\n" + extraCF
+	writeFile(t, filepath.Join(dir, "etc", "main.cf"), cf)
+	writeFile(t, filepath.Join(dir, "etc", "vmailbox"), "alice@example.com  alice/\nbob@example.com  bob/mbox\n")
+	writeFile(t, filepath.Join(dir, "etc", "uids"), "alice@example.com  5001\nbob@example.com  5002\n")
+	// An alternate configuration directory owned by root, for the trusted caller.
+	must(t, os.MkdirAll(filepath.Join(dir, "etc2"), 0o755))
+	writeFile(t, filepath.Join(dir, "etc2", "main.cf"), cf)
+	// Each recipient owns its directory under a root-owned base.
+	must(t, os.Mkdir(filepath.Join(dir, "vmail"), 0o755))
+	for _, u := range []struct {
+		name string
+		uid  int
+	}{{"alice", aliceUID}, {"bob", bobUID}} {
+		p := filepath.Join(dir, "vmail", u.name)
+		must(t, os.MkdirAll(p, 0o700))
+		must(t, os.Chown(p, u.uid, vmailGID))
+	}
+	// outside/ is writable by everyone: only vdeliver's own rules can keep mail out of it.
+	must(t, os.MkdirAll(filepath.Join(dir, "outside"), 0o777))
+	must(t, os.Chmod(filepath.Join(dir, "outside"), 0o777))
+	writeFile(t, filepath.Join(dir, "outside", "target"), "outside\n")
+	must(t, os.Chmod(filepath.Join(dir, "outside", "target"), 0o666))
+	// evil/ is the caller's own configuration: everything under it is the caller's.
+	writeFile(t, filepath.Join(dir, "evil", "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/outside\nvirtual_mailbox_maps = static:target\n"+
+		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n")
+	must(t, filepath.WalkDir(filepath.Join(dir, "evil"), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, mtaUID, vmailGID)
+	}))
+	return in
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the installed binary as uid:gid with exactly env (nil: empty) and the test
+// message on stdin, without waiting.
+func (in *setuidInstall) command(uid, gid int, env []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	cmd := exec.Command(in.bin, args...)
+	cmd.Dir = in.dir
+	cmd.Env = append([]string{}, env...)
+	cmd.Stdin = strings.NewReader(setuidMsg)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	return cmd, &out, &errOut
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// attack runs one setuid attack and checks the exact status line, the exit code, an
+// empty stderr, that nothing changed outside mailbox (relative to the install) and that
+// whatever changed inside it belongs to owner (uid) and group 5000.
+func (in *setuidInstall) attack(t *testing.T, name string, uid, gid int, env []string, wantExit int, wantOut string, mailbox string, owner int, args ...string) {
+	t.Helper()
+	skipBin := func(rel string) bool { return rel == "setuid-bin" || strings.HasPrefix(rel, "setuid-bin/") }
+	before, err := snapshotTree(in.dir, skipBin)
+	must(t, err)
+	cmd, out, errOut := in.command(uid, gid, env, args...)
+	exit := exitCode(t, cmd.Run())
+	after, err := snapshotTree(in.dir, skipBin)
+	must(t, err)
+	var allowed []string
+	if mailbox != "" {
+		allowed = []string{mailbox}
+	}
+	outside, wrongOwner := compareTrees(before, after, allowed, uint32(owner), vmailGID)
+	got, _, _ := strings.Cut(out.String(), " ")
+	recordAttack("setuid: "+name, wantOut[:5], got, len(outside))
+	if exit != wantExit || out.String() != wantOut || errOut.Len() != 0 {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q; want %d, %q, nothing", name, exit, out.String(), errOut.String(), wantExit, wantOut)
+	}
+	if len(outside) > 0 {
+		t.Errorf("%s: changed outside %q: %v", name, mailbox, outside)
+	}
+	if len(wrongOwner) > 0 {
+		t.Errorf("%s: written with an owner other than %d:%d: %v", name, owner, vmailGID, wrongOwner)
+	}
+}
+
+const (
+	okMaildir = "2.0.0 delivered to maildir\n"
+	okMbox    = "2.0.0 delivered to mailbox\n"
+	cfgError  = "4.3.5 mail system configuration error\n"
+)
+
+func TestSetuidAttacks(t *testing.T) {
+	in := newSetuidInstall(t, "")
+	pipeEnv := []string{"MAIL_CONFIG=" + filepath.Join(in.dir, "etc"), "TZ=UTC", "LANG=C", "PATH=/usr/bin:/bin"}
+
+	// The point of setuid: the MTA's user delivers as each recipient's own uid.
+	in.attack(t, "deliver as the mapped uid (maildir)", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "-f", "a@example.org", "--", "alice@example.com")
+	in.attack(t, "deliver as the mapped uid (mbox)", mtaUID, vmailGID, pipeEnv, 0, okMbox, "vmail/bob", bobUID, "-f", "a@example.org", "--", "bob@example.com")
+	in.attack(t, "no MAIL_CONFIG at all", mtaUID, vmailGID, nil, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+
+	// The caller may not choose the configuration.
+	evil := filepath.Join(in.dir, "evil")
+	in.attack(t, "-c the caller's own main.cf", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "-c", evil, "--", "alice@example.com")
+	in.attack(t, "MAIL_CONFIG the caller's own main.cf", mtaUID, vmailGID, []string{"MAIL_CONFIG=" + evil}, 75, cfgError, "", 0, "--", "alice@example.com")
+	in.attack(t, "-o virtual_mailbox_base", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "-o", "virtual_mailbox_base="+in.dir+"/outside", "--", "alice@example.com")
+	in.attack(t, "-o virtual_uid_maps=static:0", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "-o", "virtual_uid_maps=static:0", "--", "alice@example.com")
+	in.attack(t, "-c the default directory itself", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "-c", filepath.Join(in.dir, "etc"), "--", "alice@example.com")
+
+	// A log file the caller names would be opened as root.
+	in.attack(t, "--log-file outside the base", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--log-file", in.dir+"/outside/log", "--", "alice@example.com")
+	in.attack(t, "--log-file with a usage error", mtaUID, vmailGID, pipeEnv, 75, "4.3.5 command line usage error: flag provided but not defined: -bogus\n", "", 0,
+		"--log-file", in.dir+"/outside/log", "--bogus", "--", "alice@example.com")
+
+	// A trusted uid may use another root-owned configuration, and only that.
+	in.attack(t, "trusted uid, -c a root-owned directory", trustedCaller, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "-c", filepath.Join(in.dir, "etc2"), "--", "alice@example.com")
+	in.attack(t, "trusted uid, -o", trustedCaller, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "-o", "virtual_mailbox_limit=0", "--", "alice@example.com")
+	in.attack(t, "trusted uid, -c a directory it owns", trustedCaller, vmailGID, pipeEnv, 75, cfgError, "", 0, "-c", evil, "--", "alice@example.com")
+	in.attack(t, "trusted uid, --log-file", trustedCaller, vmailGID, pipeEnv, 75, cfgError, "", 0, "--log-file", in.dir+"/outside/log", "--", "alice@example.com")
+
+	// Refuse to run when anyone but root could change the binary or the configuration.
+	for _, tc := range []struct {
+		name string
+		path string
+		mode os.FileMode
+		uid  int
+	}{
+		{"binary writable by others", in.bin, os.ModeSetuid | 0o757, 0},
+		{"binary writable by its group", in.bin, os.ModeSetuid | 0o770, 0},
+		{"main.cf writable by others", filepath.Join(in.dir, "etc", "main.cf"), 0o646, 0},
+		{"main.cf owned by the caller", filepath.Join(in.dir, "etc", "main.cf"), 0o644, mtaUID},
+		{"configuration directory group-writable", filepath.Join(in.dir, "etc"), fs.ModeDir | 0o775, 0},
+		{"directory above the configuration owned by the caller", in.dir, fs.ModeDir | 0o755, mtaUID},
+	} {
+		fi, err := os.Stat(tc.path)
+		must(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		must(t, os.Chown(tc.path, tc.uid, int(st.Gid)))
+		must(t, os.Chmod(tc.path, tc.mode))
+		in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+		must(t, os.Chown(tc.path, int(st.Uid), int(st.Gid)))
+		must(t, os.Chmod(tc.path, fi.Mode()))
+	}
+	in.attack(t, "after the install is restored", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+}
+
+// Mode 4750 with the MTA user's group: nobody else can even start it.
+func TestSetuidStranger(t *testing.T) {
+	in := newSetuidInstall(t, "")
+	cmd, _, _ := in.command(strangerID, strangerID, nil, "--", "alice@example.com")
+	err := cmd.Run()
+	if !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("uid %d outside group %d started the 4750 binary: %v", strangerID, vmailGID, err)
+	}
+}
+
+// A subcommand never runs as root: explain with the caller's own main.cf naming a table
+// only root can read shows nothing of it.
+func TestSetuidSubcommandRunsAsCaller(t *testing.T) {
+	in := newSetuidInstall(t, "")
+	secret := filepath.Join(in.dir, "etc", "secret")
+	writeFile(t, secret, "alice@example.com  SECRET-VALUE/\n")
+	must(t, os.Chmod(secret, 0o600))
+	writeFile(t, filepath.Join(in.dir, "evil", "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+in.dir+"/outside\nvirtual_mailbox_maps = hash:"+secret+"\n"+
+		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n")
+	must(t, os.Chown(filepath.Join(in.dir, "evil", "main.cf"), mtaUID, vmailGID))
+	before, err := snapshotTree(in.dir, nil)
+	must(t, err)
+	cmd, out, errOut := in.command(mtaUID, vmailGID, nil, "explain", "-c", filepath.Join(in.dir, "evil"), "alice@example.com")
+	exit := exitCode(t, cmd.Run())
+	after, err := snapshotTree(in.dir, nil)
+	must(t, err)
+	outside, _ := compareTrees(before, after, nil, 0, 0)
+	all := out.String() + errOut.String()
+	leaked := strings.Contains(all, "SECRET-VALUE")
+	got := "exit " + strconv.Itoa(exit)
+	if leaked {
+		got = "leaked"
+	}
+	recordAttack("setuid: explain reading a root-only table", "exit 1", got, len(outside))
+	if leaked || exit != 1 || !strings.Contains(errOut.String(), "permission denied") {
+		t.Fatalf("exit %d, output:\n%s", exit, all)
+	}
+	if len(outside) > 0 {
+		t.Fatalf("changed: %v", outside)
+	}
+}
+
+// While a delivery waits for the mbox lock, every thread of the real setuid process has
+// switched to the recipient: real, effective, saved and file-system uid and gid, and no
+// supplementary groups.
+func TestSetuidEveryThreadSwitched(t *testing.T) {
+	in := newSetuidInstall(t, "")
+	if _, err := exec.LookPath("flock"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("flock(1) not installed (CI=true: a missing tool fails)")
+		}
+		t.Skip("flock(1) not installed")
+	}
+	mbox := filepath.Join(in.dir, "vmail", "bob", "mbox")
+	writeFile(t, mbox, "")
+	must(t, os.Chown(mbox, bobUID, vmailGID))
+	must(t, os.Chmod(mbox, 0o600))
+	release := filepath.Join(t.TempDir(), "release")
+	holder := exec.Command("flock", mbox, "sh", "-c", `while [ ! -e "$0" ]; do sleep 0.05; done`, release)
+	must(t, holder.Start())
+	defer func() {
+		os.WriteFile(release, nil, 0o644)
+		holder.Wait()
+	}()
+	if _, err := waitOpeners(mbox, 1, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out, errOut := in.command(mtaUID, vmailGID, nil, "--", "bob@example.com")
+	must(t, cmd.Start())
+	pid := cmd.Process.Pid
+	// vdeliver has the mailbox open once it waits for the lock.
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.Contains(openers(mboxDevIno(t, mbox)), pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("vdeliver (pid %d) never opened %s", pid, mbox)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var status []string
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	must(t, err)
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		var ids []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Uid:") || strings.HasPrefix(l, "Gid:") || strings.HasPrefix(l, "Groups:") {
+				ids = append(ids, strings.Join(strings.Fields(l), " "))
+			}
+		}
+		status = append(status, strings.Join(ids, "; "))
+	}
+	must(t, os.WriteFile(release, nil, 0o644))
+	exit := exitCode(t, cmd.Wait())
+	if len(status) < 2 {
+		t.Fatalf("read %d threads of vdeliver (pid %d), want several", len(status), pid)
+	}
+	want := "Uid: 5002 5002 5002 5002; Gid: 5000 5000 5000 5000; Groups:"
+	for _, s := range status {
+		if s != want {
+			t.Errorf("thread: %q, want %q", s, want)
+		}
+	}
+	if exit != 0 || out.String() != okMbox || errOut.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", exit, out.String(), errOut.String())
+	}
+}
+
+// The environment of a setuid run is the caller's: LD_PRELOAD, TMPDIR and a PATH with a
+// fake postmap(1) must not run code or write files, as root or at all.
+func TestSetuidHostileEnvironment(t *testing.T) {
+	for _, tool := range []string{"cc", "postmap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, err2 := os.Stat("/usr/sbin/" + tool); err2 == nil {
+				continue
+			}
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not installed (CI=true: a missing tool fails)", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	in := newSetuidInstall(t, "")
+	// A table type vdeliver reads through postmap(1): cidr, with nothing in it that
+	// matches, first in virtual_mailbox_maps.
+	writeFile(t, filepath.Join(in.dir, "etc", "none.cidr"), "192.0.2.0/24  nothing/\n")
+	cf := filepath.Join(in.dir, "etc", "main.cf")
+	b, err := os.ReadFile(cf)
+	must(t, err)
+	writeFile(t, cf, strings.Replace(string(b), "virtual_mailbox_maps = ", "virtual_mailbox_maps = cidr:"+in.dir+"/etc/none.cidr, ", 1))
+
+	tools := t.TempDir()
+	must(t, os.Chmod(tools, 0o755))
+	pwned := filepath.Join(in.dir, "outside", "pwned")
+	// LD_PRELOAD: a library whose constructor records who ran it.
+	src := filepath.Join(tools, "evil.c")
+	writeFile(t, src, `#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void evil(void) {
+	FILE *f = fopen("`+pwned+`", "a");
+	if (f) { fprintf(f, "preload uid %d euid %d\n", (int)getuid(), (int)geteuid()); fclose(f); }
+}
+`)
+	so := filepath.Join(tools, "evil.so")
+	if out, err := exec.Command("cc", "-shared", "-fPIC", "-o", so, src).CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	// PATH: a postmap that records who ran it and answers with a path outside the base.
+	evilBin := filepath.Join(tools, "bin")
+	writeFile(t, filepath.Join(evilBin, "postmap"), "#!/bin/sh\necho \"postmap uid $(id -u)\" >> "+pwned+"\necho ../outside/\nexit 0\n")
+	must(t, os.Chmod(filepath.Join(evilBin, "postmap"), 0o755))
+
+	// The library works: a plain run of a dynamically linked program loads it.
+	if out, err := exec.Command("env", "LD_PRELOAD="+so, "true").CombinedOutput(); err != nil {
+		t.Fatalf("control run: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(pwned); err != nil || !strings.HasPrefix(string(b), "preload uid 0") {
+		t.Fatalf("control run did not load the library: %q, %v", b, err)
+	}
+	must(t, os.Remove(pwned))
+
+	env := []string{
+		"MAIL_CONFIG=" + filepath.Join(in.dir, "etc"),
+		"LD_PRELOAD=" + so,
+		"LD_LIBRARY_PATH=" + tools,
+		"TMPDIR=" + filepath.Join(in.dir, "outside"),
+		"PATH=" + evilBin + ":/usr/bin:/bin",
+		"GOTRACEBACK=all",
+		"TZ=/dev/zero",
+	}
+	in.attack(t, "LD_PRELOAD, TMPDIR, hostile PATH and TZ", mtaUID, vmailGID, env, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+	if b, err := os.ReadFile(pwned); err == nil {
+		t.Fatalf("hostile environment ran code: %s", b)
+	}
+}
+
+// Without the set-uid bit the same binary works as the single vmail user, with -c and
+// --log-file allowed (they are the caller's own rights then).
+func TestNotSetuidSingleUser(t *testing.T) {
+	in := newSetuidInstall(t, "")
+	must(t, os.Chmod(in.bin, 0o755))
+	own := filepath.Join(in.dir, "own")
+	writeFile(t, filepath.Join(own, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+own+"/vmail\nvirtual_mailbox_maps = static:alice/\n"+
+		"virtual_uid_maps = inline:{x@example.com=5000, y@example.com=5001}\nvirtual_gid_maps = static:5000\n")
+	must(t, os.MkdirAll(filepath.Join(own, "vmail"), 0o755))
+	must(t, filepath.WalkDir(own, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, mtaUID, vmailGID)
+	}))
+	in.attack(t, "no set-uid bit: deliver as the vmail user", mtaUID, vmailGID, nil, 0, okMaildir, "own", mtaUID,
+		"-c", own, "--log-file", filepath.Join(own, "log"), "--", "x@example.com")
+	b, err := os.ReadFile(filepath.Join(own, "log"))
+	if err != nil || !strings.Contains(string(b), "status=sent") {
+		t.Fatalf("log: %q, %v", b, err)
+	}
+	// And as vmail it cannot deliver for another uid.
+	in.attack(t, "no set-uid bit: another recipient's uid", mtaUID, vmailGID, nil, 75, cfgError, "", 0, "-c", own, "--", "y@example.com")
+}

@@ -1,0 +1,332 @@
+package main
+
+// Running setuid-root (issue 5, README "Running setuid-root").
+//
+// Installed owner root, mode 4750, vdeliver starts with the caller's real uid and an
+// effective uid of 0, so that it can honour per-recipient virtual_uid_maps although
+// pipe(8) refuses user=root. Everything the caller controls is then hostile: the
+// environment, the command line, the configuration it names. The rules, applied before
+// anything is read or written:
+//
+//   - init clears the environment: only PATH (fixed to pipe(8)'s _PATH_DEFPATH) and a TZ
+//     that names a zone, not a file of the caller's choosing, survive. The caller's
+//     MAIL_CONFIG is remembered for the decision below and nothing else.
+//   - An invocation whose first argument is not an option (an administrator's subcommand
+//     such as explain, or a bare recipient) is not a delivery by an MTA: init drops to
+//     the caller's own uid and gid for good before main runs, so a subcommand never reads
+//     or writes as root.
+//   - A delivery refuses (4.3.5, exit 75) when the binary, the configuration directory,
+//     main.cf or any directory above them can be changed by anyone but root.
+//   - -c, -o and a MAIL_CONFIG other than the default directory are refused (4.3.5) unless
+//     the caller's uid is listed in vdeliver_trusted_uids of the default main.cf, as
+//     Postfix's set-gid commands refuse an unlisted configuration directory. A trusted
+//     caller's directory must pass the same ownership check.
+//   - --log-file is refused (4.3.5) for every caller that is not root: the log is opened
+//     before the identity switch, so it would be a file of the caller's choosing written
+//     as root. So is every option not known to be safe (callerOptions below).
+//
+// The delivery itself then switches to the recipient's uid and gid (deliver's identity
+// switch: groups, gid, uid — real, effective and saved — on every thread) before the
+// base is opened, so nothing under the base is written as root.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"vdeliver/deliver"
+	"vdeliver/lookup"
+	"vdeliver/maincf"
+)
+
+// setuidConfigDir is the configuration directory of a setuid run. It can only be changed
+// when the binary is linked (-ldflags "-X main.setuidConfigDir=..."), never by a caller.
+var setuidConfigDir = "/etc/postfix"
+
+// trustedUIDsParam is the main.cf parameter (of setuidConfigDir/main.cf) listing the uids
+// that may use -c, -o and MAIL_CONFIG while vdeliver runs setuid-root.
+const trustedUIDsParam = "vdeliver_trusted_uids"
+
+// safePath is the PATH of a setuid run: pipe(8)'s _PATH_DEFPATH, so no table helper
+// (postmap) is ever looked up in a directory of the caller's choosing.
+const safePath = "/usr/bin:/bin"
+
+// setuidState is what the process knew about its caller when it started.
+type setuidState struct {
+	active     bool   // real uid is not root, effective uid is: installed setuid-root
+	uid, gid   int    // the caller's real uid and gid
+	mailConfig string // the caller's MAIL_CONFIG, read before the environment was cleared
+	hasConfig  bool   // MAIL_CONFIG was set
+	exe        string // the running binary, checked for ownership
+}
+
+// startup is filled once by init, before main, and never changed after.
+var startup setuidState
+
+func init() {
+	startup = setuidState{uid: os.Getuid(), gid: os.Getgid(), exe: "/proc/self/exe"}
+	startup.active = startup.uid != 0 && os.Geteuid() == 0
+	if !startup.active {
+		return
+	}
+	startup.mailConfig, startup.hasConfig = os.LookupEnv("MAIL_CONFIG")
+	// LD_PRELOAD, TMPDIR, a hostile PATH, GODEBUG, MAIL_CONFIG: nothing the caller put in
+	// the environment reaches a table helper or our own decisions.
+	tz, hasTZ := os.LookupEnv("TZ")
+	os.Clearenv()
+	os.Setenv("PATH", safePath)
+	if hasTZ && safeTZ(tz) {
+		os.Setenv("TZ", tz)
+	}
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		// Not a delivery as an MTA runs it (options first, then "--"): an administrator's
+		// subcommand may read any table a main.cf names and write cdb files, so it runs
+		// with the caller's own rights (reading root's files through a table, writing as
+		// root).
+		if err := dropToCaller(startup.uid, startup.gid); err != nil {
+			st := deliver.Deferf(deliver.CodeSystem, err, "cannot drop privileges")
+			fmt.Fprintln(os.Stdout, st.Line())
+			os.Exit(st.Exit)
+		}
+		startup.active = false
+	}
+}
+
+// dropToCaller makes the process the caller for good: real, effective and saved ids, on
+// every thread. The caller's supplementary groups, which a setuid exec keeps, stay.
+func dropToCaller(uid, gid int) error {
+	if err := unix.Setresgid(gid, gid, gid); err != nil {
+		return fmt.Errorf("setresgid %d: %w", gid, err)
+	}
+	if err := unix.Setresuid(uid, uid, uid); err != nil {
+		return fmt.Errorf("setresuid %d: %w", uid, err)
+	}
+	if os.Geteuid() != uid || os.Getegid() != gid {
+		return fmt.Errorf("dropping to uid %d gid %d did not take effect", uid, gid)
+	}
+	return nil
+}
+
+// safeTZ keeps a TZ that names a zone and refuses one that names a file elsewhere, as
+// glibc does for set-uid programs: the time zone file is read before the identity switch,
+// as root, and a FIFO or device there would hang us or worse.
+func safeTZ(tz string) bool {
+	if len(tz) > 256 || strings.Contains(tz, "..") {
+		return false
+	}
+	for _, r := range tz {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	name := strings.TrimPrefix(tz, ":")
+	if !strings.HasPrefix(name, "/") {
+		return true
+	}
+	return name == "/etc/localtime" || strings.HasPrefix(name, "/usr/share/zoneinfo/")
+}
+
+// Options a caller that is not root may give a setuid-root vdeliver: what pipe(8)'s
+// command line needs (callerOptions), and for vdeliver_trusted_uids also the choice of
+// configuration (trustedOptions). Any other option is refused, so an option added later
+// (one that names a file or a command, say) is never honoured as root until it is listed
+// here. The value says whether the option takes an argument.
+var (
+	callerOptions = map[string]bool{
+		"f": true, "sender": true, "a": true, "original-recipient": true, "i": true, "queue-id": true,
+		"no-loop-check": false, "h": false, "help": false, "version": false,
+	}
+	trustedOptions = map[string]bool{"c": true, "config-directory": true, "o": true}
+)
+
+// givenOptions returns the names of the options on a delivery command line, scanned as
+// urfave/cli does: up to "--" or the first argument that is not an option.
+func givenOptions(args []string) []string {
+	var names []string
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		names = append(names, name)
+		takes, ok := callerOptions[name]
+		if !ok {
+			takes = trustedOptions[name] || name == "log-file"
+		}
+		if takes && !inline {
+			i++
+		}
+	}
+	return names
+}
+
+// setuidPolicy applies the setuid rules to one delivery command line (args, as parsed
+// into d), before the log file is opened and before main.cf is read. st is the status the
+// command line already earned (a usage error), returned unchanged if not nil. Outside
+// setuid mode it does nothing.
+//
+// It clears d.logFile (which would be opened as root), and sets d.configDir to the
+// directory that was checked, so no environment variable is consulted afterwards. Every
+// refusal is 4.3.5 (exit 75): the mail waits while the administrator fixes the install,
+// and the details go to the log only.
+func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status) *deliver.Status {
+	if !s.active {
+		return st
+	}
+	refuse := func(err error) *deliver.Status {
+		return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", s.uid, err), "mail system configuration error")
+	}
+	d.logFile = ""
+	if st != nil {
+		return st
+	}
+	if err := rootOnlyFile(s.exe, false); err != nil {
+		return refuse(fmt.Errorf("the vdeliver binary: %w", err))
+	}
+	if err := rootOnlyConfig(setuidConfigDir); err != nil {
+		return refuse(err)
+	}
+	cf, err := maincf.Load(setuidConfigDir)
+	if err != nil {
+		return refuse(err)
+	}
+	trusted, err := trustedUID(cf, s.uid)
+	if err != nil {
+		return refuse(err)
+	}
+	for _, name := range givenOptions(args) {
+		if _, ok := callerOptions[name]; ok {
+			continue
+		}
+		if _, ok := trustedOptions[name]; ok && trusted {
+			continue
+		}
+		// --log-file, -c and -o of an untrusted caller, and any option not vetted for a
+		// setuid run.
+		dash := "--"
+		if len(name) == 1 {
+			dash = "-"
+		}
+		return refuse(fmt.Errorf("option %s%s is not allowed (only root may use it; -c and -o also the uids in %s of %s/main.cf)",
+			dash, name, trustedUIDsParam, setuidConfigDir))
+	}
+	dir := setuidConfigDir
+	if d.configDir != "" {
+		dir = d.configDir
+	} else if s.hasConfig && s.mailConfig != "" {
+		dir = s.mailConfig
+	}
+	if filepath.Clean(dir) != filepath.Clean(setuidConfigDir) {
+		// pipe(8) exports MAIL_CONFIG, normally naming the default directory; another one
+		// is the caller's choice of configuration, as -c.
+		if !trusted {
+			return refuse(fmt.Errorf("MAIL_CONFIG=%s is not allowed: uid %d is not listed in %s of %s/main.cf",
+				dir, s.uid, trustedUIDsParam, setuidConfigDir))
+		}
+		if !filepath.IsAbs(dir) {
+			return refuse(fmt.Errorf("configuration directory %q is not absolute", dir))
+		}
+		if err := rootOnlyConfig(dir); err != nil {
+			return refuse(err)
+		}
+	}
+	d.configDir = dir
+	return nil
+}
+
+// trustedUID reports whether uid is listed in vdeliver_trusted_uids (decimal uids,
+// separated by commas or whitespace). A malformed entry is an error, not a miss.
+func trustedUID(cf *maincf.Config, uid int) (bool, error) {
+	v, err := cf.Get(trustedUIDsParam)
+	if err != nil {
+		return false, err
+	}
+	found := false
+	for _, f := range lookup.SplitList(v) {
+		n, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return false, fmt.Errorf("%s: bad uid %q", trustedUIDsParam, f)
+		}
+		if int64(n) == int64(uid) {
+			found = true
+		}
+	}
+	return found, nil
+}
+
+// rootOnlyConfig checks dir and dir/main.cf as the configuration of a setuid run: both
+// must be owned by root and writable by nobody else, and so must every directory above
+// (where a world-writable directory is allowed only with the sticky bit, as /tmp).
+func rootOnlyConfig(dir string) error {
+	if err := rootOnlyFile(dir, true); err != nil {
+		return fmt.Errorf("configuration directory: %w", err)
+	}
+	if err := rootOnlyFile(filepath.Join(dir, "main.cf"), true); err != nil {
+		return fmt.Errorf("main.cf: %w", err)
+	}
+	return nil
+}
+
+// rootOnlyFile returns an error unless only root can change path: the file itself owned
+// by uid 0 and not writable by group or others. With chain, the same holds for every
+// directory above it, both as written and with symbolic links resolved, except that a
+// directory above may be world-writable when it is sticky. A file that anyone else can
+// change, or replace through a directory above it, is a configuration they write.
+func rootOnlyFile(path string, chain bool) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := rootOnlyMode(path, fi, false); err != nil {
+		return err
+	}
+	if !chain {
+		return nil
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s: not an absolute path", path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{filepath.Clean(path), real} {
+		for q := p; ; q = filepath.Dir(q) {
+			fi, err := os.Lstat(q)
+			if err != nil {
+				return err
+			}
+			// A symbolic link cannot be changed, only replaced through its directory,
+			// which the next step checks.
+			if fi.Mode()&os.ModeSymlink == 0 {
+				if err := rootOnlyMode(q, fi, q != p); err != nil {
+					return err
+				}
+			}
+			if q == "/" || q == "." {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func rootOnlyMode(path string, fi os.FileInfo, stickyOK bool) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: no owner information", path)
+	}
+	if st.Uid != 0 {
+		return fmt.Errorf("%s is owned by uid %d, not root", path, st.Uid)
+	}
+	if st.Mode&0o022 != 0 && !(stickyOK && fi.IsDir() && st.Mode&syscall.S_ISVTX != 0) {
+		return fmt.Errorf("%s is writable by group or others (mode %04o)", path, st.Mode&0o7777)
+	}
+	return nil
+}
