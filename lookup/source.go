@@ -196,28 +196,21 @@ func readStable(path string) (string, os.FileInfo, error) {
 			f.Close()
 			return "", nil, fmt.Errorf("%s: is a directory: %w", path, ErrSyntax)
 		}
-		b := make([]byte, 0, before.Size()+1)
-		for {
-			n, err := f.Read(b[len(b):cap(b)])
-			b = b[:len(b)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				f.Close()
-				return "", nil, fmt.Errorf("read %s: %w", path, err)
-			}
-			if len(b) == cap(b) {
-				b = append(b, 0)[:len(b)]
-			}
+		// A strings.Builder grown to the size holds the file once: string([]byte) would
+		// copy it, and a 1,000,000-line table would briefly take twice its size.
+		var b strings.Builder
+		b.Grow(int(before.Size()) + 1)
+		if _, err := io.Copy(&b, f); err != nil {
+			f.Close()
+			return "", nil, fmt.Errorf("read %s: %w", path, err)
 		}
 		after, err := f.Stat()
 		f.Close()
 		if err != nil {
 			return "", nil, err
 		}
-		if after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) && int64(len(b)) == after.Size() {
-			return string(b), after, nil
+		if after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) && int64(b.Len()) == after.Size() {
+			return b.String(), after, nil
 		}
 	}
 	return "", nil, fmt.Errorf("%s: file keeps changing while it is read", path)
