@@ -1,0 +1,173 @@
+package confcheck
+
+import (
+	"context"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"vdeliver/maincf"
+)
+
+func TestParseMaster(t *testing.T) {
+	text := `# comment
+smtp      inet  n       -       y       -       -       smtpd
+  -o syslog_name=postfix/submission
+# a comment between an entry and its continuation does not end it
+
+vdeliver  unix  -       n       n       -       -       pipe
+  flags=X user=vmail:mail
+    argv=/usr/local/bin/vdeliver { -a b } -- ${recipient}
+`
+	got, err := ParseMaster(text, "master.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Service{
+		{Name: "smtp", Type: "inet", Private: "n", Unpriv: "-", Chroot: "y", Wakeup: "-", Maxproc: "-", Command: "smtpd",
+			Args: []Word{{"-o", 3}, {"syslog_name=postfix/submission", 3}}, Line: 2},
+		{Name: "vdeliver", Type: "unix", Private: "-", Unpriv: "n", Chroot: "n", Wakeup: "-", Maxproc: "-", Command: "pipe",
+			Args: []Word{{"flags=X", 7}, {"user=vmail:mail", 7}, {"argv=/usr/local/bin/vdeliver", 8}, {"{ -a b }", 8}, {"--", 8}, {"${recipient}", 8}}, Line: 6},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("ParseMaster (-want +got):\n%s", d)
+	}
+	p, ok := got[1].Pipe()
+	if !ok || !p.runsVdeliver() || p.Attrs["user"] != (Word{"vmail:mail", 7}) || len(p.Argv) != 4 || p.Argv[0].Text != "/usr/local/bin/vdeliver" {
+		t.Fatalf("Pipe() = %+v, %v", p, ok)
+	}
+	if _, ok := got[0].Pipe(); ok {
+		t.Fatal("smtpd taken for a pipe service")
+	}
+}
+
+func TestParseMasterErrors(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"  flags=X\n", "m.cf:1: continuation line with no entry before it"},
+		{"# c\nshort unix - n\n", `m.cf:2: entry "short" has 4 fields, master(5) needs at least 8`},
+	} {
+		_, err := ParseMaster(tc.text, "m.cf")
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("ParseMaster(%q) = %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// The daemon options before the attributes are skipped: -o takes its value with it.
+func TestPipeSkipsDaemonOptions(t *testing.T) {
+	s, err := ParseMaster("v unix - n n - - pipe -v -o a=b flags=R argv=vdeliver x\n", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s[0].Pipe()
+	if len(p.Attrs) != 1 || p.Attrs["flags"].Text != "R" || p.Argv[0].Text != "vdeliver" || !p.runsVdeliver() {
+		t.Fatalf("Pipe() = %+v", p)
+	}
+}
+
+func TestReadEntries(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "t")
+	// An orphan continuation is dropped; a continuation joins with its whitespace even
+	// across a comment and a blank line; "novalue" has no value; "novalue2" gets one from
+	// its continuation.
+	text := "  orphan\n# c\nA@x  v1,\n# between\n\n   v2\n\"q k\"@x  q\nnovalue\nnovalue2\n  cont\nb@x v3\n"
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readEntries(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []entry{{"A@x", "v1,   v2", 3}, {`"q k"@x`, "q", 7}, {"novalue2", "cont", 9}, {"b@x", "v3", 11}}
+	if d := cmp.Diff(want, got, cmp.AllowUnexported(entry{})); d != "" {
+		t.Fatalf("readEntries (-want +got):\n%s", d)
+	}
+}
+
+// A table that root can read but master.cf's user cannot is reported: pipe(8) runs
+// vdeliver as that user. Needs root, to have a user other than the file's owner.
+func TestCheckUnreadableByPipeUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: needs a second user (nobody) to test permissions for")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(name, text string, mode os.FileMode) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "vmail"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("main.cf", `virtual_mailbox_domains = example.com
+virtual_mailbox_base = `+dir+`/vmail
+virtual_mailbox_maps = hash:`+dir+`/vmailbox
+virtual_uid_maps = static:`+nobody.Uid+`
+virtual_gid_maps = static:`+nobody.Gid+`
+virtual_transport = vdeliver
+vdeliver_destination_recipient_limit = 1
+`, 0o644)
+	write("vmailbox", "alice@example.com example.com/alice/\n", 0o600)
+	write("master.cf", "vdeliver unix - n n - - pipe flags=X null_sender= user=nobody argv=/usr/bin/vdeliver -- ${recipient}\n", 0o644)
+	cf, err := maincf.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Check(context.Background(), cf, Options{})
+	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 3, Severity: Error, Code: "unreadable",
+		Message: "hash:" + dir + "/vmailbox: nobody cannot read " + dir + "/vmailbox (mode 0600, owner 0:0)",
+		Fix:     "make " + dir + "/vmailbox readable by nobody (chmod o+r, or chgrp " + nobody.Gid + " and g+r)"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("Check (-want +got):\n%s", d)
+	}
+	// Readable by group: the pipe user's own gid counts.
+	if err := os.Chown(filepath.Join(dir, "vmailbox"), 0, mustAtoi(t, nobody.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "vmailbox"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got := Check(context.Background(), cf, Options{}); len(got) != 0 {
+		t.Fatalf("group-readable table: findings %v", got)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Line 0 is shown without a line number.
+func TestFindingString(t *testing.T) {
+	f := Finding{File: "/m.cf", Severity: Warning, Code: "c", Message: "m", Fix: "f"}
+	if got := f.String(); got != "/m.cf: warning: m [c]\n\tfix: f" {
+		t.Fatalf("%q", got)
+	}
+	f.Line = 3
+	if got := f.String(); !strings.HasPrefix(got, "/m.cf:3: warning: ") {
+		t.Fatalf("%q", got)
+	}
+}
