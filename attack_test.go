@@ -252,18 +252,27 @@ func cmdHardlink(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.Link(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
 }
 
-// waitopen path n: waits (up to 15 s) until n processes hold path open.
+// waitopen path: waits (up to 15 s) until the script's latest background process holds
+// path open — for vdeliver, the sign that it is past safe_open and waiting for the lock.
 func cmdWaitOpen(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: waitopen path n")
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitopen path")
 	}
-	n, err := strconv.Atoi(args[1])
+	bg := ts.BackgroundCmds()
+	if len(bg) == 0 {
+		ts.Fatalf("waitopen: no background command")
+	}
+	pid := bg[len(bg)-1].Process.Pid
+	fi, err := os.Stat(ts.MkAbs(args[0]))
 	ts.Check(err)
-	pids, err := waitOpeners(ts.MkAbs(args[0]), n, 15*time.Second)
-	if err != nil {
-		ts.Fatalf("%v", err)
+	st := fi.Sys().(*syscall.Stat_t)
+	deadline := time.Now().Add(15 * time.Second)
+	for !slices.Contains(openers(st.Dev, st.Ino), pid) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s: not opened by pid %d within 15s", args[0], pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	ts.Logf("%s open in %v", args[0], pids)
 }
 
 // openers returns the pids of the processes that hold the file dev/ino open.
@@ -296,25 +305,6 @@ func mboxDevIno(t *testing.T, path string) (dev, ino uint64) {
 	must(t, err)
 	st := fi.Sys().(*syscall.Stat_t)
 	return st.Dev, st.Ino
-}
-
-func waitOpeners(path string, n int, limit time.Duration) ([]int, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	deadline := time.Now().Add(limit)
-	for {
-		pids := openers(st.Dev, st.Ino)
-		if len(pids) >= n {
-			return pids, nil
-		}
-		if time.Now().After(deadline) {
-			return pids, fmt.Errorf("%s: open in %d processes %v after %v, want %d", path, len(pids), pids, limit, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // --- a NUL byte in the arguments ---
@@ -763,15 +753,22 @@ func TestSetuidEveryThreadSwitched(t *testing.T) {
 	writeFile(t, mbox, "")
 	must(t, os.Chown(mbox, bobUID, vmailGID))
 	must(t, os.Chmod(mbox, 0o600))
-	release := filepath.Join(t.TempDir(), "release")
-	holder := exec.Command("flock", mbox, "sh", "-c", `while [ ! -e "$0" ]; do sleep 0.05; done`, release)
+	ctl := t.TempDir()
+	held, release := filepath.Join(ctl, "held"), filepath.Join(ctl, "release")
+	// The command runs only once flock(1) holds the lock.
+	holder := exec.Command("flock", mbox, "sh", "-c", `: > "$0"; while [ ! -e "$1" ]; do sleep 0.05; done`, held, release)
 	must(t, holder.Start())
 	defer func() {
 		os.WriteFile(release, nil, 0o644)
 		holder.Wait()
 	}()
-	if _, err := waitOpeners(mbox, 1, 15*time.Second); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(held); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("flock(1) did not take the lock within 15s")
+		}
 	}
 	cmd, out, errOut := in.command(mtaUID, vmailGID, nil, "--", "bob@example.com")
 	must(t, cmd.Start())
@@ -906,4 +903,31 @@ func TestNotSetuidSingleUser(t *testing.T) {
 	}
 	// And as vmail it cannot deliver for another uid.
 	in.attack(t, "no set-uid bit: another recipient's uid", mtaUID, vmailGID, nil, 75, cfgError, "", 0, "-c", own, "--", "y@example.com")
+}
+
+// The detector itself: every kind of change outside the allowed paths is seen, and a
+// file of the wrong owner inside them too.
+func TestCompareTrees(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "outside", "f"), "x\n")
+	writeFile(t, filepath.Join(dir, "outside", "g"), "x\n")
+	writeFile(t, filepath.Join(dir, "outside", "h"), "x\n")
+	writeFile(t, filepath.Join(dir, "box", "old"), "x\n")
+	before, err := snapshotTree(dir, nil)
+	must(t, err)
+	writeFile(t, filepath.Join(dir, "outside", "f"), "y\n")                              // same size, new bytes
+	must(t, os.Chmod(filepath.Join(dir, "outside", "g"), 0o600))                         // chmod
+	must(t, os.Link(filepath.Join(dir, "outside", "h"), filepath.Join(dir, "box", "h"))) // hard link from inside
+	writeFile(t, filepath.Join(dir, "new"), "")                                          // a new file
+	writeFile(t, filepath.Join(dir, "box", "mail"), "m\n")                               // allowed
+	after, err := snapshotTree(dir, nil)
+	must(t, err)
+	uid := uint32(os.Getuid()) + 1 // nobody's files are "right"
+	outside, wrong := compareTrees(before, after, []string{"box"}, uid, uid)
+	if want := []string{"new", "outside/f", "outside/g", "outside/h"}; !slices.Equal(outside, want) {
+		t.Errorf("outside = %q, want %q", outside, want)
+	}
+	if len(wrong) != 2 || !strings.HasPrefix(wrong[0], "box/h ") || !strings.HasPrefix(wrong[1], "box/mail ") {
+		t.Errorf("wrong owner = %q, want box/h and box/mail", wrong)
+	}
 }
