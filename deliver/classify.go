@@ -3,6 +3,8 @@ package deliver
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"syscall"
 
 	"vdeliver/maildir"
@@ -95,7 +97,17 @@ func errnoText(err error) string {
 	if err == nil {
 		return "unknown error"
 	}
-	return err.Error()
+	// Not an errno (os.Root's "path escapes from parent", say): keep the cause, drop the
+	// path, which is for the log only.
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return capitalize(pe.Err.Error())
+	case errors.As(err, &le):
+		return capitalize(le.Err.Error())
+	}
+	return "unknown error"
 }
 
 // mboxText keeps Postfix's wording for the sender but drops the mailbox path.

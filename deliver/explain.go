@@ -114,7 +114,10 @@ func (s *Settings) confinement(e *Explanation, t *Target) *Status {
 	case errors.Is(err, fs.ErrNotExist):
 		e.Confinement = "beneath the base (not created yet)"
 	default:
+		// What the delivery itself would meet: opening beneath the base fails, and the
+		// storage step defers (4.2.0), as classify says for a refused open.
 		e.Confinement = fmt.Sprintf("refused: %v", err)
+		return Deferf(CodeMailboxBusy, err, "mailbox path leaves the base or cannot be reached: %s", errnoText(err))
 	}
 	return nil
 }
