@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"vdeliver/journal"
 	"vdeliver/maildir"
 	"vdeliver/mbox"
 )
@@ -17,11 +18,29 @@ type Options struct {
 	Hostname    string           // "" -> os.Hostname(); used in maildir file names
 	Now         func() time.Time // nil -> time.Now
 	Log         func(line string)
+
+	// Alias expansion and fan-out (alias.go).
+	ExpandAliases  bool                // --expand-aliases: expand virtual_alias_maps first
+	ForwardCommand []string            // --forward-command, split at spaces; nil -> DefaultForwardCommand
+	StateDir       string              // --state-dir: where the journal lives; "" -> no journal
+	Getenv         func(string) string // our environment, for the forward command; nil -> empty
 }
 
 // Run delivers msg (as read from stdin) to every recipient and returns one Status per
 // recipient, in order. It never panics: a panic below is recovered into 4.3.0 by the
-// caller's safety net in main as well as here, per recipient.
+// caller's safety net in main as well as here, per destination.
+//
+// With Options.ExpandAliases each recipient is first expanded through virtual_alias_maps
+// (alias.go); the results in virtual_mailbox_domains, and the recipient itself, are
+// delivered here, the others forwarded. Each destination gets its own log line; the
+// recipient's Status is the worst of them (a deferral beats a bounce beats success).
+//
+// When a run has more than one destination, one failure makes the MTA retry them all.
+// With a queue id and a state directory, the journal (package journal) records each
+// destination once it has the message, and a retry skips those; the journal is removed
+// once no recipient of the run is deferred. Without a queue id the log says that a retry
+// may duplicate. Within a run, a mailbox reached twice (two aliases, two recipients of
+// the same mailbox) gets the message once.
 func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []byte, opt Options) []*Status {
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -31,43 +50,254 @@ func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []
 	}
 	start := opt.Now()
 	msg := Normalize(raw)
-	r := &run{s: s, opt: opt, msg: msg, loops: deliveredTo(msg)}
+	r := &run{s: s, opt: opt, msg: msg, loops: deliveredTo(msg), seen: map[string]bool{}}
 	defer r.close()
-	out := make([]*Status, len(rcpts))
+	plans := make([]plan, len(rcpts))
+	total := 0
 	for i, rcpt := range rcpts {
 		e := env
 		e.Recipient = rcpt
-		st := r.one(ctx, e)
-		if s.SoftBounce {
-			st = st.SoftBounce()
-		}
-		out[i] = st
-		opt.Log(logLine(e, st, start, opt.Now(), len(raw)))
+		plans[i] = r.plan(ctx, e)
+		total += len(plans[i].dests)
 	}
+	r.fanout = total > 1
+	if r.fanout {
+		switch {
+		case env.QueueID == "":
+			opt.Log(fmt.Sprintf("NOQUEUE: warning: %d destinations and no queue id (-i): a retry after a partial failure may deliver to some of them twice", total))
+		case opt.StateDir == "":
+			opt.Log(fmt.Sprintf("%s: warning: %d destinations and no state directory (--state-dir): a retry after a partial failure may deliver to some of them twice", env.QueueID, total))
+		}
+	}
+	out := make([]*Status, len(rcpts))
+	for i, p := range plans {
+		out[i] = r.deliverPlan(ctx, p, start, len(raw))
+	}
+	r.finish(env.QueueID, rcpts, out)
 	return out
 }
 
 type run struct {
-	s     *Settings
-	opt   Options
-	msg   []byte
-	loops map[string]bool
-	id    identity
-	root  *os.Root
+	s      *Settings
+	opt    Options
+	msg    []byte
+	loops  map[string]bool
+	id     identity
+	root   *os.Root
+	fanout bool            // more than one destination in this run: keep the journal
+	seen   map[string]bool // destinations that have the message, by journal key
+	j      *journal.Journal
+	jst    *Status // why the journal could not be opened
 }
 
 func (r *run) close() {
 	if r.root != nil {
 		r.root.Close()
 	}
+	if r.j != nil {
+		r.j.Close()
+	}
 }
 
-func (r *run) one(ctx context.Context, env Envelope) (st *Status) {
+// plan is what one recipient of the command line turns into.
+type plan struct {
+	env   Envelope // Recipient as the caller gave it
+	st    *Status  // the recipient failed before any destination (expansion error, loop)
+	dests []target
+}
+
+// target is one destination of a plan.
+type target struct {
+	addr     string
+	expanded bool // the recipient went through an alias: X-Original-To names it
+	forward  bool // outside virtual_mailbox_domains: handed to the forward command
+}
+
+func (r *run) plan(ctx context.Context, env Envelope) (p plan) {
+	p.env = env
+	if !r.opt.ExpandAliases {
+		p.dests = []target{{addr: env.Recipient}}
+		return p
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			p.st, p.dests = Deferf(CodeSystem, fmt.Errorf("panic: %v", v), "internal error"), nil
+		}
+	}()
+	if st := r.checkEnvelope(env); st != nil {
+		p.st = st
+		return p
+	}
+	// local(8) checks the recipient before expanding it: a forwarded copy that comes back
+	// carries our Delivered-To.
+	if !r.opt.NoLoopCheck && isLoop(r.loops, env.Recipient) {
+		p.st = Bouncef(CodeLoop, nil, "mail forwarding loop for %s", env.Recipient)
+		return p
+	}
+	x, st := r.s.ExpandAliases(ctx, env.Recipient)
+	if st != nil {
+		p.st = st
+		return p
+	}
+	for _, a := range x.Addresses {
+		d := target{addr: a, expanded: x.Expanded()}
+		// The recipient itself (no alias, or "user@x user@x, ...") is never forwarded: it
+		// was given to us to deliver.
+		if fold(a) != fold(env.Recipient) {
+			_, domain, _ := splitAt(fold(a))
+			listed, err := r.s.Domains.Match(ctx, domain)
+			if err != nil {
+				p.st, p.dests = Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_domains: %w", err), "mail system configuration error"), nil
+				return p
+			}
+			d.forward = !listed
+		}
+		p.dests = append(p.dests, d)
+	}
+	if x.Expanded() {
+		r.opt.Log(fmt.Sprintf("%s: alias <%s> expanded to <%s>", queueLabel(env.QueueID), env.Recipient, strings.Join(x.Addresses, ">, <")))
+	}
+	return p
+}
+
+func (r *run) deliverPlan(ctx context.Context, p plan, start time.Time, size int) *Status {
+	if p.st != nil {
+		st := p.st
+		if r.s.SoftBounce {
+			st = st.SoftBounce()
+		}
+		r.opt.Log(logLine(p.env, st, start, r.opt.Now(), size))
+		return st
+	}
+	sts := make([]*Status, len(p.dests))
+	for i, d := range p.dests {
+		e := p.env
+		e.Recipient = d.addr
+		if d.expanded && e.OrigRcpt == "" {
+			e.OrigRcpt = p.env.Recipient // X-Original-To: what we were asked to deliver
+		}
+		st := r.dest(ctx, p.env.Recipient, e, d)
+		if r.s.SoftBounce {
+			st = st.SoftBounce()
+		}
+		sts[i] = st
+		r.opt.Log(logLine(e, st, start, r.opt.Now(), size))
+	}
+	return combine(p, sts)
+}
+
+// combine is the one status of a recipient with several destinations: the worst, naming
+// the destination it is about.
+func combine(p plan, sts []*Status) *Status {
+	if len(sts) == 1 && !p.dests[0].expanded {
+		return sts[0]
+	}
+	w := Worst(sts)
+	if w.OK() && len(sts) > 1 {
+		return Delivered("expanded to %d addresses: all delivered", len(sts))
+	}
+	for i, st := range sts {
+		if st == w {
+			c := *w
+			c.Reason = fmt.Sprintf("expanded to %s: %s", p.dests[i].addr, w.Reason)
+			return &c
+		}
+	}
+	return w
+}
+
+// dest delivers to one destination unless the journal or this run says it already has
+// the message. rcpt is the recipient of the command line the destination came from.
+func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st *Status) {
 	defer func() {
 		if p := recover(); p != nil {
 			st = Deferf(CodeSystem, fmt.Errorf("panic: %v", p), "internal error")
 		}
 	}()
+	if st := r.checkEnvelope(env); st != nil {
+		return st
+	}
+	var t *Target
+	var key string
+	if d.forward {
+		if st := r.forwardAs(ctx, rcpt); st != nil {
+			return st
+		}
+		key = "forward:" + fold(d.addr)
+	} else {
+		if t, st = r.prepare(ctx, env); st != nil {
+			return st
+		}
+		key = "mailbox:" + t.Path
+	}
+	// The journal is opened only now: after the identity switch, so its files belong to
+	// the delivering user.
+	j, st := r.journal(env.QueueID)
+	if st != nil {
+		return st
+	}
+	jkey := fold(rcpt)
+	switch {
+	case r.seen[key]:
+		st = Delivered("already delivered in this run")
+	case j != nil && j.Done(jkey, key):
+		st = Delivered("already delivered by an earlier attempt")
+	case d.forward:
+		st = r.forward(ctx, rcpt, env, d.addr)
+	default:
+		st = r.write(ctx, env, t)
+	}
+	if st.OK() {
+		r.seen[key] = true
+		if j != nil {
+			if err := j.Record(jkey, key); err != nil {
+				r.opt.Log(fmt.Sprintf("%s: warning: delivery journal: %v: a retry may deliver to %s twice", env.QueueID, err, d.addr))
+			}
+		}
+	}
+	return st
+}
+
+// journal opens the run's journal on first use; nil when the run does not need one.
+func (r *run) journal(queueID string) (*journal.Journal, *Status) {
+	if !r.fanout || queueID == "" || r.opt.StateDir == "" {
+		return nil, nil
+	}
+	if r.j == nil && r.jst == nil {
+		j, err := journal.Open(r.opt.StateDir, queueID, journal.Options{MaxAge: r.s.QueueLifetime, Now: r.opt.Now})
+		if err != nil {
+			// Delivering without it could deliver twice on the retry: defer before
+			// anything is written.
+			r.jst = Deferf(CodeConfig, fmt.Errorf("delivery journal in %s: %w", r.opt.StateDir, err),
+				"mail system configuration error: cannot keep the delivery journal")
+		}
+		r.j = j
+	}
+	return r.j, r.jst
+}
+
+// finish removes the run's journal entries once the MTA will not retry: no recipient
+// deferred.
+func (r *run) finish(queueID string, rcpts []string, out []*Status) {
+	if r.j == nil {
+		return
+	}
+	for _, st := range out {
+		if st.Temporary() {
+			return
+		}
+	}
+	folded := make([]string, len(rcpts))
+	for i, rc := range rcpts {
+		folded[i] = fold(rc)
+	}
+	if err := r.j.Forget(folded...); err != nil {
+		r.opt.Log(fmt.Sprintf("%s: warning: delivery journal: %v", queueID, err))
+	}
+}
+
+// checkEnvelope refuses what can never be delivered or forwarded.
+func (r *run) checkEnvelope(env Envelope) *Status {
 	if env.Sender != "" && hasControl(env.Sender) {
 		return Bouncef(CodeBadSender, fmt.Errorf("sender %q", env.Sender), "bad sender address syntax")
 	}
@@ -77,27 +307,37 @@ func (r *run) one(ctx context.Context, env Envelope) (st *Status) {
 	if len(r.msg) == 0 {
 		return Bouncef(CodeBadMessage, nil, "message is empty")
 	}
+	return nil
+}
+
+// prepare resolves one mailbox recipient and becomes its owner; nothing is written.
+func (r *run) prepare(ctx context.Context, env Envelope) (*Target, *Status) {
 	t, st := r.s.Resolve(ctx, env.Recipient)
 	if st != nil {
-		return st
+		return nil, st
 	}
 	if !r.opt.NoLoopCheck && isLoop(r.loops, env.Recipient) {
-		return Bouncef(CodeLoop, nil, "mail forwarding loop for %s", env.Recipient)
+		return nil, Bouncef(CodeLoop, nil, "mail forwarding loop for %s", env.Recipient)
 	}
 	if !strings.HasPrefix(r.s.Base, "/") {
-		return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", r.s.Base),
+		return nil, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", r.s.Base),
 			"mail system configuration error")
 	}
 	if err := r.id.become(t.UID, t.GID); err != nil {
-		return Deferf(CodeConfig, err, "mail system configuration error")
+		return nil, Deferf(CodeConfig, err, "mail system configuration error")
 	}
 	if r.root == nil {
 		root, err := os.OpenRoot(r.s.Base)
 		if err != nil {
-			return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base: %w", err), "mail system configuration error")
+			return nil, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base: %w", err), "mail system configuration error")
 		}
 		r.root = root
 	}
+	return t, nil
+}
+
+// write puts the message into the prepared mailbox.
+func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
 		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, maildir.Options{

@@ -39,12 +39,23 @@ type Settings struct {
 	SoftBounce    bool
 	TimeLimit     time.Duration // command_time_limit: our own deadline stays well below it
 	Warn          func(string)
+
+	// Virtual alias expansion (alias.go). The tables are opened on first use, so a
+	// delivery with expansion off never depends on them.
+	AliasMapsSpec       string        // virtual_alias_maps
+	AliasRecursionLimit int           // virtual_alias_recursion_limit
+	AliasExpansionLimit int           // virtual_alias_expansion_limit
+	AliasLengthLimit    int           // virtual_alias_address_length_limit
+	PropagateExtension  bool          // propagate_unmatched_extensions contains "virtual"
+	QueueLifetime       time.Duration // maximal_queue_lifetime: the journal's expiry
+	aliasMaps           *lookup.Maps
+	aliasErr            error
 }
 
 // Close releases the tables.
 func (s *Settings) Close() error {
 	var errs []error
-	for _, m := range []*lookup.Maps{s.MailboxMaps, s.UIDMaps, s.GIDMaps} {
+	for _, m := range []*lookup.Maps{s.MailboxMaps, s.UIDMaps, s.GIDMaps, s.aliasMaps} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -116,6 +127,12 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.TimeLimit = duration("command_time_limit")
 	s.MyOrigin = get("myorigin")
 	s.Interfaces = append(lookup.SplitList(get("inet_interfaces")), lookup.SplitList(get("proxy_interfaces"))...)
+	s.AliasMapsSpec = get("virtual_alias_maps")
+	s.AliasRecursionLimit = int(integer("virtual_alias_recursion_limit"))
+	s.AliasExpansionLimit = int(integer("virtual_alias_expansion_limit"))
+	s.AliasLengthLimit = int(integer("virtual_alias_address_length_limit"))
+	s.PropagateExtension = propagatesVirtual(get("propagate_unmatched_extensions"))
+	s.QueueLifetime = duration("maximal_queue_lifetime")
 	mailboxMaps := get("virtual_mailbox_maps")
 	uidMaps := get("virtual_uid_maps")
 	gidMaps := get("virtual_gid_maps")

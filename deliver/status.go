@@ -41,6 +41,10 @@ const (
 	CodeNotRegular    = "5.3.5" // mailbox is a device or other non-regular file
 	CodeLoop          = "5.4.6" // Delivered-To loop
 	CodeBadMessage    = "5.6.0" // message that cannot be delivered as it is
+
+	// CodeAliasExpansion is cleanup(8)'s "4.6.0 Alias expansion error": an alias loop or
+	// a virtual_alias_* limit hit.
+	CodeAliasExpansion = "4.6.0"
 )
 
 // bounceExit pairs each permanent code with the sysexits value whose pipe(8) meaning is

@@ -1,0 +1,478 @@
+package deliver
+
+// Virtual alias expansion and forwarding, for callers that did not expand aliases
+// themselves (SPEC §10; issue 10).
+//
+// Under Postfix, cleanup(8) expands virtual_alias_maps before the message is queued, so
+// vdeliver must not expand again (an alias "user@x user@x, copy@y" would send copy@y a
+// second copy): expansion is off unless Options.ExpandAliases. When on, it follows
+// cleanup_map1n.c and mail_addr_map.c:
+//
+//   - Keys in virtual(8)'s order (resolve.go searchKeys): user+ext@domain, user@domain,
+//     then user+ext and user when the domain is local, then @domain. Only the quoted
+//     (RFC 822 external) form is asked, as cleanup(8) does. Fixed-key tables get the
+//     folded key (cleanup opens them with DICT_FLAG_FOLD_FIX); pattern tables only the
+//     full address as given, and their results may use $n (no paranoid flag here).
+//   - The result is a list of addresses separated by commas and/or whitespace; "(...)"
+//     comments are dropped, "<addr>" unwrapped, a quoted localpart kept whole. A result
+//     that starts with "@" gets the original localpart in front (without the extension
+//     when the match needed it stripped). A bare localpart gets "@$myorigin"
+//     (append_at_myorigin); Postfix's other canonical rewrites (append_dot_mydomain,
+//     percent hack, bang paths) are not done.
+//   - When the match used the extension-stripped key and propagate_unmatched_extensions
+//     contains "virtual", the extension with its delimiter goes back before the "@" of
+//     every result.
+//   - Every result is looked up again. An address whose list contains itself
+//     (case-insensitively) is not expanded further. virtual_alias_recursion_limit bounds
+//     the lookups along one position (so an alias loop a -> b -> a ends there),
+//     virtual_alias_expansion_limit the number of addresses, and
+//     virtual_alias_address_length_limit each result's length: exceeding any defers
+//     4.6.0 (CodeAliasExpansion). A table error or a result that holds no address
+//     defers 4.3.5. Duplicates are removed case-insensitively, first spelling kept.
+//
+// What happens to each result is decided in deliver.go (Run): an address in
+// virtual_mailbox_domains, or the recipient itself, is delivered in the same run; any
+// other is forwarded with the forward command below.
+//
+// # Forwarding
+//
+// The forward command (Options.ForwardCommand, default DefaultForwardCommand) gets
+// "-f SENDER -- ADDRESS" appended (SENDER is "<>" for the null sender; both in quoted
+// external form), runs with "/" as working directory, in its own process group, with
+// only PATH=/usr/bin:/bin and TZ, LANG and MAIL_CONFIG from our environment (pipe(8)'s
+// export_environment), as the delivering user and never as root. Its stdin is one line
+// "Delivered-To: <recipient>" (the address vdeliver was asked to deliver, so a forward
+// that comes back is caught by the loop check, as local(8) does for .forward) followed
+// by the message exactly as received (lines ending in LF, the last one terminated).
+// Return-Path and X-Original-To are not added: they belong to final delivery.
+//
+// Its exit status is read as pipe(8) reads a command's: 0 delivered; 75 (EX_TEMPFAIL)
+// or 71 (EX_OSERR), death by a signal, our deadline, or a command that cannot be
+// started defer (4.3.0); any other status bounces 5.3.0. Its output goes to the log only.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"vdeliver/lookup"
+)
+
+// DefaultForwardCommand is the forward command when Options.ForwardCommand is empty.
+var DefaultForwardCommand = []string{"/usr/sbin/sendmail", "-i"}
+
+// Expansion is what virtual_alias_maps made of one recipient.
+type Expansion struct {
+	Recipient string      `json:"recipient"`
+	Addresses []string    `json:"addresses"` // final addresses, duplicates removed
+	Steps     []AliasStep `json:"steps,omitempty"`
+	Probes    []Probe     `json:"-"`
+}
+
+// AliasStep is one alias lookup that matched.
+type AliasStep struct {
+	Address string   `json:"address"`
+	Key     string   `json:"key"`     // the key that matched
+	Results []string `json:"results"` // what it expanded to, after @domain, myorigin and extension rules
+}
+
+// Expanded reports whether any alias matched.
+func (x *Expansion) Expanded() bool { return len(x.Steps) > 0 }
+
+func (s *Settings) openAliasMaps() (*lookup.Maps, error) {
+	if s.aliasMaps == nil && s.aliasErr == nil {
+		// Not paranoid: an alias result is an address, never a path, and Postfix allows
+		// $n in it.
+		s.aliasMaps, s.aliasErr = lookup.OpenMaps(s.AliasMapsSpec, lookup.Options{Warn: s.Warn})
+	}
+	return s.aliasMaps, s.aliasErr
+}
+
+// ExpandAliases expands rcpt through virtual_alias_maps with cleanup(8)'s rules (see the
+// comment at the top of this file). It writes nothing. A recipient no alias matches
+// expands to itself.
+//
+// It returns a 5.1.3 bounce for a recipient with control characters, 4.3.5 for a table
+// that cannot be opened or queried or a result without an address, and 4.6.0 when a
+// virtual_alias_* limit is exceeded; the Expansion is returned in every case, with the
+// lookups made so far.
+func (s *Settings) ExpandAliases(ctx context.Context, rcpt string) (*Expansion, *Status) {
+	x := &Expansion{Recipient: rcpt}
+	if rcpt == "" || hasControl(rcpt) {
+		return x, Bouncef(CodeBadRcptSyntax, fmt.Errorf("recipient %q", rcpt), "bad recipient address syntax")
+	}
+	maps, err := s.openAliasMaps()
+	if err != nil {
+		return x, Deferf(CodeConfig, fmt.Errorf("virtual_alias_maps: %w", err), "mail system configuration error")
+	}
+	if s.AliasRecursionLimit < 1 || s.AliasExpansionLimit < 1 || s.AliasLengthLimit < 1 {
+		return x, Deferf(CodeConfig, errors.New("virtual_alias_recursion_limit, virtual_alias_expansion_limit and virtual_alias_address_length_limit must be at least 1"),
+			"mail system configuration error")
+	}
+	argv := []string{rcpt}
+	done := map[string]bool{} // cleanup's been_here: addresses that expanded into themselves
+	for arg := 0; arg < len(argv); arg++ {
+		if len(argv) > s.AliasExpansionLimit {
+			return x, Deferf(CodeAliasExpansion, fmt.Errorf("virtual_alias_maps: unreasonable expansion size for %s: more than %d addresses", rcpt, s.AliasExpansionLimit),
+				"alias expansion error: more than virtual_alias_expansion_limit (%d) addresses", s.AliasExpansionLimit)
+		}
+		for count := 0; ; count++ {
+			if done[fold(argv[arg])] {
+				break
+			}
+			if count >= s.AliasRecursionLimit {
+				return x, Deferf(CodeAliasExpansion, fmt.Errorf("virtual_alias_maps: unreasonable nesting for %s: %d lookups along one address, last %s", rcpt, count, argv[arg]),
+					"alias expansion error: alias loop, or nesting deeper than virtual_alias_recursion_limit (%d)", s.AliasRecursionLimit)
+			}
+			lhs := argv[arg]
+			results, key, found, err := s.aliasLookup(ctx, maps, lhs, x)
+			if err != nil {
+				return x, Deferf(CodeConfig, fmt.Errorf("virtual_alias_maps: lookup %s: %w", lhs, err), "mail system configuration error")
+			}
+			if !found {
+				break
+			}
+			x.Steps = append(x.Steps, AliasStep{Address: lhs, Key: key, Results: results})
+			for i, res := range results {
+				if n := len(Quote822Local(res)); n > s.AliasLengthLimit {
+					return x, Deferf(CodeAliasExpansion, fmt.Errorf("virtual_alias_maps: unreasonable result for %s: %d bytes: %.300s", lhs, n, res),
+						"alias expansion error: an address longer than virtual_alias_address_length_limit (%d)", s.AliasLengthLimit)
+				}
+				if i == 0 {
+					argv[arg] = res
+				} else {
+					argv = append(argv, res)
+				}
+				// "user@x  user@x, copy@y": the address is delivered, not expanded again.
+				if strings.EqualFold(lhs, res) {
+					done[fold(lhs)] = true
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, a := range argv {
+		if !seen[fold(a)] {
+			seen[fold(a)] = true
+			x.Addresses = append(x.Addresses, a)
+		}
+	}
+	return x, nil
+}
+
+// aliasLookup is mail_addr_map(): the first key of searchKeys that any table answers,
+// its result split, canonicalised and given the unmatched extension.
+func (s *Settings) aliasLookup(ctx context.Context, maps *lookup.Maps, addr string, x *Expansion) (results []string, key string, found bool, err error) {
+	keys, err := s.searchKeys(ctx, fold(addr))
+	if err != nil {
+		return nil, "", false, fmt.Errorf("mydestination: %w", err)
+	}
+	local, domain, _ := splitAt(addr)
+	ext, split := splitExtension(local, s.Delimiters, s.DoubleBounce, s.OwnerRequest)
+	stripped := map[string]bool{}
+	if split {
+		stripped[Quote822Local(fold(ext.User)+"@"+fold(domain))] = true
+		stripped[Quote822Local(fold(ext.User))] = true
+	}
+	for _, k := range keys {
+		for _, t := range maps.Tables() {
+			if k.fixedOnly && !t.Fixed() {
+				continue
+			}
+			q := k.key
+			if !t.Fixed() {
+				// Pattern tables see the full address as given (cleanup folds only
+				// fixed-key queries); regexp and pcre tables ignore case by default.
+				q = Quote822Local(addr)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, "", false, err
+			}
+			v, ok, err := t.Lookup(ctx, q)
+			x.Probes = append(x.Probes, Probe{Map: "virtual_alias_maps", Key: q, Found: ok, Value: v, Err: err})
+			if err != nil {
+				return nil, "", false, fmt.Errorf("table %s: %w", t.Name(), err)
+			}
+			if !ok {
+				continue
+			}
+			if v == "" {
+				return nil, "", false, fmt.Errorf("table %s: key %q: %w", t.Name(), q, lookup.ErrEmptyValue)
+			}
+			extension := ""
+			if split && stripped[k.key] {
+				extension = ext.Delim + ext.Ext
+			}
+			results, err := s.aliasResults(local, v, extension)
+			if err != nil {
+				return nil, "", false, fmt.Errorf("table %s: key %q: %w", t.Name(), q, err)
+			}
+			return results, q, true, nil
+		}
+	}
+	return nil, "", false, nil
+}
+
+// aliasResults turns one table value into addresses (internal form): "@domain" gets the
+// localpart, bare localparts get @myorigin, the extension is propagated.
+func (s *Settings) aliasResults(local, value, extension string) ([]string, error) {
+	if strings.HasPrefix(value, "@") {
+		// mail_addr_map: prepend the original user, without the unmatched extension.
+		user := strings.TrimSuffix(local, extension)
+		value = strings.TrimSuffix(Quote822Local(user+"@"), "@") + value
+	}
+	var out []string
+	for _, w := range splitAddressList(value) {
+		a := unquote822Local(w)
+		if hasControl(a) {
+			return nil, fmt.Errorf("result %q: control character", value)
+		}
+		l, d, hasAt := splitAt(a)
+		if !hasAt {
+			d = s.MyOrigin
+		}
+		if extension != "" && s.PropagateExtension {
+			l += extension
+		}
+		if l == "" && d == "" {
+			continue
+		}
+		out = append(out, l+"@"+d)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("non-address result %q", value)
+	}
+	return out, nil
+}
+
+// splitAddressList splits an alias result at commas and whitespace outside double quotes
+// and angle brackets, drops (comments) and unwraps <addr>.
+func splitAddressList(s string) []string {
+	var out []string
+	var cur strings.Builder
+	flush := func() {
+		w := cur.String()
+		cur.Reset()
+		if i := strings.IndexByte(w, '<'); i >= 0 {
+			if j := strings.LastIndexByte(w, '>'); j > i {
+				w = w[i+1 : j]
+			}
+		}
+		if w != "" {
+			out = append(out, w)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			j := i + 1
+			for j < len(s) && s[j] != '"' {
+				if s[j] == '\\' && j+1 < len(s) {
+					j++
+				}
+				j++
+			}
+			cur.WriteString(s[i:min(j+1, len(s))])
+			i = j
+		case c == '<':
+			j := strings.IndexByte(s[i:], '>')
+			if j < 0 {
+				j = len(s) - i - 1
+			}
+			cur.WriteString(s[i : i+j+1])
+			i += j
+		case c == '(':
+			depth := 0
+			for ; i < len(s); i++ {
+				if s[i] == '(' {
+					depth++
+				} else if s[i] == ')' {
+					if depth--; depth == 0 {
+						break
+					}
+				}
+			}
+		case c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			flush()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	flush()
+	return out
+}
+
+// unquote822Local is unquote_822_local(): the localpart's quotes go, backslash escapes
+// are resolved; the domain is kept as is.
+func unquote822Local(addr string) string {
+	local, domain, hasAt := splitAt(addr)
+	if strings.ContainsAny(local, `"\`) {
+		var b strings.Builder
+		for i := 0; i < len(local); i++ {
+			switch c := local[i]; {
+			case c == '"':
+			case c == '\\' && i+1 < len(local):
+				i++
+				b.WriteByte(local[i])
+			default:
+				b.WriteByte(c)
+			}
+		}
+		local = b.String()
+	}
+	if !hasAt {
+		return local
+	}
+	return local + "@" + domain
+}
+
+// aliasOwner is the uid and gid to forward as when vdeliver was started as root and no
+// mailbox of the run has set them: virtual_uid_maps and virtual_gid_maps looked up with
+// the alias, validated as for a mailbox.
+func (s *Settings) aliasOwner(ctx context.Context, alias string) (uid, gid uint32, st *Status) {
+	t := &Target{Recipient: alias, Folded: fold(alias)}
+	keys, err := s.searchKeys(ctx, t.Folded)
+	if err != nil {
+		return 0, 0, Deferf(CodeConfig, fmt.Errorf("mydestination: %w", err), "mail system configuration error")
+	}
+	u, st := s.id(ctx, t, "virtual_uid_maps", s.UIDMaps, keys)
+	if st != nil {
+		return 0, 0, st
+	}
+	if u < s.MinUID {
+		return 0, 0, Deferf(CodeConfig, fmt.Errorf("virtual_uid_maps: bad uid %d for %s: below virtual_minimum_uid %d", u, t.Folded, s.MinUID),
+			"mail system configuration error")
+	}
+	g, st := s.id(ctx, t, "virtual_gid_maps", s.GIDMaps, keys)
+	if st != nil {
+		return 0, 0, st
+	}
+	if g == 0 {
+		return 0, 0, Deferf(CodeConfig, fmt.Errorf("virtual_gid_maps: bad gid 0 for %s", t.Folded), "mail system configuration error")
+	}
+	return uint32(u), uint32(g), nil
+}
+
+// forwardAs makes sure the forward command will not run as root: started as root, the
+// run becomes the alias's owner (unless a mailbox already set the identity).
+func (r *run) forwardAs(ctx context.Context, alias string) *Status {
+	if r.id.switched || os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid, st := r.s.aliasOwner(ctx, alias)
+	if st != nil {
+		return st
+	}
+	if err := r.id.become(uid, gid); err != nil {
+		return Deferf(CodeConfig, err, "mail system configuration error")
+	}
+	return nil
+}
+
+// forward runs the forward command for one address outside the virtual mailbox domains.
+// alias is the recipient whose expansion produced addr.
+func (r *run) forward(ctx context.Context, alias string, env Envelope, addr string) *Status {
+	// Belt and braces: forwardAs has switched identity; never hand root to a command.
+	if os.Geteuid() == 0 || os.Getuid() == 0 {
+		return Deferf(CodeConfig, errors.New("refusing to run the forward command as root"), "mail system configuration error")
+	}
+	argv := r.opt.ForwardCommand
+	if len(argv) == 0 {
+		argv = DefaultForwardCommand
+	}
+	sender := "<>"
+	if env.Sender != "" {
+		sender = Quote822Local(env.Sender)
+	}
+	args := append(append([]string{}, argv[1:]...), "-f", sender, "--", Quote822Local(addr))
+	cmd := exec.CommandContext(ctx, argv[0], args...)
+	cmd.Dir = "/"
+	cmd.Env = forwardEnv(r.opt.Getenv)
+	hdr := "Delivered-To: " + Quote822Local(alias) + "\n"
+	cmd.Stdin = io.MultiReader(strings.NewReader(hdr), bytes.NewReader(r.msg))
+	out := &capped{max: 4096}
+	cmd.Stdout, cmd.Stderr = out, out
+	// A process group of its own, so our deadline kills whatever it started too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	detail := func(what string) error {
+		return fmt.Errorf("forward command %q for %s: %s; output: %q", strings.Join(cmd.Args, " "), addr, what, out.String())
+	}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return Deferf(CodeSystem, detail(ctx.Err().Error()), "forward command time limit exceeded")
+	case err == nil:
+		return Delivered("forwarded").withLog(strings.Join(cmd.Args, " "))
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return Deferf(CodeSystem, detail(ee.Error()), "forward command died with signal %d", ws.Signal())
+		}
+		switch code := ee.ExitCode(); code {
+		case ExTempFail, ExOSErr:
+			return Deferf(CodeSystem, detail(ee.Error()), "forward command: temporary failure (exit status %d)", code)
+		default:
+			return Bouncef(CodeWriteError, detail(ee.Error()), "forward command failed with exit status %d", code)
+		}
+	}
+	// Not started (missing, not executable): pipe(8)'s child would exit 75 here.
+	return Deferf(CodeSystem, detail(err.Error()), "forward command: temporary failure")
+}
+
+// forwardEnv is pipe(8)'s environment for a command: PATH forced, the exported names
+// kept.
+func forwardEnv(getenv func(string) string) []string {
+	env := []string{"PATH=/usr/bin:/bin"}
+	if getenv == nil {
+		return env
+	}
+	for _, name := range []string{"TZ", "LANG", "MAIL_CONFIG"} {
+		if v := getenv(name); v != "" {
+			env = append(env, name+"="+v)
+		}
+	}
+	return env
+}
+
+// capped keeps the first max bytes written to it and discards the rest.
+type capped struct {
+	max int
+	buf bytes.Buffer
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string { return c.buf.String() }
+
+// propagatesVirtual reports whether propagate_unmatched_extensions names "virtual".
+func propagatesVirtual(list string) bool {
+	for _, w := range lookup.SplitList(list) {
+		if strings.EqualFold(w, "virtual") {
+			return true
+		}
+	}
+	return false
+}
+
+// queueLabel is the queue id for a log line, NOQUEUE when there is none (Postfix's word).
+func queueLabel(id string) string {
+	if id == "" {
+		return "NOQUEUE"
+	}
+	return id
+}
