@@ -7,7 +7,7 @@ PREFIX    ?= /usr/local
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install bench clean
+.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install man bench clean
 
 all: build
 
@@ -60,6 +60,11 @@ demo: build
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vdeliver
+	install -D -m 0644 docs/vdeliver.8 $(DESTDIR)$(PREFIX)/share/man/man8/vdeliver.8
+
+# Regenerate docs/vdeliver.8 from the command's own flags (a test fails when it is stale).
+man:
+	VDELIVER_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' .
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
