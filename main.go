@@ -88,6 +88,10 @@ type delivery struct {
 	logFile     string
 	noLoopCheck bool
 	recipients  []string
+	// Alias expansion and fan-out (deliver/alias.go).
+	expandAliases  bool
+	forwardCommand string
+	stateDir       string
 }
 
 func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, getenv func(string) string) int {
@@ -116,6 +120,9 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 			&cli.StringFlag{Name: "i", Aliases: []string{"queue-id"}, Usage: "queue id, for the log", Destination: &d.queueID},
 			&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no syslog socket exists", Destination: &d.logFile},
 			&cli.BoolFlag{Name: "no-loop-check", Usage: "deliver even when the message already carries Delivered-To: <recipient>", Destination: &d.noLoopCheck},
+			&cli.BoolFlag{Name: "expand-aliases", Usage: "expand virtual_alias_maps first (only when the MTA has not: Postfix's cleanup(8) already did)", Destination: &d.expandAliases},
+			&cli.StringFlag{Name: "forward-command", Value: "/usr/sbin/sendmail -i", Usage: "sendmail-compatible command for alias results outside virtual_mailbox_domains; \"-f SENDER -- ADDRESS\" is appended", Destination: &d.forwardCommand},
+			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/vdeliver", Usage: "directory, owned by the delivering user, for the journal that keeps a retry from delivering twice (\"\" = none)", Destination: &d.stateDir},
 			&cli.BoolFlag{Name: "version", Usage: "print the version and exit"},
 		},
 		Action: func(c *cli.Context) error {
@@ -201,7 +208,8 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 		defer cancel()
 	}
 	env := deliver.Envelope{Sender: d.sender, OrigRcpt: d.origRcpt, QueueID: d.queueID}
-	all := s.Run(ctx, env, d.recipients, msg, deliver.Options{NoLoopCheck: d.noLoopCheck, Log: logger.line})
+	all := s.Run(ctx, env, d.recipients, msg, deliver.Options{NoLoopCheck: d.noLoopCheck, Log: logger.line,
+		ExpandAliases: d.expandAliases, ForwardCommand: strings.Fields(d.forwardCommand), StateDir: d.stateDir, Getenv: getenv})
 	return deliver.Worst(all)
 }
 
