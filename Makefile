@@ -7,7 +7,7 @@ PREFIX    ?= /usr/local
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install man bench clean
+.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks man bench clean
 
 all: build
 
@@ -54,6 +54,15 @@ fuzz:
 # End to end through a real Postfix from Debian (root only: it installs and starts Postfix).
 e2e:
 	bash e2e/run.sh
+
+# Issue 5: each attack, expected status, got, files touched outside (0).
+attacks:
+	bash testdata/attacks.sh
+
+# Setuid-root install (README "Running setuid-root"): root and the MTA's delivery group only.
+VDELIVER_GROUP ?= vmail
+install-setuid: build
+	install -D -o root -g $(VDELIVER_GROUP) -m 4750 $(BIN) $(DESTDIR)$(PREFIX)/bin/vdeliver
 
 demo: build
 	bash testdata/demo.sh $(BIN)
