@@ -7,7 +7,7 @@ PREFIX    ?= /usr/local
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks man bench clean
+.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks man bench bench-cdb clean
 
 all: build
 
@@ -74,6 +74,10 @@ install: build
 # Regenerate docs/vdeliver.8 from the command's own flags (a test fails when it is stale).
 man:
 	VDELIVER_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' .
+
+# Issue 7: a 1,000,000-entry cdb built and queried by vdeliver and by Postfix's postmap.
+bench-cdb:
+	bash bench/cdb.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
