@@ -476,3 +476,73 @@ func queueLabel(id string) string {
 	}
 	return id
 }
+
+// AliasView is the virtual_alias_maps expansion as `vdeliver explain` shows it: what
+// --expand-aliases (or Postfix's cleanup(8), before vdeliver runs) makes of a recipient.
+type AliasView struct {
+	Steps   []AliasStep   `json:"steps,omitempty"`
+	Targets []AliasTarget `json:"targets,omitempty"`
+	Status  string        `json:"status,omitempty"` // set when the expansion fails
+	Detail  string        `json:"detail,omitempty"`
+}
+
+// AliasTarget is one final address of an expansion and what a run would do with it.
+type AliasTarget struct {
+	Address string `json:"address"`
+	Action  string `json:"action"` // "deliver" (a virtual mailbox domain, or the recipient itself) or "forward"
+}
+
+// ExplainAliases expands rcpt for explain. It returns nil when virtual_alias_maps is
+// empty or no alias matches, so an explanation without aliases looks as before.
+func (s *Settings) ExplainAliases(ctx context.Context, rcpt string) *AliasView {
+	if strings.TrimSpace(s.AliasMapsSpec) == "" {
+		return nil
+	}
+	x, st := s.ExpandAliases(ctx, rcpt)
+	if st != nil {
+		v := &AliasView{Steps: x.Steps, Status: st.Line()}
+		if st.Err != nil {
+			v.Detail = st.Err.Error()
+		}
+		return v
+	}
+	if !x.Expanded() {
+		return nil
+	}
+	v := &AliasView{Steps: x.Steps}
+	for _, a := range x.Addresses {
+		action := "deliver"
+		if fold(a) != fold(rcpt) {
+			_, domain, _ := splitAt(fold(a))
+			if listed, err := s.Domains.Match(ctx, domain); err != nil {
+				action = "error: " + err.Error()
+			} else if !listed {
+				action = "forward"
+			}
+		}
+		v.Targets = append(v.Targets, AliasTarget{Address: a, Action: action})
+	}
+	return v
+}
+
+// writeText prints the expansion, one alias lookup a line; nothing for nil.
+func (v *AliasView) writeText(w io.Writer) {
+	if v == nil {
+		return
+	}
+	for _, st := range v.Steps {
+		fmt.Fprintf(w, "alias:        %s -> %s (key %q)\n", st.Address, strings.Join(st.Results, ", "), st.Key)
+	}
+	if v.Status != "" {
+		fmt.Fprintf(w, "aliases:      %s\n", v.Status)
+		if v.Detail != "" {
+			fmt.Fprintf(w, "              %s\n", v.Detail)
+		}
+		return
+	}
+	var parts []string
+	for _, t := range v.Targets {
+		parts = append(parts, t.Address+" ("+t.Action+")")
+	}
+	fmt.Fprintf(w, "expands to:   %s (with --expand-aliases; Postfix's cleanup(8) expands before vdeliver runs)\n", strings.Join(parts, ", "))
+}

@@ -33,6 +33,7 @@ type Explanation struct {
 	Status       string      `json:"status"`
 	Exit         int         `json:"exit"`
 	Detail       string      `json:"detail,omitempty"`
+	Aliases      *AliasView  `json:"aliases,omitempty"` // virtual_alias_maps, see alias.go
 }
 
 // ProbeView is one table query as explain shows it.
@@ -49,6 +50,7 @@ type ProbeView struct {
 func (s *Settings) Explain(ctx context.Context, rcpt string) *Explanation {
 	e := &Explanation{Recipient: rcpt, Folded: fold(rcpt), MinimumUID: s.MinUID, Base: s.Base, SizeLimit: s.Limit}
 	_, e.Domain, _ = splitAt(e.Folded)
+	e.Aliases = s.ExplainAliases(ctx, rcpt)
 	t, st := s.Resolve(ctx, rcpt)
 	e.DomainListed = st == nil || st.Code != CodeUnknownDomain
 	for _, p := range t.Probes {
@@ -131,6 +133,7 @@ func (e *Explanation) WriteText(w io.Writer) {
 		listed = "yes"
 	}
 	fmt.Fprintf(w, "domain:       %s (virtual mailbox domain: %s)\n", e.Domain, listed)
+	e.Aliases.writeText(w)
 	for _, l := range e.Lookups {
 		switch l.Result {
 		case "hit":
