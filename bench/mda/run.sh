@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make bench: vdeliver against dovecot-lda, maildrop and procmail (issue 9).
+# Installs the peers from Debian when missing, builds vdeliver as `make build` does, the
+# read-and-exit floor and the measuring starter, then runs bench/mda, which prints the
+# Markdown results and writes them into bench/mda/README.md.
+#
+#   N=30 bash bench/mda/run.sh      # timed deliveries per agent, format and message
+#   README=  bash bench/mda/run.sh  # print only, leave README.md alone
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+GO=${GO:-go}
+N=${N:-20}
+README=${README-bench/mda/README.md}
+
+need=()
+[ -x /usr/lib/dovecot/dovecot-lda ] || need+=(dovecot-core)
+command -v maildrop >/dev/null || need+=(maildrop)
+command -v procmail >/dev/null || need+=(procmail)
+command -v strace >/dev/null || need+=(strace)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "bench: missing ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
+		exit 1
+	fi
+	echo "bench: installing ${need[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# As root every agent runs as uid/gid 5000, as pipe(8) would with user=vmail.
+if [ "$(id -u)" = 0 ]; then
+	getent group 5000 >/dev/null || groupadd -g 5000 vmail
+	getent passwd 5000 >/dev/null || useradd -u 5000 -g 5000 -M -d /nonexistent -s /usr/sbin/nologin vmail
+fi
+
+bin=$(mktemp -d /tmp/vdeliver-bench-bin.XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+chmod 755 "$bin"
+# vdeliver exactly as `make build` builds it, and a variant without cgo and without
+# urfave/cli's documentation generator (whose markdown package has a costly init): the
+# README says why the difference matters.
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+	"$GO" build -trimpath -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo devel)" -o "$bin/vdeliver" .
+CGO_ENABLED=0 "$GO" build -trimpath -tags urfave_cli_no_docs -o "$bin/vdeliver-static-nodocs" .
+CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/readexit" ./bench/mda/readexit
+CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/spawn" ./bench/mda/spawn
+"$GO" build -o "$bin/mda" ./bench/mda
+
+args=(-vdeliver "$bin/vdeliver" -variant "static-nodocs=$bin/vdeliver-static-nodocs"
+	-readexit "$bin/readexit" -spawn "$bin/spawn" -n "$N")
+[ -n "$README" ] && args+=(-readme "$README")
+"$bin/mda" "${args[@]}"

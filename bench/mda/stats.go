@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// sample is one delivery process as wait4(2) saw it.
+type sample struct {
+	wall  time.Duration // fork to reaped
+	cpu   time.Duration // user + system time of the process and what it waited for
+	rssKB int64         // peak resident set size (ru_maxrss, KiB)
+}
+
+// summary condenses the samples of one agent and one message.
+type summary struct {
+	n                     int
+	median, p95, cpuMed   time.Duration
+	rssMaxKB              int64
+	ok                    bool // at least one sample
+	wallSorted, cpuSorted []time.Duration
+}
+
+func summarize(ss []sample) summary {
+	if len(ss) == 0 {
+		return summary{}
+	}
+	s := summary{n: len(ss), ok: true}
+	for _, x := range ss {
+		s.wallSorted = append(s.wallSorted, x.wall)
+		s.cpuSorted = append(s.cpuSorted, x.cpu)
+		s.rssMaxKB = max(s.rssMaxKB, x.rssKB)
+	}
+	slices.Sort(s.wallSorted)
+	slices.Sort(s.cpuSorted)
+	s.median = median(s.wallSorted)
+	s.p95 = percentile(s.wallSorted, 95)
+	s.cpuMed = median(s.cpuSorted)
+	return s
+}
+
+// median of sorted values: the mean of the two middle ones when their number is even.
+func median(sorted []time.Duration) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// percentile by the nearest-rank method: the smallest value with at least p% of the
+// values at or below it.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(n)))
+	return sorted[min(max(rank, 1), n)-1]
+}
+
+// ms formats a duration in milliseconds with three significant decimals for small values.
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// ratio is a/b as "1.23×", or "–" when b is zero.
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+// mb formats KiB as MB with one decimal.
+func mb(kb int64) string { return fmt.Sprintf("%.1f", float64(kb)/1024) }
+
+// table renders a Markdown table; every row must have as many cells as head.
+func table(head []string, rows [][]string) string {
+	var b strings.Builder
+	line := func(cells []string) {
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	line(head)
+	sep := make([]string, len(head))
+	for i := range sep {
+		sep[i] = "---"
+		if i > 0 {
+			sep[i] = "---:"
+		}
+	}
+	line(sep)
+	for _, r := range rows {
+		line(r)
+	}
+	return b.String()
+}
+
+// Markers around the generated part of bench/mda/README.md.
+const (
+	beginMark = "<!-- results: begin (written by bench/mda, do not edit by hand) -->"
+	endMark   = "<!-- results: end -->"
+)
+
+// splice replaces what lies between the markers in doc with results, or appends the
+// markers and results when doc has none.
+func splice(doc, results string) string {
+	block := beginMark + "\n" + results + endMark
+	i := strings.Index(doc, beginMark)
+	j := strings.Index(doc, endMark)
+	if i < 0 || j < i {
+		if doc != "" && !strings.HasSuffix(doc, "\n") {
+			doc += "\n"
+		}
+		return doc + "\n" + block + "\n"
+	}
+	return doc[:i] + block + doc[j+len(endMark):]
+}
