@@ -175,29 +175,41 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	st = setuidPolicy(startup, args, &d, st)
 	logger := openLog(d.logFile, getenv("VDELIVER_SYSLOG_SOCKET"))
 	defer logger.close()
+	start := time.Now()
+	logged := false
 	if st == nil {
-		st = deliverAll(ctx, d, msg, getenv, logger)
-	} else {
-		logger.printf("%s: deferred: %s (%v)", orNoQueue(d.queueID), st.Line(), st.Err)
+		st, logged = deliverAll(ctx, d, msg, getenv, logger)
+	}
+	if !logged {
+		// A run that ended before any delivery still gets its one line per recipient, so
+		// log tools see every recipient's outcome.
+		env := deliver.Envelope{Sender: d.sender, OrigRcpt: d.origRcpt, QueueID: d.queueID}
+		rcpts := d.recipients
+		if len(rcpts) == 0 {
+			rcpts = []string{""}
+		}
+		for _, r := range rcpts {
+			env.Recipient = r
+			logger.line(deliver.LogLine(env, st, time.Since(start), len(msg)))
+		}
 	}
 	fmt.Fprintln(stdout, st.Line())
 	return st.Exit
 }
 
-func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string) string, logger *logger) *deliver.Status {
+// deliverAll loads the configuration and runs the delivery; logged says whether Run has
+// already written the per-recipient log lines.
+func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string) string, logger *logger) (*deliver.Status, bool) {
 	cf, err := loadConfig(d.configDir, d.overrides, getenv)
 	if err != nil {
-		st := deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error")
-		logger.printf("%s: warning: %v", orNoQueue(d.queueID), err)
-		return st
+		return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
 	}
 	for _, w := range cf.Warnings() {
 		logger.printf("warning: %s", w)
 	}
 	s, st := deliver.Load(cf, func(w string) { logger.printf("warning: %s", w) })
 	if st != nil {
-		logger.printf("%s: warning: %v", orNoQueue(d.queueID), st.Err)
-		return st
+		return st, false
 	}
 	defer s.Close()
 	// Our own deadline stays well below pipe(8)'s time limit: running out there bounces,
@@ -210,7 +222,7 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 	env := deliver.Envelope{Sender: d.sender, OrigRcpt: d.origRcpt, QueueID: d.queueID}
 	all := s.Run(ctx, env, d.recipients, msg, deliver.Options{NoLoopCheck: d.noLoopCheck, Log: logger.line,
 		ExpandAliases: d.expandAliases, ForwardCommand: strings.Fields(d.forwardCommand), StateDir: d.stateDir, Getenv: getenv})
-	return deliver.Worst(all)
+	return deliver.Worst(all), true
 }
 
 // dashDashBefore reports whether "--" appears in args before the recipients, which makes a
@@ -277,6 +289,13 @@ dial:
 }
 
 func (l *logger) line(s string) {
+	// One record per line: a queue id or address with a newline must not forge log lines.
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sys != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
 	"vdeliver/maildir"
@@ -55,15 +56,12 @@ func classify(err error, isMaildir bool) *Status {
 			return Bouncef(CodeNotRegular, err, "mail system configuration error")
 		case errors.Is(err, mbox.ErrTooLarge):
 			return Bouncef(CodeMailboxFull, err, "%serror writing message: File too large", prefix)
-		case errors.Is(err, mbox.ErrOwner):
-			return Deferf(CodeMailboxBusy, err, "%sdestination is not owned by recipient", prefix)
 		}
 		def := CodeMailboxBusy
-		text := mboxText(mb)
 		if mb.Op == "write" {
 			def = CodeWriteError
 		}
-		return dsn(err, def, prefix+text)
+		return dsn(err, def, prefix+mboxText(mb))
 	}
 	return Deferf(CodeSystem, err, "temporary failure")
 }
@@ -110,23 +108,17 @@ func errnoText(err error) string {
 	return "unknown error"
 }
 
-// mboxText keeps Postfix's wording for the sender but drops the mailbox path.
+// mboxText keeps the mbox package's Postfix wording ("file has 2 hard links", "unable
+// to create lock file: File exists", "cannot create file exclusively: ...") for the sender,
+// but drops the mailbox path, which is for the log only.
 func mboxText(e *mbox.Error) string {
-	switch {
-	case errors.Is(e, mbox.ErrLockBusy) && e.Op == "lock":
-		return "unable to lock for exclusive access: " + errnoText(e.Err)
-	case errors.Is(e, mbox.ErrLinked):
-		return "file has too many hard links"
-	case errors.Is(e, mbox.ErrSymlink):
-		return "file is a symbolic link"
-	case errors.Is(e, mbox.ErrChanged):
-		return "file status changed unexpectedly"
-	case e.Op == "write":
-		return "error writing message: " + errnoText(e.Err)
-	case e.Op == "lock":
-		return "unable to lock mailbox: " + errnoText(e.Err)
+	text := e.Error()
+	if e.Path != "" {
+		text = strings.ReplaceAll(text, " "+e.Path+".lock", "")
+		text = strings.ReplaceAll(text, " "+e.Path, "")
+		text = strings.ReplaceAll(text, e.Path, "mailbox")
 	}
-	return "cannot open file: " + errnoText(e.Err)
+	return text
 }
 
 // capitalize matches C's strerror() ("No space left on device"), which Go spells in

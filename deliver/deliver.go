@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -166,7 +167,7 @@ func (r *run) deliverPlan(ctx context.Context, p plan, start time.Time, size int
 		if r.s.SoftBounce {
 			st = st.SoftBounce()
 		}
-		r.opt.Log(logLine(p.env, st, start, r.opt.Now(), size))
+		r.opt.Log(LogLine(p.env, st, r.opt.Now().Sub(start), size))
 		return st
 	}
 	sts := make([]*Status, len(p.dests))
@@ -181,7 +182,7 @@ func (r *run) deliverPlan(ctx context.Context, p plan, start time.Time, size int
 			st = st.SoftBounce()
 		}
 		sts[i] = st
-		r.opt.Log(logLine(e, st, start, r.opt.Now(), size))
+		r.opt.Log(LogLine(e, st, r.opt.Now().Sub(start), size))
 	}
 	return combine(p, sts)
 }
@@ -364,9 +365,9 @@ func (s *Status) withLog(path string) *Status {
 	return s
 }
 
-// logLine is one line per recipient in the shape of Postfix's delivery agents, so
+// LogLine is one line per recipient in the shape of Postfix's delivery agents, so
 // existing log tools parse it.
-func logLine(env Envelope, st *Status, start, end time.Time, size int) string {
+func LogLine(env Envelope, st *Status, delay time.Duration, size int) string {
 	var b strings.Builder
 	id := env.QueueID
 	if id == "" {
@@ -383,7 +384,7 @@ func logLine(env Envelope, st *Status, start, end time.Time, size int) string {
 	case !st.OK():
 		word = "bounced"
 	}
-	fmt.Fprintf(&b, ", relay=vdeliver, delay=%.2g, size=%d, dsn=%s, status=%s (%s", end.Sub(start).Seconds(), size, st.Code, word, st.Reason)
+	fmt.Fprintf(&b, ", relay=vdeliver, delay=%s, size=%d, dsn=%s, status=%s (%s", formatDelay(delay), size, st.Code, word, st.Reason)
 	if st.Err != nil {
 		if st.OK() {
 			fmt.Fprintf(&b, " %s", st.Err)
@@ -398,4 +399,24 @@ func logLine(env Envelope, st *Status, start, end time.Time, size int) string {
 		}
 		return r
 	}, b.String())
+}
+
+// formatDelay writes seconds as Postfix's format_tv() does in delay=: two significant
+// digits, at most two after the point, no exponent ("0.02", "2.2", "1171", "0"), which is
+// what log parsers such as pflogsumm expect.
+func formatDelay(d time.Duration) string {
+	sec := d.Seconds()
+	var s string
+	switch {
+	case sec >= 10:
+		s = strconv.FormatFloat(sec, 'f', 0, 64)
+	case sec >= 1:
+		s = strconv.FormatFloat(sec, 'f', 1, 64)
+	default:
+		s = strconv.FormatFloat(sec, 'f', 2, 64)
+	}
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
 }

@@ -124,7 +124,13 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.OwnerRequest = boolean("owner_request_special")
 	s.DoubleBounce = get("double_bounce_sender")
 	s.SoftBounce = boolean("soft_bounce")
-	s.TimeLimit = duration("command_time_limit")
+	// pipe(8) kills the command after <service>_time_limit, falling back to
+	// command_time_limit; the master.cf entry we document names the service "vdeliver".
+	if cf.IsSet("vdeliver_time_limit") {
+		s.TimeLimit = duration("vdeliver_time_limit")
+	} else {
+		s.TimeLimit = duration("command_time_limit")
+	}
 	s.MyOrigin = get("myorigin")
 	s.Interfaces = append(lookup.SplitList(get("inet_interfaces")), lookup.SplitList(get("proxy_interfaces"))...)
 	s.AliasMapsSpec = get("virtual_alias_maps")
@@ -148,6 +154,17 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.MinUID = uint64(minUID)
 	if s.Limit < 0 {
 		return nil, configError(fmt.Errorf("virtual_mailbox_limit = %d: must not be negative", s.Limit))
+	}
+	// virtual(8) refuses to start with a mailbox limit below the message size limit: every
+	// message the MTA accepts must fit in a mailbox.
+	if s.Limit > 0 {
+		msl, err := cf.Int("message_size_limit")
+		if err != nil {
+			return nil, configError(err)
+		}
+		if msl <= 0 || s.Limit < msl {
+			return nil, configError(fmt.Errorf("virtual_mailbox_limit (%d) must be at least message_size_limit (%d), and message_size_limit > 0", s.Limit, msl))
+		}
 	}
 	for _, l := range s.Locks {
 		if l != "flock" && l != "fcntl" && l != "dotlock" {
