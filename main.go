@@ -240,13 +240,6 @@ func firstLine(err error) string {
 	return s
 }
 
-func orNoQueue(id string) string {
-	if id == "" {
-		return "NOQUEUE"
-	}
-	return id
-}
-
 // logger writes to syslog (facility mail, ident vdeliver, with pid) when a socket exists,
 // else to --log-file, else nowhere: never to stderr, which pipe(8) would show the sender.
 type logger struct {

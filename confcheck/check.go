@@ -682,18 +682,20 @@ func (c *checker) readMaster() {
 		return
 	}
 	c.services = services
-	for _, s := range c.vdeliverServices() {
-		p, _ := s.Pipe()
-		name, _, _ := strings.Cut(p.Attrs["user"].Text, ":")
-		if u, err := user.Lookup(name); err == nil {
-			uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-			gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-			// user=root is its own finding; pipe(8) would not start.
-			if err1 == nil && err2 == nil && uid != 0 {
-				c.pipeUser = &account{name: name, uid: uint32(uid), gid: uint32(gid)}
-			}
+	// Only the first vdeliver service counts: the one virtual_transport names.
+	ours := c.vdeliverServices()
+	if len(ours) == 0 {
+		return
+	}
+	p, _ := ours[0].Pipe()
+	name, _, _ := strings.Cut(p.Attrs["user"].Text, ":")
+	if u, err := user.Lookup(name); err == nil {
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		// user=root is its own finding; pipe(8) would not start.
+		if err1 == nil && err2 == nil && uid != 0 {
+			c.pipeUser = &account{name: name, uid: uint32(uid), gid: uint32(gid)}
 		}
-		break
 	}
 }
 
