@@ -104,7 +104,27 @@ func createExcl(root *os.Root, name, full string) (o opened, exists bool, err er
 		f.Close()
 		return o, false, newError("open", full, "cannot create file exclusively: "+strerror(serr), serr)
 	}
+	// Make the new name durable before anything is written into it: a message reported
+	// delivered must survive a crash, and an fsynced file whose directory entry was lost
+	// would not. (virtual(8) syncs only the file.) Failing here leaves an empty mailbox.
+	if derr := syncDir(root, filepath.Dir(name)); derr != nil {
+		f.Close()
+		return o, false, newError("open", full, "cannot create file exclusively: "+strerror(derr), derr)
+	}
 	return opened{f: f, st: st}, false, nil
+}
+
+// syncDir fsyncs a directory beneath root.
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // trustedLink reports whether the symlink name (described by fi) may be
