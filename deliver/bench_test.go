@@ -128,12 +128,13 @@ func relayAsUser(b *testing.B, name string) {
 	if err != nil {
 		b.Fatalf("child as uid 5000: %v\n%s", err, out)
 	}
+	// The child's result line is printed unchanged, so benchstat reads it.
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, name) {
-			fmt.Println("as uid 5000:", l)
+			fmt.Println(l)
 		}
 	}
-	b.Skip("measured in a child running as uid 5000 (result printed above)")
+	b.Skip("measured in a child running as uid 5000 (its result line is printed above)")
 }
 
 func benchtime() string {
