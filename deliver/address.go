@@ -44,7 +44,15 @@ func splitExtension(local, delims, doubleBounce string, ownerRequestSpecial bool
 			return none, false
 		}
 	}
-	i := strings.IndexAny(local, delims)
+	// recipient_delimiter is a set of bytes, as in Postfix; IndexAny would compare runes
+	// and take any invalid UTF-8 byte for any other.
+	i := -1
+	for j := 0; j < len(local); j++ {
+		if strings.IndexByte(delims, local[j]) >= 0 {
+			i = j
+			break
+		}
+	}
 	if i <= 0 {
 		return none, false
 	}

@@ -80,7 +80,7 @@ func FuzzRecipient(f *testing.F) {
 			if e.User+e.Delim+e.Ext != local {
 				t.Fatalf("split %q into %+v", local, e)
 			}
-			if !strings.Contains(delims, e.Delim) || strings.ContainsAny(e.User, delims) {
+			if !strings.Contains(delims, e.Delim) || containsByte(e.User, delims) {
 				t.Fatalf("split %q at the wrong place: %+v", local, e)
 			}
 		} else if e.User != local {
@@ -91,4 +91,13 @@ func FuzzRecipient(f *testing.F) {
 			t.Fatalf("quoting a dot-atom changed it: %q -> %q", addr, q)
 		}
 	})
+}
+
+func containsByte(s, set string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(set, s[i]) >= 0 {
+			return true
+		}
+	}
+	return false
 }
