@@ -7,7 +7,7 @@ PREFIX    ?= /usr/local
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks man bench bench-cdb bench-go clean
+.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks faults faults-short man bench bench-cdb bench-go clean
 
 all: build
 
@@ -56,6 +56,14 @@ fuzz:
 # End to end through a real Postfix from Debian (root only: it installs and starts Postfix).
 e2e:
 	bash e2e/run.sh
+
+# Issue 4: the full fault matrix; every count but runs must be 0 (root for tmpfs; ~5 min).
+# The short matrix runs inside `make unit`; `cd faults` makes go test print the table.
+faults:
+	cd faults && VDELIVER_FAULTS=full $(GO) test -count=1 -timeout 60m
+
+faults-short:
+	cd faults && $(GO) test -count=1 -timeout 10m
 
 # Issue 5: each attack, expected status, got, files touched outside (0).
 attacks:

@@ -62,10 +62,7 @@ func TestStdin(t *testing.T) {
 						b.check("stdin", bounds)
 						return
 					}
-					line := tc.line
-					if strings.Contains(line, "%s") {
-						line = strings.Replace(line, "%s", failPrefix(format), 1)
-					}
+					line := strings.Replace(tc.line, "%s", failPrefix(format), 1)
 					b.status("stdin", r, tc.exit, line)
 					if id != "" {
 						bounds[id] = [2]int{0, 0}
