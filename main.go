@@ -94,6 +94,24 @@ type delivery struct {
 	stateDir       string
 }
 
+// deliveryFlags are the delivery command's options, bound to d; the shell completion
+// (cmd_completion.go) lists them from here too.
+func deliveryFlags(d *delivery) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "c", Aliases: []string{"config-directory"}, Usage: "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)", Destination: &d.configDir},
+		&cli.StringSliceFlag{Name: "o", Usage: "override a main.cf parameter: name=value (repeatable)"},
+		&cli.StringFlag{Name: "f", Aliases: []string{"sender"}, Usage: "envelope sender; empty for the null sender", Destination: &d.sender},
+		&cli.StringFlag{Name: "a", Aliases: []string{"original-recipient"}, Usage: "original recipient, written as X-Original-To", Destination: &d.origRcpt},
+		&cli.StringFlag{Name: "i", Aliases: []string{"queue-id"}, Usage: "queue id, for the log", Destination: &d.queueID},
+		&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no syslog socket exists", Destination: &d.logFile},
+		&cli.BoolFlag{Name: "no-loop-check", Usage: "deliver even when the message already carries Delivered-To: <recipient>", Destination: &d.noLoopCheck},
+		&cli.BoolFlag{Name: "expand-aliases", Usage: "expand virtual_alias_maps first (only when the MTA has not: Postfix's cleanup(8) already did)", Destination: &d.expandAliases},
+		&cli.StringFlag{Name: "forward-command", Value: "/usr/sbin/sendmail -i", Usage: "sendmail-compatible command for alias results outside virtual_mailbox_domains; \"-f SENDER -- ADDRESS\" is appended", Destination: &d.forwardCommand},
+		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/vdeliver", Usage: "directory, owned by the delivering user, for the journal that keeps a retry from delivering twice (\"\" = none)", Destination: &d.stateDir},
+		&cli.BoolFlag{Name: "version", Usage: "print the version and exit"},
+	}
+}
+
 func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, getenv func(string) string) int {
 	var d delivery
 	var usage error
@@ -112,19 +130,7 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 			usage = err
 			return err
 		},
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "c", Aliases: []string{"config-directory"}, Usage: "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)", Destination: &d.configDir},
-			&cli.StringSliceFlag{Name: "o", Usage: "override a main.cf parameter: name=value (repeatable)"},
-			&cli.StringFlag{Name: "f", Aliases: []string{"sender"}, Usage: "envelope sender; empty for the null sender", Destination: &d.sender},
-			&cli.StringFlag{Name: "a", Aliases: []string{"original-recipient"}, Usage: "original recipient, written as X-Original-To", Destination: &d.origRcpt},
-			&cli.StringFlag{Name: "i", Aliases: []string{"queue-id"}, Usage: "queue id, for the log", Destination: &d.queueID},
-			&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no syslog socket exists", Destination: &d.logFile},
-			&cli.BoolFlag{Name: "no-loop-check", Usage: "deliver even when the message already carries Delivered-To: <recipient>", Destination: &d.noLoopCheck},
-			&cli.BoolFlag{Name: "expand-aliases", Usage: "expand virtual_alias_maps first (only when the MTA has not: Postfix's cleanup(8) already did)", Destination: &d.expandAliases},
-			&cli.StringFlag{Name: "forward-command", Value: "/usr/sbin/sendmail -i", Usage: "sendmail-compatible command for alias results outside virtual_mailbox_domains; \"-f SENDER -- ADDRESS\" is appended", Destination: &d.forwardCommand},
-			&cli.StringFlag{Name: "state-dir", Value: "/var/lib/vdeliver", Usage: "directory, owned by the delivering user, for the journal that keeps a retry from delivering twice (\"\" = none)", Destination: &d.stateDir},
-			&cli.BoolFlag{Name: "version", Usage: "print the version and exit"},
-		},
+		Flags: deliveryFlags(&d),
 		Action: func(c *cli.Context) error {
 			if c.Bool("version") {
 				fmt.Fprintln(stdout, "vdeliver", versionString())
