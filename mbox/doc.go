@@ -31,10 +31,11 @@
 // must already have LF line ends; CR bytes are stored as they are.
 //
 // When the existing file does not end with a newline — a record cut short by a
-// delivery killed in the middle of its write — the record is preceded by
-// "\n\n", so that its From_ line starts a line and no reader takes the new
-// message for the end of the fragment. This is the one case where the bytes
-// differ from virtual(8), which appends directly.
+// delivery killed in the middle of its write that recovery (see "Torn
+// writes") could not take back — the record is preceded by "\n\n", so that
+// its From_ line starts a line and no reader takes the new message for the end
+// of the fragment. This is the one case where the bytes differ from
+// virtual(8), which appends directly.
 //
 // # Open and lock sequence
 //
@@ -75,11 +76,67 @@
 // make the file larger than Limit is refused before a byte is written
 // (ErrTooLarge, wrapping EFBIG); reaching exactly Limit is allowed. The whole
 // record is built in memory and written with one write call where the kernel
-// allows (the existing file is never read), then fsync(2)ed. On any write or
+// allows (the existing file is only read to check its last byte and a
+// fragment, see "Torn writes"), then fsync(2)ed. On any write or
 // fsync error the file is truncated back to the remembered size (and synced,
 // best effort) while the locks are still held, so a failed delivery never
 // leaves a partial message. Only the file is synced, not its directory, as in
 // virtual(8).
+//
+// # Torn writes
+//
+// A process killed by SIGKILL in the middle of its write(2) (the kernel cuts
+// a large write short) runs no roll-back: virtual(8)
+// leaves the fragment, and every reader takes it for the end of the message
+// before it. This package takes such a fragment back at the next delivery,
+// through an intent record beside the mailbox:
+//
+//  1. With the locks held and after the checks, before the first byte of the
+//     record is written, <path>.vdeliver-append is created through the
+//     *os.Root with O_CREAT|O_EXCL, mode 0600, and holds the line
+//     "vdeliver-append 1", the line "dev D ino I size S length L sha256 H"
+//     (the mailbox's device and inode, its size before the append, the
+//     record's length and SHA-256), then the L bytes of the record itself.
+//     It is fsynced before the mailbox is written to.
+//  2. After the mailbox's fsync, or after a roll-back that truncated and
+//     synced the file, the record is removed. A record whose roll-back
+//     failed is kept, for the next delivery to finish the job.
+//  3. Every delivery, once its locks are held and before it takes the old
+//     size, reads the record left for its path (if any). It truncates the
+//     mailbox back to S, fsyncs it and removes the record only when all of
+//     these hold: the record is a regular file owned by our uid (no other
+//     user can forge one in a shared directory) with one link, it parses
+//     and its copy of the record matches H; the mailbox is the same device
+//     and inode; its size is more than S and less than S+L; and every byte
+//     after S equals the record's bytes at the same place, so nothing but
+//     our own fragment is cut off. Otherwise it removes the record and
+//     leaves the mailbox alone: at S (nothing written, or rolled back), at
+//     S+L or more with our bytes (the append was whole: the killed process
+//     may not have said so, but keeping it risks only a duplicate, never a
+//     loss), grown past the fragment by another writer (the fragment stays;
+//     the "\n\n" rule above keeps the next record a record), or another
+//     file altogether (a stale record for an inode that is gone).
+//
+// The record holds a full copy, not just a hash, because only a byte-for-byte
+// comparison proves that no other writer's data hides in the range cut off;
+// the comparison needs the copy of the prefix, not of the whole. A complete
+// record (size S+L) is never truncated, so a leftover record after a reported
+// success, including one brought back by a crash that lost its unlink, can
+// never remove a delivered message; for the same reason the directory is not
+// synced after the unlink. Only the intent file is synced, not its directory:
+// against a process kill, the kernel keeps both; against power loss an
+// unsynced entry can only lose the record and leave the fragment, as
+// virtual(8) would.
+//
+// A delivery holding no lock (virtual_mailbox_lock empty) neither writes nor
+// reads records: the bytes after S could be another delivery's write in
+// progress. fcntl locks do not keep two goroutines of one process apart, so a
+// process-wide mutex covers the span from recovery to the record's removal.
+// When the record cannot be created — the directory is not writable (no
+// dotlock, and only the mailbox file is ours), the disk or quota is full, a
+// file of that name belongs to someone else — the delivery goes on without
+// one, exactly as virtual(8) does and with its hole. The record costs a
+// second write of the message and one more fsync per delivery.
 //
 // Release order: the descriptor is closed (dropping the kernel locks), then
 // the dotlock is removed — after success and after every failure. A close

@@ -9,7 +9,8 @@ package mbox
 // killpoint(name) SIGKILL the process. Besides the killpoint calls in
 // mbox.go, the name "mbox:half-write" kills in the middle of the record's
 // write: half of it reaches the file, as when a fatal signal interrupts a
-// large write(2), then the process dies.
+// large write(2), then the process dies. "mbox:intent-half" does the same to
+// the writes of the intent record (#1 its header, #2 the copy of the record).
 //
 // VDELIVER_FAULT is a comma-separated list of faults armed through the
 // package's seams, for errors a real file system will not produce on demand:
@@ -17,6 +18,8 @@ package mbox
 //	mbox:write-eio     the write fails with EIO before writing anything
 //	mbox:half-eio      half the record is written, then the write fails with EIO
 //	mbox:fsync-eio     fsync fails with EIO (the whole record is written)
+//	mbox:intent-eio    writing the intent record fails with EIO: the delivery
+//	                   goes on without one, as virtual(8) would
 
 import (
 	"os"
@@ -89,5 +92,16 @@ func init() {
 			return syscall.EIO
 		}
 		return realSync(f)
+	}
+	realIntent := writeIntentFile
+	writeIntentFile = func(f *os.File, b []byte) (int, error) {
+		switch {
+		case fault("mbox:intent-eio"):
+			return 0, syscall.EIO
+		case armed("mbox:intent-half"):
+			realIntent(f, b[:len(b)/2])
+			die()
+		}
+		return realIntent(f, b)
 	}
 }

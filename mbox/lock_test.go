@@ -405,6 +405,10 @@ func helperMain(job string) int {
 		return 0
 	case "deliver":
 		return helperDeliver()
+	case "deliver-torn":
+		return helperTorn()
+	case "create":
+		return helperCreate()
 	}
 	println("unknown helper job " + job)
 	return 2

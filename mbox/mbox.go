@@ -73,6 +73,7 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 		now = time.Now
 	}
 
+	dotHeld := false
 	if useDot {
 		// As virtual(8): no dotlock beside what is not a regular file,
 		// such as /dev/null. stat, not lstat: a root-owned link to a
@@ -85,6 +86,7 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 			// Deferred first, so it runs last: after the close below has
 			// dropped the kernel locks, as mbox_release.
 			defer dl.unlock()
+			dotHeld = true
 			killpoint("mbox:dotlocked")
 		}
 	}
@@ -93,6 +95,7 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 	if err != nil {
 		return err
 	}
+	o.dotlocked = useDot && dotHeld
 	killpoint("mbox:opened")
 	err = deliverOpen(r, root, o, path, full, sender, headers, msg, now(), opt, useFlock, useFcntl)
 	if cerr := o.f.Close(); cerr != nil && err == nil {
@@ -140,21 +143,40 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 		return newError("open", full, "destination "+full+" is not owned by recipient", ErrOwner)
 	}
 
+	// Only with a lock that keeps other deliveries out may a fragment be
+	// judged ours and cut off; without one it could be another delivery's
+	// write in progress.
+	guarded := useFlock || useFcntl || o.dotlocked
+	if guarded {
+		appendMu.Lock()
+		defer appendMu.Unlock()
+		var err error
+		if st, err = recoverAppend(root, path, o.f, st); err != nil {
+			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
+		}
+	}
+
 	oldSize := st.Size
 	rec := record(sender, now, headers, msg)
 	if oldSize > 0 && !endsLine(root, path, st) {
 		// A delivery killed in the middle of its write(2) (SIGKILL can cut
-		// a large write short) leaves a record without its end. Our From_
-		// line appended straight after that unterminated last line would
-		// not start a line, and every reader would take our message for
-		// part of the fragment: a delivery reported as done, yet lost.
-		// Ending the fragment first keeps our record a record.
+		// a large write short) leaves a record without its end, which
+		// recovery above removes when it can prove the bytes are that
+		// delivery's; when it cannot (no intent record, or another writer
+		// appended since), our From_ line appended straight after that
+		// unterminated last line would not start a line, and every reader
+		// would take our message for part of the fragment: a delivery
+		// reported as done, yet lost. Ending the fragment first keeps our
+		// record a record.
 		rec = append([]byte("\n\n"), rec...)
 	}
 	if opt.Limit > 0 && oldSize+int64(len(rec)) > opt.Limit {
 		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
 	}
 	killpoint("mbox:checked")
+	// The intent record goes first, so that no byte of ours is in the
+	// mailbox without one (the package doc, "Torn writes").
+	protected := guarded && writeIntent(root, path, st, rec)
 	n, err := writeFile(o.f, rec)
 	if err == nil && n != len(rec) {
 		err = io.ErrShortWrite
@@ -168,15 +190,23 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 		// Roll back while the locks are still held, so no reader ever
 		// sees the partial message for longer than this, and a retry
 		// does not leave a duplicate behind. Errors are ignored, as in
-		// mail_copy: there is nothing better to do.
-		o.f.Truncate(oldSize)
-		o.f.Sync()
+		// mail_copy: there is nothing better to do, except keeping the
+		// intent record when the roll-back failed, so that the next
+		// delivery tries again.
+		terr := o.f.Truncate(oldSize)
+		serr := o.f.Sync()
 		killpoint("mbox:rolled-back")
+		if protected && terr == nil && serr == nil {
+			clearIntent(root, path)
+		}
 		errs := []error{err}
 		if errors.Is(err, syscall.EFBIG) {
 			errs = []error{ErrTooLarge, err}
 		}
 		return newError("write", full, "error writing message: "+strerror(err), errs...)
+	}
+	if protected {
+		clearIntent(root, path)
 	}
 	return nil
 }

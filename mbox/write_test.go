@@ -195,6 +195,10 @@ func helperDeliver() int {
 			return 2
 		}
 	}
+	if err := dropPrivileges(); err != nil {
+		println(err.Error())
+		return 2
+	}
 	root, err := os.OpenRoot(os.Getenv("MBOX_DIR"))
 	if err != nil {
 		println(err.Error())
@@ -206,6 +210,9 @@ func helperDeliver() int {
 		Delay:    10 * time.Millisecond,
 		StaleAge: time.Hour,
 		Now:      fixedNow,
+	}
+	if v := os.Getenv("MBOX_LOCKS"); v != "" {
+		opt.Locks = strings.Split(v, ",")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
