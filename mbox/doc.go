@@ -81,14 +81,14 @@
 // fsync error the file is truncated back to the remembered size (and synced,
 // best effort) while the locks are still held, so a failed delivery never
 // leaves a partial message. Only the file is synced, not its directory, as in
-// virtual(8).
+// virtual(8), except that a newly created mailbox's directory is synced
+// before anything is written into it.
 //
 // # Torn writes
 //
 // A process killed by SIGKILL in the middle of its write(2) (the kernel cuts
-// a large write short) runs no roll-back: virtual(8)
-// leaves the fragment, and every reader takes it for the end of the message
-// before it. This package takes such a fragment back at the next delivery,
+// a large write short) runs no roll-back: virtual(8) leaves the fragment, and
+// every reader takes it for the end of the message before it. This package takes such a fragment back at the next delivery,
 // through an intent record beside the mailbox:
 //
 //  1. With the locks held and after the checks, before the first byte of the

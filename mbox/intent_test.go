@@ -235,6 +235,20 @@ func TestRecoveryCases(t *testing.T) {
 			want: oldContent + next,
 		},
 		{
+			// A hard link named like the record: it could be a
+			// link to a record of another mailbox.
+			name:    "intent record with two links",
+			mailbox: oldContent + half,
+			intent: func(t *testing.T, dir string, st *syscall.Stat_t) {
+				putIntent(t, join(dir, "mbox.vdeliver-append"), st, int64(len(oldContent)), rec)
+				if err := os.Link(join(dir, "mbox.vdeliver-append"), join(dir, "other")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want:       oldContent + half + sep(half) + next,
+			keepIntent: true,
+		},
+		{
 			// A symlink named like the record is never followed, and
 			// as it is not ours it stays; the delivery goes on without
 			// a record.
@@ -514,4 +528,28 @@ func TestGoroutinesFcntlOnly(t *testing.T) {
 		}
 	}
 	assertMissing(t, join(dir, "mbox.vdeliver-append"))
+}
+
+// FuzzParseIntent: any bytes in the intent file either are refused or
+// are exactly one record's encoding, so that recovery never acts on a
+// record that writeIntent did not write byte for byte.
+func FuzzParseIntent(f *testing.F) {
+	rec := want("S: x\n\nbody\n")
+	in := intent{dev: 1, ino: 2, size: 3, length: int64(len(rec)), sum: sha256.Sum256([]byte(rec))}
+	f.Add(append(in.header(), rec...))
+	f.Add(in.header())
+	f.Add([]byte(intentMagic + "dev 1 ino 2 size 3 length 4 sha256 00\nabcd"))
+	f.Add([]byte(intentMagic + "dev -1 ino 2 size -3 length 4 sha256 " + strings.Repeat("0", 64) + "\nabcd"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, r, ok := parseIntent(b)
+		if !ok {
+			return
+		}
+		if enc := append(got.header(), r...); string(enc) != string(b) {
+			t.Errorf("parsed %+v from %q, which encodes as %q", got, b, enc)
+		}
+		if got.size < 0 || got.length != int64(len(r)) || sha256.Sum256(r) != got.sum {
+			t.Errorf("accepted an inconsistent record: %+v, %d bytes", got, len(r))
+		}
+	})
 }
