@@ -37,17 +37,17 @@ fi
 bin=$(mktemp -d /tmp/vdeliver-bench-bin.XXXXXX)
 trap 'rm -rf "$bin"' EXIT
 chmod 755 "$bin"
-# vdeliver exactly as `make build` builds it, and a variant without cgo and without
-# urfave/cli's documentation generator (whose markdown package has a costly init): the
-# README says why the difference matters.
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0) \
-	"$GO" build -trimpath -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo devel)" -o "$bin/vdeliver" .
-CGO_ENABLED=0 "$GO" build -trimpath -tags urfave_cli_no_docs -o "$bin/vdeliver-static-nodocs" .
+# vdeliver exactly as `make build` builds it (static, without urfave/cli's documentation
+# generator), and the plain `go build` variant with cgo and that generator, whose markdown
+# package has a costly init: the README says why the difference matters.
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0) CGO_ENABLED=0 \
+	"$GO" build -trimpath -tags urfave_cli_no_docs -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo devel)" -o "$bin/vdeliver" .
+"$GO" build -trimpath -o "$bin/vdeliver-cgo-docs" .
 CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/readexit" ./bench/mda/readexit
 CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/spawn" ./bench/mda/spawn
 "$GO" build -o "$bin/mda" ./bench/mda
 
-args=(-vdeliver "$bin/vdeliver" -variant "static-nodocs=$bin/vdeliver-static-nodocs"
+args=(-vdeliver "$bin/vdeliver" -variant "cgo-docs=$bin/vdeliver-cgo-docs"
 	-readexit "$bin/readexit" -spawn "$bin/spawn" -n "$N")
 [ -n "$README" ] && args+=(-readme "$README")
 "$bin/mda" "${args[@]}"
