@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -25,6 +26,7 @@ type killCase struct {
 	fresh bool   // the mailbox does not exist yet
 	fault string // VDELIVER_FAULT armed at the same time
 	locks string // virtual_mailbox_lock, "" for the default (fcntl, dotlock)
+	torn  bool   // a delivery killed mid-write went before: the killed one recovers
 }
 
 func killCases(format string) []killCase {
@@ -59,6 +61,20 @@ func killCases(format string) []killCase {
 	}
 	cs = append(cs, killCase{point: "mbox:rolled-back", fault: "mbox:half-eio"},
 		killCase{point: "mbox:rolled-back", fault: "mbox:fsync-eio"})
+	// The intent record (mbox/doc.go, "Torn writes"): killed while making
+	// it, half through its header (#1) or its copy of the record (#2), and
+	// after its removal.
+	for _, p := range []string{"mbox:intent-created", "mbox:intent-half", "mbox:intent-half#2", "mbox:intent-synced", "mbox:intent-removed"} {
+		cs = append(cs, killCase{point: p})
+	}
+	cs = append(cs, killCase{point: "mbox:intent-synced", fresh: true}, killCase{point: "mbox:half-write", locks: "flock"},
+		killCase{point: "mbox:half-write", locks: "dotlock"})
+	// The recovery itself killed: after the truncation, after the record's
+	// removal, and a second tear of the delivery that recovered.
+	for _, p := range []string{"mbox:recovered", "mbox:intent-cleared", "mbox:half-write"} {
+		cs = append(cs, killCase{point: p, torn: true})
+	}
+	cs = append(cs, killCase{point: "mbox:recovered", torn: true, fresh: true})
 	return cs
 }
 
@@ -81,7 +97,10 @@ func TestKill(t *testing.T) {
 					name += "/" + kc.fault
 				}
 				if kc.locks != "" {
-					name += "/all-locks"
+					name += "/" + strings.ReplaceAll(strings.ReplaceAll(kc.locks, ", ", "+"), "flock+fcntl+dotlock", "all-locks")
+				}
+				if kc.torn {
+					name += "/after-torn"
 				}
 				t.Run(name, func(t *testing.T) {
 					for i := range reps {
@@ -109,13 +128,25 @@ func killOnce(t *testing.T, format string, kc killCase, rep int) {
 	}
 	fault := "kill"
 	id := fmt.Sprintf("killed-%d", rep)
-	if strings.HasPrefix(kc.point, "mbox:half-write") {
-		// SIGKILL during write(2) leaves the part written so far, and no
-		// process is left to truncate it (virtual(8) has the same hole).
-		// Known defect, reported separately; the next delivery must
-		// still be whole and found.
+	if strings.HasPrefix(kc.point, "mbox:half-write") || kc.torn {
+		// SIGKILL during write(2) leaves the part written so far and no
+		// process to truncate it; the intent record lets the next
+		// delivery cut it off (mbox/doc.go, "Torn writes").
 		fault = "kill-torn"
-		b.torn[id] = true
+	}
+	if kc.torn {
+		torn := fmt.Sprintf("torn-%d", rep)
+		r := b.deliver(message(torn, 20000), runOpt{env: []string{"VDELIVER_KILL_AT=mbox:half-write"}, o: opts})
+		if r.exit != -1 || r.signal != syscall.SIGKILL {
+			t.Fatalf("the tearing delivery was not killed: %v", r)
+		}
+		bounds[torn] = [2]int{0, 0}
+		b.checkKilled(fault, bounds)
+		if _, err := os.Lstat(b.intentName()); err != nil {
+			t.Fatalf("the torn delivery left no intent record: %v", err)
+		}
+		// Its dotlock is left behind; the recovering delivery, killed
+		// below, must first find it stale (stale_lock_time=1s).
 	}
 	b.run1(fault)
 	env := []string{"VDELIVER_KILL_AT=" + kc.point}
@@ -128,7 +159,7 @@ func killOnce(t *testing.T, format string, kc killCase, rep int) {
 	}
 	tally.killpoint(kc.point)
 	bounds[id] = [2]int{0, 1}
-	inv := b.check(fault, bounds)
+	inv := b.checkKilled(fault, bounds)
 
 	// The follow-up, by the normal build, as Postfix's retry or the next
 	// message would come.
@@ -181,17 +212,15 @@ func TestKillRandom(t *testing.T) {
 				case r.exit == -1:
 					killed++
 					bounds[id] = [2]int{0, 1}
-					if format == "mbox" {
-						// The kill may land inside write(2): see kill-torn.
-						b.torn[id] = true
-					}
 				case r.exit == 0:
 					bounds[id] = [2]int{1, 1}
 					b.status("kill-random", r, 0, delivered(format))
 				default:
 					b.status("kill-random", r, 0, delivered(format))
 				}
-				b.check("kill-random", bounds)
+				// The kill may land inside write(2): the fragment
+				// waits for the next delivery (kill-torn).
+				b.checkKilled("kill-random", bounds)
 				next := fmt.Sprintf("random-next-%d", i)
 				r2 := b.deliver(message(next, 2000), runOpt{bin: binPlain, o: opts})
 				b.status("kill-random", r2, 0, delivered(format))
@@ -202,6 +231,60 @@ func TestKillRandom(t *testing.T) {
 				t.Errorf("no run out of %d was killed before it finished", runs)
 			}
 			t.Logf("%d of %d runs killed mid-delivery", killed, runs)
+		})
+	}
+}
+
+// TestKillRecovery: byte for byte, a delivery killed in the middle of its
+// mbox write leaves the old mailbox, the fragment and an intent record; the
+// next delivery (the normal build) puts the mailbox back to its old bytes
+// before appending its own record, and removes the record. Run with each
+// lock that allows recovery.
+func TestKillRecovery(t *testing.T) {
+	for _, locks := range []string{"fcntl, dotlock", "flock", "fcntl", "dotlock"} {
+		t.Run(strings.ReplaceAll(locks, ", ", "+"), func(t *testing.T) {
+			b := newBox(t, "mbox", "")
+			opts := append([]string{"virtual_mailbox_lock=" + locks}, lockOpts...)
+			if r := b.deliver(message("seed", 3000), runOpt{bin: binPlain, o: opts}); r.exit != 0 {
+				t.Fatalf("seed delivery: %v", r)
+			}
+			mb := filepath.Join(b.base, b.mailboxPath())
+			before, err := os.ReadFile(mb)
+			must(t, err)
+
+			b.run1("kill-torn")
+			r := b.deliver(message("torn", 50000), runOpt{env: []string{"VDELIVER_KILL_AT=mbox:half-write"}, o: opts})
+			if r.exit != -1 || r.signal != syscall.SIGKILL {
+				t.Fatalf("not killed: %v", r)
+			}
+			tally.killpoint("mbox:half-write")
+			torn, err := os.ReadFile(mb)
+			must(t, err)
+			if !bytes.HasPrefix(torn, before) || len(torn) == len(before) {
+				t.Fatalf("the killed delivery left %d bytes after the old %d: no fragment to recover", len(torn)-len(before), len(before))
+			}
+			if cut, desc := b.pendingCut(torn); cut != len(before) {
+				t.Fatalf("intent record does not describe the fragment: cut %d, want %d (%s)", cut, len(before), desc)
+			}
+
+			r2 := b.deliver(message("next", 5000), runOpt{bin: binPlain, o: opts})
+			b.status("kill-torn", r2, 0, delivered("mbox"))
+			after, err := os.ReadFile(mb)
+			must(t, err)
+			if !bytes.HasPrefix(after, before) {
+				t.Fatalf("the old mailbox bytes changed: %d bytes now, %d before", len(after), len(before))
+			}
+			rec := after[len(before):]
+			loc := fromLine.FindIndex(rec)
+			want := append(quote(b.want["next"]), '\n')
+			if loc == nil || loc[0] != 0 || !bytes.Equal(rec[loc[1]:], want) {
+				t.Errorf("after the old bytes: %.100q...; want exactly one From_ line and the next message", rec)
+				tally.add("kill-torn", "mbox", func(r *row) { r.partial++ })
+			}
+			if _, err := os.Lstat(b.intentName()); err == nil {
+				t.Errorf("intent record left after the recovering delivery")
+			}
+			b.check("kill-torn", map[string][2]int{"seed": {1, 1}, "torn": {0, 0}, "next": {1, 1}})
 		})
 	}
 }
