@@ -68,7 +68,9 @@
 //
 // The order of Options.Locks does not matter; it is always dotlock, flock,
 // fcntl. fcntl locks belong to the process, so two goroutines of one process
-// delivering to the same mbox are only kept apart by flock or the dotlock.
+// delivering to the same mbox are only kept apart by flock or the dotlock,
+// or, from the re-check of the size to the end of the append, by the
+// process-wide mutex of "Torn writes".
 //
 // # Writing, durability and roll-back
 //

@@ -524,6 +524,11 @@ func TestGoroutinesFcntlOnly(t *testing.T) {
 		for i := range each {
 			if !seen[want(msg(g, i))] {
 				t.Errorf("message %d/%d is not whole in the mailbox", g, i)
+				for _, r := range recs {
+					if strings.Contains(string(r), msg(g, i)[:6]) {
+						t.Logf("its record: %d bytes, want %d: %.200q ... %q", len(r), len(want(msg(g, i))), r, r[max(0, len(r)-40):])
+					}
+				}
 			}
 		}
 	}

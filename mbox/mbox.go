@@ -150,7 +150,14 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 	if guarded {
 		appendMu.Lock()
 		defer appendMu.Unlock()
+		// Status again, under the mutex: a goroutine of this process may
+		// have appended since the fstat above (fcntl alone does not keep
+		// it out), and a stale size would misplace the roll-back, the
+		// last-byte check and the intent record.
 		var err error
+		if st, err = fstat(o.f); err != nil {
+			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
+		}
 		if st, err = recoverAppend(root, path, o.f, st); err != nil {
 			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
 		}
