@@ -23,54 +23,18 @@ package mbox
 
 import (
 	"os"
-	"strconv"
-	"strings"
-	"sync"
 	"syscall"
+
+	"vdeliver/internal/faultinject"
 )
 
 var (
-	killMu   sync.Mutex
-	killHits = map[string]int{}
+	armed = faultinject.Armed
+	die   = faultinject.Die
+	fault = faultinject.Fault
 )
 
-// armed counts a pass through the kill point name and reports whether this is
-// the pass VDELIVER_KILL_AT asks to die at.
-func armed(name string) bool {
-	at := os.Getenv("VDELIVER_KILL_AT")
-	want, nth, _ := strings.Cut(at, "#")
-	if want != name {
-		return false
-	}
-	n := 1
-	if nth != "" {
-		n, _ = strconv.Atoi(nth)
-	}
-	killMu.Lock()
-	defer killMu.Unlock()
-	killHits[name]++
-	return killHits[name] == n
-}
-
-func die() {
-	syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // SIGKILL cannot be caught; never return into the delivery
-}
-
-func killpoint(name string) {
-	if armed(name) {
-		die()
-	}
-}
-
-func fault(name string) bool {
-	for _, f := range strings.Split(os.Getenv("VDELIVER_FAULT"), ",") {
-		if f == name {
-			return true
-		}
-	}
-	return false
-}
+func killpoint(name string) { faultinject.Kill(name) }
 
 func init() {
 	realWrite, realSync := writeFile, syncFile
