@@ -65,8 +65,28 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
-		Cmds: scriptCmds,
+		Cmds:      scriptCmds,
+		Condition: scriptCondition,
 	})
+}
+
+// scriptCondition adds [root] (the script needs root: owners, device nodes, mounts) and
+// [tool:prog] (a program the script drives is installed). Under CI=true a missing tool is
+// a broken CI, so the condition fails the script instead of letting it skip.
+func scriptCondition(cond string) (bool, error) {
+	if cond == "root" {
+		return os.Geteuid() == 0, nil
+	}
+	if prog, ok := strings.CutPrefix(cond, "tool:"); ok {
+		if _, err := exec.LookPath(prog); err != nil {
+			if os.Getenv("CI") == "true" {
+				return false, fmt.Errorf("%s is missing (CI=true: make deps installs it)", prog)
+			}
+			return false, nil
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
 }
 
 // chownv path... gives the paths (recursively) to the delivery uid when running as root.

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
@@ -25,8 +23,6 @@ import (
 // real peer holds its lock). Everything is real: real mounts, real peers, real limits.
 func init() {
 	for name, fn := range map[string]func(*testscript.TestScript, bool, []string){
-		"requireroot":  cmdMboxNeedRoot,
-		"requiretool":  cmdMboxNeedTool,
 		"lchown":       cmdMboxLchown,
 		"mknodc":       cmdMboxMknodC,
 		"mkfifo":       cmdMboxMkfifo,
@@ -76,49 +72,6 @@ func mboxStateOf(ts *testscript.TestScript) *mboxScriptState {
 		})
 	}
 	return s
-}
-
-// mboxSkipScript marks the running script skipped. testscript (v1.16) lets only its built-in
-// "skip" do that and offers a custom command no Skip method, and main_test.go has no [root]
-// condition; so this reaches the script's testing.T through the unexported field testscript
-// keeps it in. Call it before any background command is started. If testscript ever
-// renames the field, the script fails with the reason instead of skipping.
-// TODO(lead): a [root] condition in main_test.go's Params would replace this.
-func mboxSkipScript(ts *testscript.TestScript, why string) {
-	f := reflect.ValueOf(ts).Elem().FieldByName("t")
-	if f.IsValid() && f.CanAddr() {
-		if t, ok := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(testscript.T); ok && t != nil {
-			t.Skip(why)
-		}
-	}
-	ts.Fatalf("cannot skip (%s)", why)
-}
-
-// requireroot: skips the script unless it runs as root (it changes owners, makes device
-// nodes or mounts a file system).
-func cmdMboxNeedRoot(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: requireroot")
-	}
-	if os.Geteuid() != 0 {
-		mboxSkipScript(ts, "not root: this script needs root to set owners, make device nodes or mount")
-	}
-}
-
-// requiretool prog...: skips the script when a program it drives is missing, except under
-// CI=true, where a missing tool is a broken CI and fails.
-func cmdMboxNeedTool(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) == 0 {
-		ts.Fatalf("usage: requiretool prog...")
-	}
-	for _, p := range args {
-		if _, err := exec.LookPath(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				ts.Fatalf("%s is missing (CI=true: make deps installs it)", p)
-			}
-			mboxSkipScript(ts, p+" is not installed (make deps installs it)")
-		}
-	}
 }
 
 // lchown uid path...: gives the paths (not what a symlink points to) to uid, gid = uid.
@@ -224,7 +177,7 @@ func cmdMboxSmallFS(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: smallfs dir size")
 	}
 	if os.Geteuid() != 0 {
-		mboxSkipScript(ts, "not root: cannot mount a small tmpfs")
+		ts.Fatalf("smallfs needs root: guard the script with [!root] skip")
 	}
 	uid, gid := deliveryUID()
 	dir := ts.MkAbs(args[0])
