@@ -1,0 +1,79 @@
+package beneath
+
+import (
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	oPath       = unix.O_PATH
+	atRemoveDir = unix.AT_REMOVEDIR
+)
+
+// kernelBeneath reports, once per process, whether openat2 with RESOLVE_BENEATH works.
+var kernelBeneath = sync.OnceValue(func() bool {
+	if forceOSRoot {
+		return false
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, ".", &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH,
+	})
+	if err != nil {
+		// ENOSYS: no openat2; EPERM: a seccomp filter that does not know it. Any other
+		// error is about ".", not about openat2.
+		return err != unix.ENOSYS && err != unix.EPERM
+	}
+	unix.Close(fd)
+	return true
+})
+
+// openDir opens the root itself; search permission on it is all a delivery needs.
+func openDir(dir string) (int, error) {
+	for {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// resolve is openat2 beneath the root.
+func (r *Root) resolve(name string, flag int, perm uint32) (int, error) {
+	how := unix.OpenHow{
+		Flags:   uint64(flag) | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	if flag&(unix.O_CREAT|unix.O_TMPFILE) != 0 {
+		how.Mode = uint64(perm)
+	}
+	if name == "" {
+		return -1, syscall.ENOENT
+	}
+	for tries := 0; ; tries++ {
+		fd, err := unix.Openat2(r.fd, name, &how)
+		switch {
+		case err == nil:
+			return fd, nil
+		case err == unix.EXDEV:
+			// Only a refused escape gives EXDEV here.
+			return -1, ErrEscapes
+		case err == unix.EINTR, err == unix.EAGAIN && tries < 64:
+			// EAGAIN: a rename somewhere in the system raced a ".." in the lookup; the
+			// kernel asks for a retry rather than risk a wrong answer.
+			continue
+		}
+		return -1, err
+	}
+}
+
+func mkdirat(dfd int, name string, perm uint32) error { return unix.Mkdirat(dfd, name, perm) }
+
+func unlinkat(dfd int, name string, flags int) error { return unix.Unlinkat(dfd, name, flags) }
+
+func linkat(odfd int, oname string, ndfd int, nname string) error {
+	// No AT_SYMLINK_FOLLOW: a symbolic link is linked, never its target.
+	return unix.Linkat(odfd, oname, ndfd, nname, 0)
+}

@@ -1,0 +1,5 @@
+//go:build !beneath_osroot
+
+package beneath
+
+const forceOSRoot = false
