@@ -95,8 +95,8 @@ func errnoText(err error) string {
 	if err == nil {
 		return "unknown error"
 	}
-	// Not an errno (os.Root's "path escapes from parent", say): keep the cause, drop the
-	// path, which is for the log only.
+	// Not an errno (beneath.ErrEscapes, "path escapes from parent", say): keep the cause,
+	// drop the path, which is for the log only.
 	var pe *fs.PathError
 	var le *os.LinkError
 	switch {

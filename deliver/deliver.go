@@ -3,11 +3,11 @@ package deliver
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"vdeliver/internal/beneath"
 	"vdeliver/journal"
 	"vdeliver/maildir"
 	"vdeliver/mbox"
@@ -84,7 +84,7 @@ type run struct {
 	msg    []byte
 	loops  map[string]bool
 	id     identity
-	root   *os.Root
+	root   *beneath.Root
 	fanout bool            // more than one destination in this run: keep the journal
 	seen   map[string]bool // destinations that have the message, by journal key
 	j      *journal.Journal
@@ -328,7 +328,7 @@ func (r *run) prepare(ctx context.Context, env Envelope) (*Target, *Status) {
 		return nil, Deferf(CodeConfig, err, "mail system configuration error")
 	}
 	if r.root == nil {
-		root, err := os.OpenRoot(r.s.Base)
+		root, err := beneath.Open(r.s.Base)
 		if err != nil {
 			return nil, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base: %w", err), "mail system configuration error")
 		}

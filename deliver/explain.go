@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
+
+	"vdeliver/internal/beneath"
 )
 
 // Explanation is what a delivery to one recipient would do, step by step, without writing
@@ -98,7 +99,7 @@ func (s *Settings) confinement(e *Explanation, t *Target) *Status {
 		e.Confinement = "base is not an absolute path"
 		return Deferf(CodeConfig, errors.New("virtual_mailbox_base is relative or empty"), "mail system configuration error")
 	}
-	root, err := os.OpenRoot(s.Base)
+	root, err := beneath.Open(s.Base)
 	if err != nil {
 		e.Confinement = fmt.Sprintf("base cannot be opened: %v", err)
 		return Deferf(CodeConfig, err, "mail system configuration error")

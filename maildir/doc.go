@@ -19,9 +19,9 @@
 //
 // # Algorithm
 //
-// Every step goes through the caller's *os.Root, so neither ".." nor a
-// symbolic link inside the mailbox tree can make a step touch a file outside
-// the root.
+// Every step goes through the caller's *beneath.Root (openat2 with
+// RESOLVE_BENEATH), so neither ".." nor a symbolic link inside the mailbox
+// tree can make a step touch a file outside the root.
 //
 //  1. If the message is larger than Options.Limit, fail before touching the
 //     disk.

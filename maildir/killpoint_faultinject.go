@@ -27,6 +27,7 @@ import (
 	"os"
 	"syscall"
 
+	"vdeliver/internal/beneath"
 	"vdeliver/internal/faultinject"
 )
 
@@ -69,7 +70,7 @@ func init() {
 		}
 		return realSyncDir(f)
 	}
-	linkFile = func(r *os.Root, oldname, newname string) error {
+	linkFile = func(r *beneath.Root, oldname, newname string) error {
 		switch {
 		case fault("maildir:link-taken"):
 			// Another process got the name first; its file must survive.

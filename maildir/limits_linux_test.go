@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"vdeliver/internal/beneath"
 )
 
 // TestENOSPC fills a real 64 KiB tmpfs: the failure is reported as a write
@@ -28,7 +30,7 @@ func TestENOSPC(t *testing.T) {
 			t.Errorf("unmount %s: %v", mnt, err)
 		}
 	})
-	root, err := os.OpenRoot(mnt)
+	root, err := beneath.Open(mnt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,7 @@ func fsizeChild(t *testing.T, base string) {
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	root, err := os.OpenRoot(base)
+	root, err := beneath.Open(base)
 	if err != nil {
 		t.Fatal(err)
 	}

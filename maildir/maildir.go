@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vdeliver/internal/beneath"
 )
 
 // Options for one delivery.
@@ -83,7 +85,7 @@ var (
 	syncFile  = (*os.File).Sync
 	closeFile = (*os.File).Close
 	syncDir   = (*os.File).Sync
-	linkFile  = (*os.Root).Link
+	linkFile  = (*beneath.Root).Link
 	// renameNoReplace is renameat2(RENAME_NOREPLACE) between two open
 	// directories; see rename_linux.go.
 	renameNoReplace = renameat2NoReplace
@@ -102,7 +104,7 @@ var (
 // gives Op "write" wrapping both ErrTooLarge and syscall.EFBIG, and nothing
 // is created. After any failure nothing created by this call remains in
 // tmp/ or new/.
-func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, err error) {
+func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ string, err error) {
 	killpoint("maildir:start")
 	now := time.Now
 	if opt.Now != nil {
@@ -111,7 +113,7 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 	t := now()
 	sec, usec := t.Unix(), int64(t.Nanosecond()/1000)
 
-	// Lexical only: os.Root resolves the rest and refuses escapes.
+	// Lexical only: the root resolves the rest and refuses escapes.
 	prefix := strings.TrimRight(dir, "/")
 	sub := func(name string) string {
 		if prefix == "" {
@@ -230,7 +232,7 @@ func Deliver(root *os.Root, dir string, parts [][]byte, opt Options) (_ string, 
 
 // link gives the file open as st the name newPath without ever replacing an
 // existing name. moved reports that the tmp name is gone (renamed).
-func link(root *os.Root, prefix, tmpPath, newPath string, st fs.FileInfo) (moved bool, err error) {
+func link(root *beneath.Root, prefix, tmpPath, newPath string, st fs.FileInfo) (moved bool, err error) {
 	err = linkFile(root, tmpPath, newPath)
 	if err != nil && errors.Is(err, fs.ErrNotExist) {
 		// new/ or cur/ went missing after tmp/ was there (Postfix does the
@@ -268,7 +270,7 @@ var errTmpReplaced = errors.New("tmp file was replaced before it was linked")
 
 // sameFile is Postfix's sane_link check: link(2) over NFS can report
 // failure for a request that was carried out.
-func sameFile(root *os.Root, name string, st fs.FileInfo) bool {
+func sameFile(root *beneath.Root, name string, st fs.FileInfo) bool {
 	lst, err := root.Lstat(name)
 	return err == nil && os.SameFile(st, lst)
 }
@@ -283,7 +285,7 @@ func linkUnsupported(err error) bool {
 // renameInRoot moves oldPath to newPath with RENAME_NOREPLACE. Both
 // directories are opened through root and the names passed to renameat2
 // are single elements, so the kernel resolves nothing outside the root.
-func renameInRoot(root *os.Root, oldPath, newPath string) error {
+func renameInRoot(root *beneath.Root, oldPath, newPath string) error {
 	oldDir, oldBase := splitPath(oldPath)
 	newDir, newBase := splitPath(newPath)
 	od, err := root.Open(oldDir)
@@ -314,7 +316,7 @@ func splitPath(p string) (dir, base string) {
 // subdirectories of it, each with mode 0700, then fsyncs every directory it
 // created and the parent of each, so the new entries survive a crash. An
 // existing directory is left as it is.
-func makeDirs(root *os.Root, prefix string, subdirs ...string) error {
+func makeDirs(root *beneath.Root, prefix string, subdirs ...string) error {
 	var paths []string
 	cur := ""
 	for _, elem := range strings.Split(prefix, "/") {
@@ -371,7 +373,7 @@ func joinPath(dir, elem string) string {
 
 // fixMode makes a directory we just created exactly 0700: the umask may
 // have removed owner bits, and a set-group-id parent adds its own bit.
-func fixMode(root *os.Root, p string) error {
+func fixMode(root *beneath.Root, p string) error {
 	d, err := root.Open(p)
 	if err != nil {
 		return err
@@ -387,7 +389,7 @@ func fixMode(root *os.Root, p string) error {
 	return nil
 }
 
-func syncPath(root *os.Root, p string) error {
+func syncPath(root *beneath.Root, p string) error {
 	d, err := root.Open(p)
 	if err != nil {
 		return err

@@ -18,6 +18,8 @@ import (
 
 	gomaildir "github.com/emersion/go-maildir"
 	"github.com/google/go-cmp/cmp"
+
+	"vdeliver/internal/beneath"
 )
 
 // A fixed clock: second 1700000000, microsecond 123456 (the nanoseconds
@@ -35,10 +37,10 @@ var newNameRE = regexp.MustCompile(`^([0-9]+)\.V(0|[1-9a-f][0-9a-f]*)I(0|[1-9a-f
 func opts() Options { return Options{Hostname: host, Now: fixedNow} }
 
 // newRoot returns an empty base directory and a root opened on it.
-func newRoot(t testing.TB) (*os.Root, string) {
+func newRoot(t testing.TB) (*beneath.Root, string) {
 	t.Helper()
 	base := t.TempDir()
-	root, err := os.OpenRoot(base)
+	root, err := beneath.Open(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +526,7 @@ func TestConfinement(t *testing.T) {
 			if tc.plant != nil {
 				tc.plant(t, base, outside)
 			}
-			root, err := os.OpenRoot(base)
+			root, err := beneath.Open(base)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -539,8 +541,8 @@ func TestConfinement(t *testing.T) {
 			if !errors.As(err, &e) || e.Op != tc.wantOp {
 				t.Fatalf("Deliver = %q, %v; want *Error with Op %q", got, err, tc.wantOp)
 			}
-			if !strings.HasSuffix(err.Error(), ": path escapes from parent") {
-				t.Errorf("Error() = %q, want os.Root's escape error", err.Error())
+			if !errors.Is(err, beneath.ErrEscapes) || !strings.HasSuffix(err.Error(), ": path escapes from parent") {
+				t.Errorf("Error() = %q, want the root's escape error", err.Error())
 			}
 			if got := entries(t, outside); len(got) != 0 {
 				t.Errorf("outside the root: %q, want nothing", got)
@@ -655,14 +657,14 @@ func TestFaults(t *testing.T) {
 		{
 			name: "link fails with EIO",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(*os.Root, string, string) error { return syscall.EIO })
+				stub(t, &linkFile, func(*beneath.Root, string, string) error { return syscall.EIO })
 			},
 			op: "link", newPath: true, err: syscall.EIO,
 		},
 		{
 			name: "no hard links and no RENAME_NOREPLACE",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(*os.Root, string, string) error { return syscall.EPERM })
+				stub(t, &linkFile, func(*beneath.Root, string, string) error { return syscall.EPERM })
 				stub(t, &renameNoReplace, func(*os.File, string, *os.File, string) error { return syscall.EINVAL })
 			},
 			op: "link", newPath: true, err: syscall.EPERM,
@@ -670,8 +672,8 @@ func TestFaults(t *testing.T) {
 		{
 			name: "name in new/ exists",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(r *os.Root, oldname, newname string) error {
-					if err := r.WriteFile(newname, []byte("older message"), 0o600); err != nil {
+				stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
+					if err := os.WriteFile(filepath.Join(r.Name(), newname), []byte("older message"), 0o600); err != nil {
 						t.Fatal(err)
 					}
 					return r.Link(oldname, newname)
@@ -682,7 +684,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "tmp name replaced before the link",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(r *os.Root, oldname, newname string) error {
+				stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
 					// Keep our file's inode alive elsewhere: freed, the kernel may hand the
 					// same inode number to the impostor and hide the swap.
 					if err := r.Link(oldname, "kept-inode"); err != nil {
@@ -691,7 +693,7 @@ func TestFaults(t *testing.T) {
 					if err := r.Remove(oldname); err != nil {
 						t.Fatal(err)
 					}
-					if err := r.WriteFile(oldname, []byte("impostor"), 0o600); err != nil {
+					if err := os.WriteFile(filepath.Join(r.Name(), oldname), []byte("impostor"), 0o600); err != nil {
 						t.Fatal(err)
 					}
 					return r.Link(oldname, newname)
@@ -702,8 +704,8 @@ func TestFaults(t *testing.T) {
 		{
 			name: "name in new/ exists, no hard links",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(r *os.Root, oldname, newname string) error {
-					if err := r.WriteFile(newname, []byte("older message"), 0o600); err != nil {
+				stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
+					if err := os.WriteFile(filepath.Join(r.Name(), newname), []byte("older message"), 0o600); err != nil {
 						t.Fatal(err)
 					}
 					return syscall.EOPNOTSUPP
@@ -725,7 +727,7 @@ func TestFaults(t *testing.T) {
 			var linked string
 			tc.install(t)
 			link := linkFile
-			stub(t, &linkFile, func(r *os.Root, oldname, newname string) error {
+			stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
 				linked = newname
 				return link(r, oldname, newname)
 			})
@@ -772,13 +774,13 @@ func TestFaults(t *testing.T) {
 func TestLinkRecovery(t *testing.T) {
 	tests := []struct {
 		name string
-		link func(t *testing.T) func(*os.Root, string, string) error
+		link func(t *testing.T) func(*beneath.Root, string, string) error
 	}{
 		{
 			// Postfix's sane_link: NFS can report failure for a link it made.
 			name: "link made but reported EIO",
-			link: func(t *testing.T) func(*os.Root, string, string) error {
-				return func(r *os.Root, o, n string) error {
+			link: func(t *testing.T) func(*beneath.Root, string, string) error {
+				return func(r *beneath.Root, o, n string) error {
 					if err := r.Link(o, n); err != nil {
 						t.Fatal(err)
 					}
@@ -788,16 +790,16 @@ func TestLinkRecovery(t *testing.T) {
 		},
 		{
 			name: "no hard links: renameat2 NOREPLACE",
-			link: func(t *testing.T) func(*os.Root, string, string) error {
-				return func(r *os.Root, o, n string) error {
+			link: func(t *testing.T) func(*beneath.Root, string, string) error {
+				return func(r *beneath.Root, o, n string) error {
 					return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM}
 				}
 			},
 		},
 		{
 			name: "cross-device link",
-			link: func(t *testing.T) func(*os.Root, string, string) error {
-				return func(r *os.Root, o, n string) error { return syscall.EXDEV }
+			link: func(t *testing.T) func(*beneath.Root, string, string) error {
+				return func(r *beneath.Root, o, n string) error { return syscall.EXDEV }
 			},
 		},
 	}
@@ -833,7 +835,7 @@ func TestOrder(t *testing.T) {
 	})
 	stub(t, &syncFile, func(f *os.File) error { events = append(events, "fsync file"); return f.Sync() })
 	stub(t, &closeFile, func(f *os.File) error { events = append(events, "close"); return f.Close() })
-	stub(t, &linkFile, func(r *os.Root, o, n string) error {
+	stub(t, &linkFile, func(r *beneath.Root, o, n string) error {
 		events = append(events, fmt.Sprintf("link %s (tmp/ holds %d)", filepath.Dir(n), len(entries(t, tmpDir))))
 		return r.Link(o, n)
 	})

@@ -3,8 +3,8 @@
 // mail_copy.c), so that the same message delivered by virtual(8) and by this
 // package gives the same bytes, the From_ date aside.
 //
-// Everything happens through an *os.Root: no lookup, lock file or symlink can
-// reach a file outside the mailbox base.
+// Everything happens through a *beneath.Root (openat2 with RESOLVE_BENEATH):
+// no lookup, lock file or symlink can reach a file outside the mailbox base.
 //
 // # Record format
 //
@@ -95,7 +95,7 @@
 //
 //  1. With the locks held and after the checks, before the first byte of the
 //     record is written, <path>.vdeliver-append is created through the
-//     *os.Root with O_CREAT|O_EXCL, mode 0600, and holds the line
+//     *beneath.Root with O_CREAT|O_EXCL, mode 0600, and holds the line
 //     "vdeliver-append 1", the line "dev D ino I size S length L sha256 H"
 //     (the mailbox's device and inode, its size before the append, the
 //     record's length and SHA-256), then the L bytes of the record itself.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"vdeliver/internal/beneath"
 )
 
 // TestMain pins the local time zone, so From_ dates are exact bytes and
@@ -33,11 +35,11 @@ const (
 
 func fixedNow() time.Time { return epoch }
 
-// newRoot returns a fresh directory and an *os.Root on it.
-func newRoot(t testing.TB) (*os.Root, string) {
+// newRoot returns a fresh directory and an *beneath.Root on it.
+func newRoot(t testing.TB) (*beneath.Root, string) {
 	t.Helper()
 	dir := t.TempDir()
-	root, err := os.OpenRoot(dir)
+	root, err := beneath.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func opts() Options {
 	}
 }
 
-func deliver(t testing.TB, root *os.Root, path string, msg string, opt Options) error {
+func deliver(t testing.TB, root *beneath.Root, path string, msg string, opt Options) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

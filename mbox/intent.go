@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"vdeliver/internal/beneath"
 )
 
 // The intent record: what a delivery is about to append, written and synced
@@ -93,9 +95,9 @@ func parseIntent(b []byte) (in intent, rec []byte, ok bool) {
 // again. f is the locked write descriptor of the mailbox. It returns the
 // file's status afterwards; errors are not reported: recovery is best
 // effort, and failing it leaves the file as virtual(8) would.
-func recoverAppend(root *os.Root, path string, f *os.File, st *syscall.Stat_t) (*syscall.Stat_t, error) {
+func recoverAppend(root *beneath.Root, path string, f *os.File, st *syscall.Stat_t) (*syscall.Stat_t, error) {
 	name := path + intentSuffix
-	// os.Root follows a symlink that stays beneath the root, so the name
+	// The root follows a symlink that stays beneath it, so the name
 	// is lstat'ed first and compared with what was opened (safe_open): a
 	// symlink or a hard link named like our record must not make us judge
 	// the mailbox by another file.
@@ -154,7 +156,7 @@ func refstat(f *os.File, old *syscall.Stat_t) (*syscall.Stat_t, error) {
 // fragmentIsOurs reports whether the bytes of the mailbox (status st) from
 // offset old to its end are exactly want. It reads through a second,
 // read-only descriptor, used only when it is the same file.
-func fragmentIsOurs(root *os.Root, path string, st *syscall.Stat_t, old int64, want []byte) bool {
+func fragmentIsOurs(root *beneath.Root, path string, st *syscall.Stat_t, old int64, want []byte) bool {
 	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false
@@ -182,7 +184,7 @@ func fragmentIsOurs(root *os.Root, path string, st *syscall.Stat_t, old int64, w
 // to the file with status st. It returns false, leaving no record, when that
 // cannot be done (an unwritable directory, a full disk, a record left by
 // another uid): the delivery then goes on unprotected, as virtual(8)'s does.
-func writeIntent(root *os.Root, path string, st *syscall.Stat_t, rec []byte) bool {
+func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec []byte) bool {
 	name := path + intentSuffix
 	// O_EXCL: never through a symlink, never over a file we did not make.
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -220,7 +222,7 @@ func writeAll(f *os.File, b []byte) error {
 // clearIntent removes the intent record once the append is synced or rolled
 // back. A failure is ignored: a leftover record describes a file that is
 // whole or back at its old size, which recovery leaves alone.
-func clearIntent(root *os.Root, path string) {
+func clearIntent(root *beneath.Root, path string) {
 	if err := root.Remove(path + intentSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return
 	}

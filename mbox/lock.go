@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"vdeliver/internal/beneath"
 )
 
 // defaultStaleAge is Postfix's stale_lock_time, used when Options.StaleAge
@@ -53,14 +55,14 @@ func (r retry) wait() error {
 
 // dotlock is a <path>.lock file we created.
 type dotlock struct {
-	root     *os.Root
+	root     *beneath.Root
 	name     string
 	dev, ino uint64
 }
 
 // lockDot creates name (the mailbox path plus ".lock") as dot_lockfile.c
 // does. full is the lock's path for the reason text.
-func lockDot(r retry, root *os.Root, name, full string, staleAge time.Duration, mailbox string) (*dotlock, error) {
+func lockDot(r retry, root *beneath.Root, name, full string, staleAge time.Duration, mailbox string) (*dotlock, error) {
 	text := func(err error) string {
 		return "unable to create lock file " + full + ": " + strerror(err)
 	}

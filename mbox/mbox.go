@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"vdeliver/internal/beneath"
 )
 
 // Options are virtual(8)'s mbox parameters, already parsed by the caller.
@@ -47,7 +49,7 @@ var (
 // ErrNotRegular or ErrOwner when the file is refused; ErrTooLarge and
 // syscall.EFBIG when Limit would be exceeded; and the OS error (ENOENT,
 // EACCES, EISDIR, ENXIO, ENOSPC, EDQUOT, EIO, ...) otherwise.
-func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, msg []byte, opt Options) error {
+func Deliver(ctx context.Context, root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	killpoint("mbox:start")
 	full := filepath.Join(root.Name(), path)
 	var useDot, useFlock, useFcntl bool
@@ -109,7 +111,7 @@ func Deliver(ctx context.Context, root *os.Root, path, sender string, headers, m
 
 // deliverOpen locks, checks and appends to the opened mailbox. The caller
 // closes the file.
-func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, headers, msg []byte, now time.Time, opt Options, useFlock, useFcntl bool) error {
+func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender string, headers, msg []byte, now time.Time, opt Options, useFlock, useFcntl bool) error {
 	st := o.st
 	regular := st.Mode&syscall.S_IFMT == syscall.S_IFREG
 	if regular {
@@ -219,7 +221,7 @@ func deliverOpen(r retry, root *os.Root, o opened, path, full, sender string, he
 }
 
 // samePath reports whether path still names the file whose status is st.
-func samePath(root *os.Root, path string, viaLink bool, st *syscall.Stat_t) bool {
+func samePath(root *beneath.Root, path string, viaLink bool, st *syscall.Stat_t) bool {
 	stat := root.Lstat
 	if viaLink {
 		stat = root.Stat
@@ -237,7 +239,7 @@ func samePath(root *os.Root, path string, viaLink bool, st *syscall.Stat_t) bool
 // read-only descriptor (the delivery's own is write-only), used only when it
 // is the same file; when that cannot be done it answers true, which appends
 // exactly as virtual(8) does.
-func endsLine(root *os.Root, path string, st *syscall.Stat_t) bool {
+func endsLine(root *beneath.Root, path string, st *syscall.Stat_t) bool {
 	// O_NONBLOCK: should the path have become a FIFO, the open must not wait
 	// for a writer; the inode check below then refuses it.
 	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)

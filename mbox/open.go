@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"vdeliver/internal/beneath"
 )
 
 const openFlags = os.O_WRONLY | os.O_APPEND | syscall.O_NONBLOCK
@@ -22,7 +24,7 @@ type opened struct {
 // safeOpen opens or creates the mailbox as Postfix's safe_open with
 // O_CREAT: open existing; on ENOENT create exclusively; on EEXIST (someone
 // created it meanwhile) open existing once more.
-func safeOpen(root *os.Root, name, full string) (opened, error) {
+func safeOpen(root *beneath.Root, name, full string) (opened, error) {
 	o, missing, err := openExisting(root, name, full)
 	if !missing {
 		return o, err
@@ -37,7 +39,7 @@ func safeOpen(root *os.Root, name, full string) (opened, error) {
 
 // openExisting opens an existing mailbox. missing reports that the open
 // itself failed with ENOENT, the one failure after which creating is right.
-func openExisting(root *os.Root, name, full string) (o opened, missing bool, err error) {
+func openExisting(root *beneath.Root, name, full string) (o opened, missing bool, err error) {
 	// Refuse an untrusted symlink before opening anything: following it
 	// would let a user aim our write (or the open side effects of a
 	// device) at any file they choose (symlink attack). The post-open
@@ -93,9 +95,9 @@ func openExisting(root *os.Root, name, full string) (o opened, missing bool, err
 
 // createExcl creates a new mailbox, mode 0600 (less the umask). exists
 // reports EEXIST: another process created the file first.
-func createExcl(root *os.Root, name, full string) (o opened, exists bool, err error) {
-	// O_EXCL does not follow a symlink (os.Root enforces that too), and
-	// os.Root never creates a missing parent directory.
+func createExcl(root *beneath.Root, name, full string) (o opened, exists bool, err error) {
+	// O_EXCL does not follow a symlink, and
+	// the root never creates a missing parent directory.
 	f, cerr := root.OpenFile(name, openFlags|os.O_CREATE|os.O_EXCL, 0o600)
 	if cerr != nil {
 		return o, errors.Is(cerr, syscall.EEXIST),
@@ -117,7 +119,7 @@ func createExcl(root *os.Root, name, full string) (o opened, exists bool, err er
 }
 
 // syncDir fsyncs a directory beneath root.
-func syncDir(root *os.Root, dir string) error {
+func syncDir(root *beneath.Root, dir string) error {
 	d, err := root.Open(dir)
 	if err != nil {
 		return err
@@ -132,7 +134,7 @@ func syncDir(root *os.Root, dir string) error {
 // trustedLink reports whether the symlink name (described by fi) may be
 // followed: only root can have made it and only root can replace it
 // (safe_open.c; systems where mailboxes or /dev entries are symlinks).
-func trustedLink(root *os.Root, name string, fi os.FileInfo) bool {
+func trustedLink(root *beneath.Root, name string, fi os.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Uid != 0 {
 		return false

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"vdeliver/internal/beneath"
 )
 
 // TestLimit: virtual_mailbox_limit counts the old size plus the whole
@@ -148,7 +150,7 @@ func TestDiskFull(t *testing.T) {
 			t.Errorf("umount %s: %v %s", dir, err, out)
 		}
 	})
-	root, err := os.OpenRoot(dir)
+	root, err := beneath.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func helperDeliver() int {
 		println(err.Error())
 		return 2
 	}
-	root, err := os.OpenRoot(os.Getenv("MBOX_DIR"))
+	root, err := beneath.Open(os.Getenv("MBOX_DIR"))
 	if err != nil {
 		println(err.Error())
 		return 2
