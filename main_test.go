@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"vdeliver/internal/beneath"
 )
 
 // deliveryUID is the identity script deliveries run as: a real unprivileged uid when the
@@ -70,12 +72,21 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// scriptCondition adds [root] (the script needs root: owners, device nodes, mounts) and
+// scriptCondition adds [root] (the script needs root: owners, device nodes, mounts),
+// [openat2] (the kernel confines opens beneath the base, rather than os.Root) and
 // [tool:prog] (a program the script drives is installed). Under CI=true a missing tool is
 // a broken CI, so the condition fails the script instead of letting it skip.
 func scriptCondition(cond string) (bool, error) {
-	if cond == "root" {
+	switch cond {
+	case "root":
 		return os.Geteuid() == 0, nil
+	case "openat2":
+		r, err := beneath.Open(os.TempDir())
+		if err != nil {
+			return false, err
+		}
+		defer r.Close()
+		return r.Kernel(), nil
 	}
 	if prog, ok := strings.CutPrefix(cond, "tool:"); ok {
 		if _, err := exec.LookPath(prog); err != nil {
