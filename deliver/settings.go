@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -321,19 +321,31 @@ func (s *Settings) isLocal(ctx context.Context, domain string) (bool, error) {
 		return true, nil
 	}
 	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
-		ip := net.ParseIP(strings.TrimPrefix(strings.Trim(domain, "[]"), "ipv6:"))
-		return ip != nil && s.localIP(ip), nil
+		ip, ok := parseIP(strings.TrimPrefix(strings.Trim(domain, "[]"), "ipv6:"))
+		return ok && s.localIP(ip), nil
 	}
 	return s.MyDestination.Match(ctx, domain)
 }
 
-func (s *Settings) localIP(ip net.IP) bool {
+// parseIP reads an address literal as net.ParseIP did: IPv4 in dotted decimal or IPv6,
+// no zone; an IPv4-mapped IPv6 address is the IPv4 address. net/netip instead of net:
+// the net package's initialisation and code cost every delivery process its start-up
+// time (bench/mda/README.md), and the command needs no network.
+func parseIP(s string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
+}
+
+func (s *Settings) localIP(ip netip.Addr) bool {
 	for _, iface := range s.Interfaces {
 		switch strings.ToLower(iface) {
 		case "all":
-			addrs, _ := net.InterfaceAddrs()
+			addrs, _ := interfaceAddrs()
 			for _, a := range addrs {
-				if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				if a.Unmap() == ip {
 					return true
 				}
 			}
@@ -342,7 +354,7 @@ func (s *Settings) localIP(ip net.IP) bool {
 				return true
 			}
 		default:
-			if other := net.ParseIP(strings.Trim(iface, "[]")); other != nil && other.Equal(ip) {
+			if other, ok := parseIP(strings.Trim(iface, "[]")); ok && other == ip {
 				return true
 			}
 		}
