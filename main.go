@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -250,7 +250,7 @@ func firstLine(err error) string {
 // else to --log-file, else nowhere: never to stderr, which pipe(8) would show the sender.
 type logger struct {
 	mu     sync.Mutex
-	sys    net.Conn // the syslog socket
+	sys    *os.File // the syslog socket
 	stream bool     // sys is a stream socket: each message ends in a newline
 	file   *os.File
 }
@@ -261,6 +261,10 @@ var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}
 // syslogPriority is facility mail, severity info.
 const syslogPriority = 2<<3 | 6
 
+// syslogTimeout bounds each write to the syslog socket: a syslog daemon that does not
+// read must not hold the delivery until pipe(8)'s time limit bounces it.
+const syslogTimeout = time.Second
+
 // openLog opens the syslog socket (socket, when not empty, instead of the usual places:
 // $VDELIVER_SYSLOG_SOCKET, for a chroot or a test) and the --log-file. Neither failing
 // is an error: logging never changes what the MTA is told.
@@ -270,13 +274,10 @@ func openLog(file, socket string) *logger {
 	if socket != "" {
 		paths = []string{socket}
 	}
-dial:
 	for _, p := range paths {
-		for _, network := range []string{"unixgram", "unix"} {
-			if c, err := net.Dial(network, p); err == nil {
-				l.sys, l.stream = c, network == "unix"
-				break dial
-			}
+		if f, stream, ok := dialSyslog(p); ok {
+			l.sys, l.stream = f, stream
+			break
 		}
 	}
 	if file != "" {
@@ -285,6 +286,36 @@ dial:
 		}
 	}
 	return l
+}
+
+// dialSyslog connects to the syslog socket at path, datagram first and stream only when
+// the socket is of the other type (EPROTOTYPE), as syslog(3) does: a path that is missing
+// or refused fails the same way for both types, so one attempt tells.
+//
+// The socket is a plain blocking descriptor with a send timeout, not a net.Conn: the net
+// package's initialisation and its poller cost every delivery process start-up time
+// (bench/mda/README.md, "Where the time goes") and a delivery needs no network.
+func dialSyslog(path string) (f *os.File, stream bool, ok bool) {
+	addr := &syscall.SockaddrUnix{Name: path}
+	tv := syscall.NsecToTimeval(syslogTimeout.Nanoseconds())
+	for _, typ := range []int{syscall.SOCK_DGRAM, syscall.SOCK_STREAM} {
+		fd, err := syscall.Socket(syscall.AF_UNIX, typ|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, false, false
+		}
+		err = syscall.Connect(fd, addr)
+		if err == nil {
+			err = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
+		}
+		if err == nil {
+			return os.NewFile(uintptr(fd), path), typ == syscall.SOCK_STREAM, true
+		}
+		syscall.Close(fd)
+		if err != syscall.EPROTOTYPE {
+			return nil, false, false
+		}
+	}
+	return nil, false, false
 }
 
 func (l *logger) line(s string) {
@@ -305,7 +336,7 @@ func (l *logger) line(s string) {
 		if l.stream {
 			msg += "\n"
 		}
-		l.sys.SetWriteDeadline(time.Now().Add(time.Second))
+		// One write per record (one datagram); the send timeout set at connect bounds it.
 		l.sys.Write([]byte(msg))
 	}
 	if l.file != nil {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Issue 9: the syslog connection is made with plain system calls instead of the net
+// package (whose start-up every delivery paid). These tests pin what net.Dial gave:
+// a stream socket is used when that is what syslogd listens on, and a syslogd that does
+// not read delays a delivery by the one-second send timeout, never longer.
+
+// A stream syslog socket (rsyslog's imuxsock can be one) gets each record with a
+// trailing newline; the datagram attempt's EPROTOTYPE leads there.
+func TestSyslogStreamSocket(t *testing.T) {
+	t.Parallel()
+	dir := logSetup(t, "")
+	p := filepath.Join(dir, "log")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- "accept: " + err.Error()
+			return
+		}
+		defer c.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, err := c.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				got <- b.String()
+				return
+			}
+		}
+	}()
+	code, out, pid := runLogged(t, p, logMsg, "-c", dir, "-f", "a@example.org", "-i", "S1", "--", "alice@example.com")
+	if code != 0 || out != "2.0.0 delivered to maildir\n" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	var stream string
+	select {
+	case stream = <-got:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no connection on the stream syslog socket")
+	}
+	want := regexp.MustCompile(`\A` + syslogHeader(pid)[1:] + regexp.QuoteMeta("S1: to=<alice@example.com>, relay=vdeliver, ") + anyDelay +
+		regexp.QuoteMeta(", size=") + `[0-9]+, dsn=2\.0\.0, status=sent \(delivered to maildir [^\n]*\)\n\z`)
+	if !want.MatchString(stream) {
+		t.Fatalf("stream syslog got\n%q\nwant match for\n%s", stream, want)
+	}
+}
+
+// A syslog daemon that has stopped reading: its datagram queue is full. The delivery
+// still happens and answers after about the one-second send timeout per log line.
+func TestSyslogStuckDaemon(t *testing.T) {
+	t.Parallel()
+	dir := logSetup(t, "")
+	sd := newSyslogd(t, dir)
+	// Fill the receive queue from a non-blocking sender until the kernel refuses more.
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: sd.path}); err != nil {
+		t.Fatal(err)
+	}
+	full := false
+	for i := 0; i < 100000; i++ {
+		if err := syscall.Sendto(fd, []byte("filler"), 0, nil); err == syscall.EAGAIN {
+			full = true
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !full {
+		t.Fatal("the datagram queue never filled")
+	}
+	start := time.Now()
+	code, out, _ := runLogged(t, sd.path, logMsg, "-c", dir, "-f", "a@example.org", "-i", "S2", "--", "alice@example.com")
+	took := time.Since(start)
+	if code != 0 || out != "2.0.0 delivered to maildir\n" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	if took < syslogTimeout*9/10 || took > 4*syslogTimeout {
+		t.Fatalf("delivery with a stuck syslogd took %v, want about the %v send timeout", took, syslogTimeout)
+	}
+}
