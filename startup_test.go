@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -99,4 +104,87 @@ func TestSyslogStuckDaemon(t *testing.T) {
 	if took < syslogTimeout*9/10 || took > 4*syslogTimeout {
 		t.Fatalf("delivery with a stuck syslogd took %v, want about the %v send timeout", took, syslogTimeout)
 	}
+}
+
+// readMessage replaces io.ReadAll for the message (fewer buffers and reads); it must
+// return the same bytes from a pipe, a regular file (at any offset) and any reader.
+func TestReadMessage(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{0, 1, 4000, firstRead - 1, firstRead, firstRead + 1, 3*firstRead + 5, 1<<20 + 3} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + i>>9)
+		}
+		// A pipe, as pipe(8) gives the message.
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			w.Write(data)
+			w.Close()
+		}()
+		got, err := readMessage(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("pipe, %d bytes: got %d bytes, equal %v, err %v", size, len(got), bytes.Equal(got, data), err)
+		}
+		// A regular file, read from offset 0 and from the middle.
+		p := filepath.Join(t.TempDir(), "msg")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, off := range []int64{0, int64(size / 2)} {
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readMessage(f)
+			f.Close()
+			if err != nil || !bytes.Equal(got, data[off:]) {
+				t.Fatalf("file, %d bytes from %d: got %d bytes, err %v", size, off, len(got), err)
+			}
+		}
+		// A reader that hands out odd pieces, sometimes none.
+		got, err = readMessage(&trickle{data: data})
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("trickle, %d bytes: got %d bytes, err %v", size, len(got), err)
+		}
+	}
+	// A regular file that grew after it was measured: the size is only a hint.
+	data := bytes.Repeat([]byte("0123456789"), firstRead/3)
+	for _, hint := range []int{1, 5, len(data) - 1, len(data), len(data) + 1} {
+		got, err := readSized(bytes.NewReader(data), hint)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("size hint %d for %d bytes: got %d bytes, err %v", hint, len(data), len(got), err)
+		}
+	}
+	// A read error after some data: the error comes back.
+	boom := errors.New("boom")
+	if _, err := readMessage(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(boom))); err != boom {
+		t.Fatalf("read error: got %v, want %v", err, boom)
+	}
+}
+
+// trickle returns its data 1 to 4097 bytes at a time, with a 0-byte read now and then.
+type trickle struct {
+	data []byte
+	n    int
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	t.n++
+	if len(t.data) == 0 {
+		return 0, io.EOF
+	}
+	if t.n%5 == 0 {
+		return 0, nil
+	}
+	k := min(len(p), len(t.data), 1+t.n*131%4097)
+	copy(p, t.data[:k])
+	t.data = t.data[k:]
+	return k, nil
 }
