@@ -92,13 +92,12 @@ func systemHostname() string {
 // OS error; a malformed line gives "DIR/main.cf:LINE: reason" wrapping ErrSyntax.
 func Load(dir string) (*Config, error) {
 	file := filepath.Join(dir, "main.cf")
-	f, err := os.Open(file)
+	data, err := readFile(file)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	c := newConfig(dir)
-	if err := c.parse(f, file); err != nil {
+	if err := c.parseData(data, file); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -122,6 +121,10 @@ func (c *Config) parse(r io.Reader, file string) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", file, err)
 	}
+	return c.parseData(data, file)
+}
+
+func (c *Config) parseData(data []byte, file string) error {
 	var (
 		logical []byte // the logical line being built
 		first   int    // its first physical line number
