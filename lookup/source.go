@@ -183,7 +183,7 @@ func isASCII(s string) bool {
 // being read (an editor writing in place), so a table is never half a file.
 func readStable(path string) (string, os.FileInfo, error) {
 	for range 3 {
-		f, err := os.Open(path)
+		f, err := openRead(path)
 		if err != nil {
 			return "", nil, err
 		}
@@ -200,7 +200,10 @@ func readStable(path string) (string, os.FileInfo, error) {
 		// copy it, and a 1,000,000-line table would briefly take twice its size.
 		var b strings.Builder
 		b.Grow(int(before.Size()) + 1)
-		if _, err := io.Copy(&b, f); err != nil {
+		// Through a buffer of the file's size (at most 64 KiB), not io.Copy: *os.File's
+		// WriteTo would take a detour and a fresh 32 KiB buffer for every table.
+		buf := make([]byte, min(before.Size()+1, 64<<10))
+		if _, err := io.CopyBuffer(&b, onlyReader{f}, buf); err != nil {
 			f.Close()
 			return "", nil, fmt.Errorf("read %s: %w", path, err)
 		}
@@ -215,6 +218,9 @@ func readStable(path string) (string, os.FileInfo, error) {
 	}
 	return "", nil, fmt.Errorf("%s: file keeps changing while it is read", path)
 }
+
+// onlyReader hides every method but Read, so io.CopyBuffer uses the buffer it is given.
+type onlyReader struct{ io.Reader }
 
 // textTable is a hash:, btree: or texthash: table held in memory.
 type textTable struct {
