@@ -52,9 +52,23 @@ func main() {
 		if !ok || label == "" || path == "" || strings.ContainsAny(label, "/ ") {
 			return errors.New("want label=path")
 		}
-		o.variants = append(o.variants, variant{"vdeliver-" + label, path})
+		o.variants = append(o.variants, variant{name: "vdeliver-" + label, path: path})
 		return nil
 	})
+	flag.Func("variant-env", "an environment variable for one variant's runs, as label=NAME=value (repeatable; the variant may be vdeliver's own binary)", func(v string) error {
+		label, kv, ok := strings.Cut(v, "=")
+		if !ok || !strings.Contains(kv, "=") {
+			return errors.New("want label=NAME=value")
+		}
+		for i := range o.variants {
+			if o.variants[i].name == "vdeliver-"+label {
+				o.variants[i].env = append(o.variants[i].env, kv)
+				return nil
+			}
+		}
+		return fmt.Errorf("no -variant %s before it", label)
+	})
+	flag.StringVar(&o.coldstart, "coldstart", "", "bench/mda/coldstart: measure the start-up target (main.cf and tables, cold, in fresh processes)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary base (mailboxes, configurations, outputs)")
 	flag.Parse()
 	if o.vdeliver == "" || o.readexit == "" || o.spawn == "" || o.n < 1 || o.par < 1 || o.perWorker < 1 {
@@ -69,6 +83,7 @@ func main() {
 
 type options struct {
 	vdeliver, readexit, spawn, config, corpus, readme string
+	coldstart                                         string
 	n, par, perWorker, uid, gid                       int
 	keep                                              bool
 	variants                                          []variant
@@ -186,9 +201,16 @@ func run(o options) error {
 			par[key{t.mda, f, ""}] = p
 		}
 	}
+	var cold string
+	if o.coldstart != "" {
+		fmt.Fprintln(os.Stderr, "start-up, cold")
+		if cold, err = coldStart(rn, o.coldstart, set["maildir"][0]); err != nil {
+			return err
+		}
+	}
 	m.end = loadavg()
 
-	md := report(o, m, set, msgs, samples, dur, par)
+	md := report(o, m, set, msgs, samples, dur, par, cold)
 	fmt.Print(md)
 	if o.readme != "" {
 		doc, err := os.ReadFile(o.readme)
@@ -299,6 +321,26 @@ func (r runner) deliver(t *target, argv []string, msgPath string) (sample, error
 			strings.Join(argv, " "), msgPath, code, errors.Join(werr, rerr, err), tail(t.out.Name(), 800))
 	}
 	return sample{wall: time.Duration(wall), cpu: time.Duration(cpu), rssKB: rss}, nil
+}
+
+// coldStart runs bench/mda/coldstart with vdeliver's configuration and -o options (taken
+// from t, vdeliver's Maildir target) as the agents' user: 100 fresh processes, each timing
+// its own reading of main.cf and opening of the tables. It returns coldstart's summary.
+func coldStart(r runner, bin string, t *target) (string, error) {
+	args := []string{"-n", "100"}
+	for i := 1; i+1 < len(t.argv); i++ {
+		if a := t.argv[i]; a == "-c" || a == "-o" {
+			args = append(args, a, t.argv[i+1])
+			i++
+		}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env, cmd.Dir, cmd.SysProcAttr = t.env, t.home, r.attr()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("coldstart %s: %w", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // deliverDirect runs t without spawn, for the parallel runs where only the count matters

@@ -15,7 +15,7 @@ var peers = []string{"dovecot-lda", "maildrop", "procmail"}
 // message (the reference size), median wall time per message size, the parallel
 // rates and the targets, each marked met or missed.
 func report(o options, m *machine, set map[string][]*target, msgs []message, samples map[key][]sample,
-	dur map[key]durability, par map[key]parallel) string {
+	dur map[key]durability, par map[key]parallel, cold string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "Measured %s on %s: %d CPUs, load average %s at the start and %s at the end (1, 5, 15 min), "+
@@ -106,7 +106,21 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 				mb(vd.rssMaxKB), check(vd.rssMaxKB < 20*1024), ms(vd.cpuMed-floor.cpuMed))
 		}
 	}
+	if cold != "" {
+		fmt.Fprintf(&b, "- Start-up under 0.3 ms of CPU (bench/mda/coldstart: main.cf with vdeliver's -o options and the tables, "+
+			"timed with the thread CPU clock in fresh processes): %s; median %s.\n", cold, check(coldMedianBelow(cold, 0.3)))
+	}
 	return b.String()
+}
+
+// coldMedianBelow reads the median CPU milliseconds from coldstart's summary line.
+func coldMedianBelow(line string, limit float64) bool {
+	_, rest, ok := strings.Cut(line, "CPU median ")
+	var v float64
+	if _, err := fmt.Sscan(rest, &v); !ok || err != nil {
+		return false
+	}
+	return v < limit
 }
 
 func check(ok bool) string {

@@ -45,9 +45,13 @@ SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0) CGO_ENABLED=0
 "$GO" build -trimpath -o "$bin/vdeliver-cgo-docs" .
 CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/readexit" ./bench/mda/readexit
 CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/spawn" ./bench/mda/spawn
+CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/coldstart" ./bench/mda/coldstart
 "$GO" build -o "$bin/mda" ./bench/mda
 
+# The gomaxprocs1 variant is the same binary with GOMAXPROCS=1 in its environment, as
+# Postfix's export_environment can give it (bench/mda/README.md, "Where the time goes").
 args=(-vdeliver "$bin/vdeliver" -variant "cgo-docs=$bin/vdeliver-cgo-docs"
-	-readexit "$bin/readexit" -spawn "$bin/spawn" -n "$N")
+	-variant "gomaxprocs1=$bin/vdeliver" -variant-env "gomaxprocs1=GOMAXPROCS=1"
+	-coldstart "$bin/coldstart" -readexit "$bin/readexit" -spawn "$bin/spawn" -n "$N")
 [ -n "$README" ] && args+=(-readme "$README")
 "$bin/mda" "${args[@]}"

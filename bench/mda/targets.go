@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,8 +38,12 @@ type tools struct {
 	variants                                                          []variant
 }
 
-// variant is another build of vdeliver measured beside it, named "vdeliver-<label>".
-type variant struct{ name, path string }
+// variant is another build of vdeliver measured beside it, named "vdeliver-<label>", or
+// the same build run with more environment (-variant-env).
+type variant struct {
+	name, path string
+	env        []string
+}
 
 func findTools(vdeliver, readexit, spawn string, variants []variant) (tools, error) {
 	t := tools{vdeliver: vdeliver, readexit: readexit, spawn: spawn, dovecotLDA: "/usr/lib/dovecot/dovecot-lda", variants: variants}
@@ -140,41 +145,42 @@ func setup(work, config string, tl tools, uid, gid int) (map[string][]*target, e
 			return nil, err
 		}
 	}
-	mk := func(mda, format, dir, mail string, argv ...string) (*target, error) {
+	mk := func(mda, format, dir, mail string, extraEnv []string, argv ...string) (*target, error) {
 		out, err := os.OpenFile(filepath.Join(work, "out."+mda+"."+format), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, err
 		}
-		return &target{mda: mda, format: format, argv: argv, env: env, home: dir, mail: mail, out: out}, nil
+		return &target{mda: mda, format: format, argv: argv, env: append(slices.Clip(env), extraEnv...), home: dir, mail: mail, out: out}, nil
 	}
 	type spec struct {
 		mda, format, dir, mail string
 		argv                   []string
+		env                    []string // added to env
 	}
 	// vdeliver and each variant build get a base of their own, so every mailbox's count
 	// checks one binary.
 	var specs []spec
-	for _, v := range append([]variant{{"vdeliver", tl.vdeliver}}, tl.variants...) {
+	for _, v := range append([]variant{{name: "vdeliver", path: tl.vdeliver}}, tl.variants...) {
 		base := filepath.Join(vd, v.name)
 		if err := os.MkdirAll(filepath.Join(base, "example.com"), 0o700); err != nil {
 			return nil, err
 		}
 		specs = append(specs,
-			spec{v.name, "maildir", vd, filepath.Join(base, "example.com", "alice"), vargs(v.path, base, maildirRcpt)},
-			spec{v.name, "mbox", vd, filepath.Join(base, "example.com", "bob"), vargs(v.path, base, mboxRcpt)})
+			spec{v.name, "maildir", vd, filepath.Join(base, "example.com", "alice"), vargs(v.path, base, maildirRcpt), v.env},
+			spec{v.name, "mbox", vd, filepath.Join(base, "example.com", "bob"), vargs(v.path, base, mboxRcpt), v.env})
 	}
 	set := map[string][]*target{}
 	for _, spec := range append(specs, []spec{
-		{"dovecot-lda", "maildir", dv, filepath.Join(dv, "Maildir"), []string{tl.dovecotLDA, "-c", filepath.Join(dv, "maildir.conf"), "-f", sender, "-a", maildirRcpt}},
-		{"dovecot-lda", "mbox", dv, filepath.Join(dv, "mbox"), []string{tl.dovecotLDA, "-c", filepath.Join(dv, "mbox.conf"), "-f", sender, "-a", mboxRcpt}},
-		{"maildrop", "maildir", md, filepath.Join(md, "Maildir"), []string{tl.maildrop, "-f", sender, filepath.Join(md, "maildir.filter")}},
-		{"maildrop", "mbox", md, filepath.Join(md, "mbox"), []string{tl.maildrop, "-f", sender, filepath.Join(md, "mbox.filter")}},
-		{"procmail", "maildir", pm, filepath.Join(pm, "Maildir"), []string{tl.procmail, "-f", sender, filepath.Join(pm, "maildir.rc")}},
-		{"procmail", "mbox", pm, filepath.Join(pm, "mbox"), []string{tl.procmail, "-f", sender, filepath.Join(pm, "mbox.rc")}},
-		{"readexit", "maildir", filepath.Join(home, "readexit"), "", []string{tl.readexit}},
-		{"readexit", "mbox", filepath.Join(home, "readexit"), "", []string{tl.readexit}},
+		{"dovecot-lda", "maildir", dv, filepath.Join(dv, "Maildir"), []string{tl.dovecotLDA, "-c", filepath.Join(dv, "maildir.conf"), "-f", sender, "-a", maildirRcpt}, nil},
+		{"dovecot-lda", "mbox", dv, filepath.Join(dv, "mbox"), []string{tl.dovecotLDA, "-c", filepath.Join(dv, "mbox.conf"), "-f", sender, "-a", mboxRcpt}, nil},
+		{"maildrop", "maildir", md, filepath.Join(md, "Maildir"), []string{tl.maildrop, "-f", sender, filepath.Join(md, "maildir.filter")}, nil},
+		{"maildrop", "mbox", md, filepath.Join(md, "mbox"), []string{tl.maildrop, "-f", sender, filepath.Join(md, "mbox.filter")}, nil},
+		{"procmail", "maildir", pm, filepath.Join(pm, "Maildir"), []string{tl.procmail, "-f", sender, filepath.Join(pm, "maildir.rc")}, nil},
+		{"procmail", "mbox", pm, filepath.Join(pm, "mbox"), []string{tl.procmail, "-f", sender, filepath.Join(pm, "mbox.rc")}, nil},
+		{"readexit", "maildir", filepath.Join(home, "readexit"), "", []string{tl.readexit}, nil},
+		{"readexit", "mbox", filepath.Join(home, "readexit"), "", []string{tl.readexit}, nil},
 	}...) {
-		t, err := mk(spec.mda, spec.format, spec.dir, spec.mail, spec.argv...)
+		t, err := mk(spec.mda, spec.format, spec.dir, spec.mail, spec.env, spec.argv...)
 		if err != nil {
 			return nil, err
 		}
