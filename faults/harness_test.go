@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -368,7 +369,7 @@ func (b *box) intentName() string {
 	return filepath.Join(b.base, b.mailboxPath()+".vdeliver-append")
 }
 
-var intentHeader = regexp.MustCompile(`\Avdeliver-append 1\ndev [0-9]+ ino [0-9]+ size ([0-9]+) length ([0-9]+) sha256 ([0-9a-f]{64})\n`)
+var intentHeader = regexp.MustCompile(`\Avdeliver-append 2\ndev [0-9]+ ino [0-9]+ size ([0-9]+) length ([0-9]+) crc32c ([0-9a-f]{8})\n`)
 
 // pendingCut is where the next delivery will cut the mailbox data back to,
 // or -1: the mbox intent record left by a killed delivery must be whole and
@@ -388,8 +389,8 @@ func (b *box) pendingCut(data []byte) (cut int, desc string) {
 	size, _ := strconv.Atoi(string(m[1]))
 	length, _ := strconv.Atoi(string(m[2]))
 	rec := raw[len(m[0]):]
-	sum := sha256.Sum256(rec)
-	if len(rec) != length || hex.EncodeToString(sum[:]) != string(m[3]) {
+	sum := crc32.Checksum(rec, crc32.MakeTable(crc32.Castagnoli))
+	if len(rec) != length || fmt.Sprintf("%08x", sum) != string(m[3]) {
 		return -1, "intent record is not whole"
 	}
 	if len(data) <= size || len(data) >= size+length || !bytes.Equal(data[size:], rec[:len(data)-size]) {

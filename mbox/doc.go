@@ -96,10 +96,10 @@
 //  1. With the locks held and after the checks, before the first byte of the
 //     record is written, <path>.vdeliver-append is created through the
 //     *beneath.Root with O_CREAT|O_EXCL, mode 0600, and holds the line
-//     "vdeliver-append 1", the line "dev D ino I size S length L sha256 H"
+//     "vdeliver-append 2", the line "dev D ino I size S length L crc32c H"
 //     (the mailbox's device and inode, its size before the append, the
-//     record's length and SHA-256), then the L bytes of the record itself.
-//     It is fsynced before the mailbox is written to.
+//     record's length and CRC-32C in 8 hex digits), then the L bytes of the
+//     record itself. It is fsynced before the mailbox is written to.
 //  2. After the mailbox's fsync, or after a roll-back that truncated and
 //     synced the file, the record is removed. A record whose roll-back
 //     failed is kept, for the next delivery to finish the job.

@@ -1,7 +1,6 @@
 package mbox
 
 import (
-	"crypto/sha256"
 	"errors"
 	"os"
 	"os/exec"
@@ -70,7 +69,7 @@ func helperTorn() int {
 // status st, old size size and record rec.
 func putIntent(t *testing.T, name string, st *syscall.Stat_t, size int64, rec string) {
 	t.Helper()
-	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: size, length: int64(len(rec)), sum: sha256.Sum256([]byte(rec))}
+	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: size, length: int64(len(rec)), sum: intentSum([]byte(rec))}
 	putFile(t, name, string(in.header())+rec, 0o600)
 }
 
@@ -210,7 +209,7 @@ func TestRecoveryCases(t *testing.T) {
 			name:    "intent record cut short",
 			mailbox: oldContent,
 			intent: func(t *testing.T, dir string, st *syscall.Stat_t) {
-				in := intent{dev: uint64(st.Dev), ino: st.Ino, size: int64(len(oldContent)), length: int64(len(rec)), sum: sha256.Sum256([]byte(rec))}
+				in := intent{dev: uint64(st.Dev), ino: st.Ino, size: int64(len(oldContent)), length: int64(len(rec)), sum: intentSum([]byte(rec))}
 				putFile(t, join(dir, "mbox.vdeliver-append"), string(in.header())+rec[:100], 0o600)
 			},
 			want: oldContent + next,
@@ -221,7 +220,7 @@ func TestRecoveryCases(t *testing.T) {
 			name:    "intent record corrupt",
 			mailbox: oldContent + half,
 			intent: func(t *testing.T, dir string, st *syscall.Stat_t) {
-				in := intent{dev: uint64(st.Dev), ino: st.Ino, size: int64(len(oldContent)), length: int64(len(rec)), sum: sha256.Sum256([]byte(rec))}
+				in := intent{dev: uint64(st.Dev), ino: st.Ino, size: int64(len(oldContent)), length: int64(len(rec)), sum: intentSum([]byte(rec))}
 				putFile(t, join(dir, "mbox.vdeliver-append"), string(in.header())+half+strings.Repeat("?", len(rec)-len(half)), 0o600)
 			},
 			want: oldContent + half + sep(half) + next,
@@ -352,11 +351,11 @@ func TestIntentWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := want("S: x\n\nbody\n")
-	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: int64(len(oldContent)), length: int64(len(rec)), sum: sha256.Sum256([]byte(rec))}
+	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: int64(len(oldContent)), length: int64(len(rec)), sum: intentSum([]byte(rec))}
 	if w := string(in.header()) + rec; seen != w {
 		t.Errorf("intent record during the write:\n got %q\nwant %q", seen, w)
 	}
-	if !strings.HasPrefix(seen, "vdeliver-append 1\ndev ") {
+	if !strings.HasPrefix(seen, "vdeliver-append 2\ndev ") {
 		t.Errorf("intent record header %q", seen[:min(len(seen), 40)])
 	}
 	assertMbox(t, join(dir, "mbox"), oldContent+rec)
@@ -540,11 +539,11 @@ func TestGoroutinesFcntlOnly(t *testing.T) {
 // record that writeIntent did not write byte for byte.
 func FuzzParseIntent(f *testing.F) {
 	rec := want("S: x\n\nbody\n")
-	in := intent{dev: 1, ino: 2, size: 3, length: int64(len(rec)), sum: sha256.Sum256([]byte(rec))}
+	in := intent{dev: 1, ino: 2, size: 3, length: int64(len(rec)), sum: intentSum([]byte(rec))}
 	f.Add(append(in.header(), rec...))
 	f.Add(in.header())
-	f.Add([]byte(intentMagic + "dev 1 ino 2 size 3 length 4 sha256 00\nabcd"))
-	f.Add([]byte(intentMagic + "dev -1 ino 2 size -3 length 4 sha256 " + strings.Repeat("0", 64) + "\nabcd"))
+	f.Add([]byte(intentMagic + "dev 1 ino 2 size 3 length 4 crc32c 00\nabcd"))
+	f.Add([]byte(intentMagic + "dev -1 ino 2 size -3 length 4 crc32c " + strings.Repeat("0", 8) + "\nabcd"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, r, ok := parseIntent(b)
 		if !ok {
@@ -553,7 +552,7 @@ func FuzzParseIntent(f *testing.F) {
 		if enc := append(got.header(), r...); string(enc) != string(b) {
 			t.Errorf("parsed %+v from %q, which encodes as %q", got, b, enc)
 		}
-		if got.size < 0 || got.length != int64(len(r)) || sha256.Sum256(r) != got.sum {
+		if got.size < 0 || got.length != int64(len(r)) || intentSum(r) != got.sum {
 			t.Errorf("accepted an inconsistent record: %+v, %d bytes", got, len(r))
 		}
 	})
