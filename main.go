@@ -348,18 +348,27 @@ func openLog(file, socket string) *logger {
 // the socket is of the other type (EPROTOTYPE), as syslog(3) does: a path that is missing
 // or refused fails the same way for both types, so one attempt tells.
 //
-// The socket is a plain blocking descriptor with a send timeout, not a net.Conn: the net
+// The connect does not wait: a stream syslogd whose listen backlog is full answers
+// EAGAIN at once, and the delivery goes on unlogged, as it did through net.Dial. The
+// socket is then a plain blocking descriptor with a send timeout, not a net.Conn: the net
 // package's initialisation and its poller cost every delivery process start-up time
 // (bench/mda/README.md, "Where the time goes") and a delivery needs no network.
 func dialSyslog(path string) (f *os.File, stream bool, ok bool) {
 	addr := &syscall.SockaddrUnix{Name: path}
 	tv := syscall.NsecToTimeval(syslogTimeout.Nanoseconds())
 	for _, typ := range []int{syscall.SOCK_DGRAM, syscall.SOCK_STREAM} {
-		fd, err := syscall.Socket(syscall.AF_UNIX, typ|syscall.SOCK_CLOEXEC, 0)
+		fd, err := syscall.Socket(syscall.AF_UNIX, typ|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
 		if err != nil {
 			return nil, false, false
 		}
-		err = syscall.Connect(fd, addr)
+		for {
+			if err = syscall.Connect(fd, addr); err != syscall.EINTR {
+				break
+			}
+		}
+		if err == nil {
+			err = syscall.SetNonblock(fd, false)
+		}
 		if err == nil {
 			err = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
 		}

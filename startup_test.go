@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -103,6 +105,55 @@ func TestSyslogStuckDaemon(t *testing.T) {
 	}
 	if took < syslogTimeout*9/10 || took > 4*syslogTimeout {
 		t.Fatalf("delivery with a stuck syslogd took %v, want about the %v send timeout", took, syslogTimeout)
+	}
+}
+
+// A stream syslogd that no longer accepts: its listen backlog is full. Connecting must not
+// wait for it (a blocking connect would wait for ever, until pipe(8)'s time limit): the
+// delivery happens, unlogged, and answers.
+func TestSyslogStreamBacklogFull(t *testing.T) {
+	t.Parallel()
+	dir := logSetup(t, "")
+	p := filepath.Join(dir, "stream.sock")
+	l, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(l)
+	if err := syscall.Bind(l, &syscall.SockaddrUnix{Name: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(l, 0); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o777) // the delivery may run as VUID
+	full := false
+	for i := 0; i < 16 && !full; i++ {
+		c, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(c)
+		full = syscall.Connect(c, &syscall.SockaddrUnix{Name: p}) == syscall.EAGAIN
+	}
+	if !full {
+		t.Fatal("the listen backlog never filled")
+	}
+	bin, err := exec.LookPath("vdeliver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-c", dir, "-f", "a@example.org", "-i", "S3", "--", "alice@example.com")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TZ=UTC", "VDELIVER_SYSLOG_SOCKET=" + p}
+	cmd.Stdin = strings.NewReader(logMsg)
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		t.Fatal("the delivery hangs on a stream syslog socket whose backlog is full")
+	}
+	if err != nil || string(out) != "2.0.0 delivered to maildir\n" {
+		t.Fatalf("delivery: %v, stdout %q", err, out)
 	}
 }
 
