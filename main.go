@@ -260,6 +260,7 @@ func readMessage(r io.Reader) ([]byte, error) {
 // readSized reads all of r into a first buffer of size bytes and, if that fills, into
 // buffers that double.
 func readSized(r io.Reader, size int) ([]byte, error) {
+	size = max(size, 512) // a zero-sized buffer would never see EOF
 	var chunks [][]byte
 	total := 0
 	b := make([]byte, 0, size)

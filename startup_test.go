@@ -239,3 +239,11 @@ func (t *trickle) Read(p []byte) (int, error) {
 	t.data = t.data[k:]
 	return k, nil
 }
+
+// readSized must end for any size it is given, zero included.
+func TestReadSizedZero(t *testing.T) {
+	b, err := readSized(strings.NewReader("abc"), 0)
+	if err != nil || string(b) != "abc" {
+		t.Fatalf("readSized(abc, 0) = %q, %v", b, err)
+	}
+}

@@ -200,9 +200,10 @@ func readStable(path string) (string, os.FileInfo, error) {
 		// copy it, and a 1,000,000-line table would briefly take twice its size.
 		var b strings.Builder
 		b.Grow(int(before.Size()) + 1)
-		// Through a buffer of the file's size (at most 64 KiB), not io.Copy: *os.File's
-		// WriteTo would take a detour and a fresh 32 KiB buffer for every table.
-		buf := make([]byte, min(before.Size()+1, 64<<10))
+		// Through a buffer of the file's size (4 KiB to 64 KiB: a file that says it is
+		// empty may not be, /proc or a FIFO), not io.Copy: *os.File's WriteTo would take a
+		// detour and a fresh 32 KiB buffer for every table.
+		buf := make([]byte, min(max(before.Size()+1, 4<<10), 64<<10))
 		if _, err := io.CopyBuffer(&b, onlyReader{f}, buf); err != nil {
 			f.Close()
 			return "", nil, fmt.Errorf("read %s: %w", path, err)

@@ -22,7 +22,8 @@ import (
 const intentSuffix = ".vdeliver-append"
 
 // intentMagic is the first line of an intent record (format version 2; version 1, with
-// SHA-256, was never released, and any record we cannot parse is left alone).
+// SHA-256, was never released). A record that does not parse, another version's
+// included, is removed without recovery, as a record torn by a crash is.
 const intentMagic = "vdeliver-append 2\n"
 
 // maxIntentHeader bounds the header line; ours is well under 200 bytes.
