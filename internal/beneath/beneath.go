@@ -20,6 +20,10 @@
 //
 // A refused escape is an *fs.PathError wrapping ErrEscapes in both cases, whose text is
 // os.Root's own "path escapes from parent".
+//
+// One difference remains between the two: the kernel's Root opens its directory with
+// O_PATH, which needs only search permission on it, as virtual(8) does; os.Root opens it
+// for reading, which needs read permission too.
 package beneath
 
 import (
@@ -34,7 +38,8 @@ import (
 var ErrEscapes = errors.New("path escapes from parent")
 
 // Root is a directory that every name passed to its methods stays beneath. Names are
-// slash-separated and relative; a Root is safe for concurrent use.
+// slash-separated and relative. Its methods may be called concurrently, but not Close
+// while another is running.
 type Root struct {
 	name string
 	fd   int      // O_PATH descriptor of the directory when the kernel confines (else -1)
@@ -102,21 +107,32 @@ func (r *Root) OpenFile(name string, flag int, perm fs.FileMode) (*os.File, erro
 	return os.NewFile(uintptr(fd), joinName(r.name, name)), nil
 }
 
-// osOpenFile is OpenFile through os.Root, which follows a symbolic link last element
-// even with O_NOFOLLOW: the name is checked after the open instead, so that a link is
-// never reported opened.
+// osOpenFile is OpenFile through os.Root, which follows a symbolic link as the last
+// element even with O_NOFOLLOW. With O_NOFOLLOW the last element is therefore opened by
+// openat(2) itself, relative to its directory opened through os.Root, so that a link is
+// refused before anything is truncated or created through it.
 func (r *Root) osOpenFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
-	f, err := r.os.OpenFile(name, flag, perm)
-	if err != nil || flag&syscall.O_NOFOLLOW == 0 {
+	if flag&syscall.O_NOFOLLOW == 0 {
+		f, err := r.os.OpenFile(name, flag, perm)
 		return f, fromOS(err)
 	}
-	fi, ferr := f.Stat()
-	li, lerr := r.os.Lstat(name)
-	if ferr != nil || lerr != nil || !os.SameFile(fi, li) {
-		f.Close()
-		return nil, &fs.PathError{Op: "openat", Path: name, Err: syscall.ELOOP}
+	dir, base := split(name)
+	if base == "" || base == "." || base == ".." || strings.HasSuffix(base, "/") {
+		// Not a symbolic link ("." and ".."), or one that a trailing slash makes the
+		// kernel follow: let os.Root resolve those, confined.
+		f, err := r.os.OpenFile(name, flag, perm)
+		return f, fromOS(err)
 	}
-	return f, nil
+	d, err := r.os.Open(dir)
+	if err != nil {
+		return nil, fromOS(err)
+	}
+	defer d.Close()
+	fd, err := openatNoFollow(d, base, flag, sysMode(perm))
+	if err != nil {
+		return nil, &fs.PathError{Op: "openat", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), joinName(r.name, name)), nil
 }
 
 // Stat is os.Stat beneath the root: a symbolic link is followed, if it stays beneath.
@@ -207,6 +223,10 @@ func (r *Root) Link(oldname, newname string) error {
 	if r.os != nil {
 		return fromOS(r.os.Link(oldname, newname))
 	}
+	if strings.HasSuffix(oldname, "/") || strings.HasSuffix(newname, "/") {
+		// A trailing slash would make linkat follow a symbolic link as the last element.
+		return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.ENOTDIR}
+	}
 	err := r.inParent(oldname, func(odfd int, obase string) error {
 		return r.inParent(newname, func(ndfd int, nbase string) error {
 			return linkat(odfd, obase, ndfd, nbase)
@@ -238,10 +258,17 @@ func fromOS(err error) error {
 var errDotName = errors.New(`last element is "." or ".."`)
 
 // inParent resolves the directory holding name's last element beneath the root and calls
-// fn with its descriptor and that element.
+// fn with its descriptor and that element. The element keeps a trailing slash, which
+// mkdirat and unlinkat honour without following a symbolic link.
 func (r *Root) inParent(name string, fn func(dfd int, base string) error) error {
+	if name == "" {
+		return syscall.ENOENT
+	}
+	if strings.HasPrefix(name, "/") {
+		return ErrEscapes
+	}
 	dir, base := split(name)
-	if base == "." || base == ".." {
+	if b := strings.TrimRight(base, "/"); b == "." || b == ".." {
 		return errDotName
 	}
 	dfd := r.fd
@@ -255,21 +282,15 @@ func (r *Root) inParent(name string, fn func(dfd int, base string) error) error 
 	return fn(dfd, base)
 }
 
-// split divides name into the directory to resolve and the last element; trailing
-// slashes belong to neither.
+// split divides a relative name into the directory to resolve and the last element with
+// any trailing slashes.
 func split(name string) (dir, base string) {
-	name = strings.TrimRight(name, "/")
-	i := strings.LastIndexByte(name, '/')
-	switch {
-	case name == "":
-		return ".", "."
-	case i < 0:
+	trimmed := strings.TrimRight(name, "/")
+	i := strings.LastIndexByte(trimmed, '/')
+	if i < 0 {
 		return ".", name
-	case i == 0:
-		// "/x": resolving "/" beneath the root is refused, as it must be.
-		return "/", name[1:]
 	}
-	return name[:i], name[i+1:]
+	return trimmed[:i], name[i+1:]
 }
 
 // sysMode is the mode bits open(2) and mkdir(2) take.

@@ -1,6 +1,7 @@
 package beneath
 
 import (
+	"os"
 	"sync"
 	"syscall"
 
@@ -69,11 +70,45 @@ func (r *Root) resolve(name string, flag int, perm uint32) (int, error) {
 	}
 }
 
-func mkdirat(dfd int, name string, perm uint32) error { return unix.Mkdirat(dfd, name, perm) }
+// The *at calls are retried on EINTR, as the os package does: NFS and FUSE can return it.
 
-func unlinkat(dfd int, name string, flags int) error { return unix.Unlinkat(dfd, name, flags) }
+func mkdirat(dfd int, name string, perm uint32) error {
+	return ignoringEINTR(func() error { return unix.Mkdirat(dfd, name, perm) })
+}
+
+func unlinkat(dfd int, name string, flags int) error {
+	return ignoringEINTR(func() error { return unix.Unlinkat(dfd, name, flags) })
+}
 
 func linkat(odfd int, oname string, ndfd int, nname string) error {
 	// No AT_SYMLINK_FOLLOW: a symbolic link is linked, never its target.
-	return unix.Linkat(odfd, oname, ndfd, nname, 0)
+	return ignoringEINTR(func() error { return unix.Linkat(odfd, oname, ndfd, nname, 0) })
+}
+
+// openatNoFollow opens name, one element, in the directory d, refusing a symbolic link.
+func openatNoFollow(d *os.File, name string, flag int, perm uint32) (int, error) {
+	sc, err := d.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := sc.Control(func(dfd uintptr) {
+		err = ignoringEINTR(func() error {
+			var oerr error
+			fd, oerr = unix.Openat(int(dfd), name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			return oerr
+		})
+	})
+	if cerr != nil {
+		return -1, cerr
+	}
+	return fd, err
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -404,4 +406,163 @@ func TestOpenRootErrors(t *testing.T) {
 	if _, err := r.Open("."); err == nil {
 		t.Error("Open after Close succeeded")
 	}
+}
+
+// A trailing slash asks for a directory: it must never delete, link or create through a
+// symbolic link, nor treat a file as if the slash were not there.
+func TestTrailingSlash(t *testing.T) {
+	for _, impl := range []string{"osroot", "openat2"} {
+		root, outside := tree(t)
+		r := roots(t, root)[impl]
+		if r == nil {
+			continue
+		}
+		if err := os.Mkdir(filepath.Join(root, "empty"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"dir/file/", "lin/", "dlin/", "lout/", "dlout/", "dangling/"} {
+			if err := r.Remove(name); err == nil {
+				t.Errorf("%s: Remove(%q) succeeded", impl, name)
+			}
+			if _, err := os.Lstat(filepath.Join(root, strings.TrimSuffix(name, "/"))); err != nil {
+				t.Errorf("%s: Remove(%q) removed it: %v", impl, name, err)
+			}
+		}
+		if err := r.Remove("empty/"); err != nil {
+			t.Errorf("%s: Remove(empty/) = %v", impl, err)
+		}
+		if err := r.Link("dir/file/", "dir/l1"); err == nil {
+			t.Errorf("%s: Link(dir/file/) succeeded", impl)
+		}
+		if err := r.Link("dlout/", "dir/l2"); err == nil {
+			t.Errorf("%s: Link(dlout/) succeeded", impl)
+		}
+		if err := r.Mkdir("dangling/", 0o700); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("%s: Mkdir(dangling/) = %v, want ErrExist", impl, err)
+		}
+		if err := r.Mkdir("dlout/", 0o700); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("%s: Mkdir(dlout/) = %v, want ErrExist", impl, err)
+		}
+		unchanged(t, outside)
+	}
+}
+
+// O_NOFOLLOW refuses a symbolic link before anything happens through it: no truncation of
+// its target, no file created at a dangling link's target (os.Root alone would do both
+// for a link that stays beneath the root).
+func TestNoFollowNoSideEffects(t *testing.T) {
+	root, outside := tree(t)
+	if err := os.Symlink("dir/created", filepath.Join(root, "dlin-new")); err != nil {
+		t.Fatal(err)
+	}
+	for impl, r := range roots(t, root) {
+		f, err := r.OpenFile("lin", os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0)
+		if !errors.Is(err, syscall.ELOOP) {
+			t.Errorf("%s: OpenFile(lin, O_TRUNC|O_NOFOLLOW) = %v, want ELOOP", impl, err)
+		}
+		if f != nil {
+			f.Close()
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "dir/file")); string(b) != "in" {
+			t.Errorf("%s: dir/file now %q: truncated through the link", impl, b)
+		}
+		f, err = r.OpenFile("dlin-new", os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if !errors.Is(err, syscall.ELOOP) {
+			t.Errorf("%s: OpenFile(dangling, O_CREATE|O_NOFOLLOW) = %v, want ELOOP", impl, err)
+		}
+		if f != nil {
+			f.Close()
+		}
+		if _, err := os.Lstat(filepath.Join(root, "dir/created")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: dir/created exists: created through the link", impl)
+		}
+		if f, err := r.OpenFile("dir/file", os.O_RDONLY|syscall.O_NOFOLLOW, 0); err != nil {
+			t.Errorf("%s: OpenFile(dir/file, O_NOFOLLOW) = %v", impl, err)
+		} else {
+			f.Close()
+		}
+		unchanged(t, outside)
+	}
+}
+
+// The kernel's Root needs only search permission on its directory, as virtual(8) does;
+// os.Root needs read permission too (the package doc says so). As root the check runs in
+// a child process, a copy of this test binary, as uid and gid 5000.
+func TestSearchOnlyBase(t *testing.T) {
+	if base := os.Getenv("BENEATH_SEARCH_ONLY"); base != "" {
+		searchOnlyChild(t, base)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the check runs as another uid")
+	}
+	top := t.TempDir()
+	for _, d := range []string{top, filepath.Dir(top)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := filepath.Join(top, "base")
+	if err := os.Mkdir(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(base, 0o711)
+	sub := filepath.Join(base, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(sub, "f"), "x")
+	os.Chmod(filepath.Join(sub, "f"), 0)
+	for _, p := range []string{sub, filepath.Join(sub, "f")} {
+		if err := os.Chown(p, 5000, 5000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(top, "beneath.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestSearchOnlyBase$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "BENEATH_SEARCH_ONLY="+base)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 5000, Gid: 5000}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestSearchOnlyBase") {
+		t.Fatalf("child as uid 5000: %v\n%s", err, out)
+	}
+}
+
+func searchOnlyChild(t *testing.T, base string) {
+	if os.Geteuid() == 0 {
+		t.Fatal("the child still runs as root")
+	}
+	if _, err := os.OpenRoot(base); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("os.OpenRoot of a search-only directory = %v, want a permission error", err)
+	}
+	r, err := Open(base)
+	if !kernelBeneath() {
+		if !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("os.Root fallback: Open = %v, want a permission error", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Open of a search-only directory: %v", err)
+	}
+	defer r.Close()
+	if !r.Kernel() {
+		t.Fatal("Open chose os.Root although the kernel has openat2")
+	}
+	// stat(2) needs no permission on the file itself either.
+	if fi, err := r.Stat("sub/f"); err != nil || fi.Size() != 1 {
+		t.Errorf("Stat(sub/f) = %v, %v", fi, err)
+	}
+	f, err := r.OpenFile("sub/new", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatalf("creating beneath a search-only root: %v", err)
+	}
+	f.Close()
 }
