@@ -168,15 +168,11 @@ func refstat(f *os.File, old *syscall.Stat_t) (*syscall.Stat_t, error) {
 // offset old to its end are exactly want. It reads through a second,
 // read-only descriptor, used only when it is the same file.
 func fragmentIsOurs(root *beneath.Root, path string, st *syscall.Stat_t, old int64, want []byte) bool {
-	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
+	f := openSame(root, path, st)
+	if f == nil {
 		return false
 	}
 	defer f.Close()
-	rst, err := fstat(f)
-	if err != nil || rst.Dev != st.Dev || rst.Ino != st.Ino {
-		return false
-	}
 	buf := make([]byte, min(len(want), 1<<20))
 	for off := 0; off < len(want); {
 		n := min(len(buf), len(want)-off)

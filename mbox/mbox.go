@@ -97,9 +97,8 @@ func Deliver(ctx context.Context, root *beneath.Root, path, sender string, heade
 	if err != nil {
 		return err
 	}
-	o.dotlocked = useDot && dotHeld
 	killpoint("mbox:opened")
-	err = deliverOpen(r, root, o, path, full, sender, headers, msg, now(), opt, useFlock, useFcntl)
+	err = deliverOpen(r, root, o, path, full, sender, headers, msg, now(), opt, useFlock, useFcntl, dotHeld)
 	if cerr := o.f.Close(); cerr != nil && err == nil {
 		// The data is synced, but some file systems (NFS, AFS) only report
 		// a failed write at close; saying "delivered" would risk a loss.
@@ -109,57 +108,49 @@ func Deliver(ctx context.Context, root *beneath.Root, path, sender string, heade
 	return err
 }
 
-// deliverOpen locks, checks and appends to the opened mailbox. The caller
-// closes the file.
-func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender string, headers, msg []byte, now time.Time, opt Options, useFlock, useFcntl bool) error {
-	st := o.st
-	regular := st.Mode&syscall.S_IFMT == syscall.S_IFREG
-	if regular {
-		if useFlock {
-			if err := lockKernel(r, o.f, true, full); err != nil {
-				return err
-			}
-			killpoint("mbox:flocked")
-		}
-		if useFcntl {
-			if err := lockKernel(r, o.f, false, full); err != nil {
-				return err
-			}
-			killpoint("mbox:fcntl-locked")
-		}
-		var err error
-		if st, err = fstat(o.f); err != nil {
-			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
-		}
-		// A POP daemon may have unlinked or renamed the mailbox and made a
-		// new one while we waited for the lock: writing now would put the
-		// message where no reader looks.
-		if st.Nlink != 1 || !samePath(root, path, o.viaLink, st) {
-			return newError("open", full, "target file status changed unexpectedly", ErrChanged)
-		}
-	}
-	if !regular {
+// deliverOpen locks, checks and appends to the opened mailbox; dotHeld says
+// that Deliver holds its dotlock. The caller closes the file.
+func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender string, headers, msg []byte, now time.Time, opt Options, useFlock, useFcntl, dotHeld bool) error {
+	if o.st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return newError("open", full, "not a regular file", ErrNotRegular)
+	}
+	if useFlock {
+		if err := lockKernel(r, o.f, true, full); err != nil {
+			return err
+		}
+		killpoint("mbox:flocked")
+	}
+	if useFcntl {
+		if err := lockKernel(r, o.f, false, full); err != nil {
+			return err
+		}
+		killpoint("mbox:fcntl-locked")
+	}
+	// Only with a lock that keeps other deliveries out may a fragment be
+	// judged ours and cut off; without one it could be another delivery's
+	// write in progress. The mutex is taken after the locks and before the
+	// status below: a goroutine of this process may have appended until now
+	// (fcntl alone does not keep it out), and a stale size would misplace the
+	// roll-back, the last-byte check and the intent record.
+	guarded := useFlock || useFcntl || dotHeld
+	if guarded {
+		appendMu.Lock()
+		defer appendMu.Unlock()
+	}
+	st, err := fstat(o.f)
+	if err != nil {
+		return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
+	}
+	// A POP daemon may have unlinked or renamed the mailbox and made a
+	// new one while we waited for the lock: writing now would put the
+	// message where no reader looks.
+	if st.Nlink != 1 || !samePath(root, path, o.viaLink, st) {
+		return newError("open", full, "target file status changed unexpectedly", ErrChanged)
 	}
 	if opt.StrictOwner && int64(st.Uid) != int64(opt.Owner) {
 		return newError("open", full, "destination "+full+" is not owned by recipient", ErrOwner)
 	}
-
-	// Only with a lock that keeps other deliveries out may a fragment be
-	// judged ours and cut off; without one it could be another delivery's
-	// write in progress.
-	guarded := useFlock || useFcntl || o.dotlocked
 	if guarded {
-		appendMu.Lock()
-		defer appendMu.Unlock()
-		// Status again, under the mutex: a goroutine of this process may
-		// have appended since the fstat above (fcntl alone does not keep
-		// it out), and a stale size would misplace the roll-back, the
-		// last-byte check and the intent record.
-		var err error
-		if st, err = fstat(o.f); err != nil {
-			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
-		}
 		if st, err = recoverAppend(root, path, o.f, st); err != nil {
 			return newError("open", full, "target file status changed unexpectedly", ErrChanged, err)
 		}
@@ -234,23 +225,32 @@ func samePath(root *beneath.Root, path string, viaLink bool, st *syscall.Stat_t)
 	return ok && pst.Dev == st.Dev && pst.Ino == st.Ino
 }
 
+// openSame opens path read-only when it still names the file whose status is
+// st, else returns nil. O_NONBLOCK: should the path have become a FIFO, the
+// open must not wait for a writer; the inode check then refuses it.
+func openSame(root *beneath.Root, path string, st *syscall.Stat_t) *os.File {
+	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	if rst, err := fstat(f); err != nil || rst.Dev != st.Dev || rst.Ino != st.Ino {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
 // endsLine reports whether the mailbox, whose locked descriptor has status
 // st, ends with a newline. It reads the last byte through a second,
 // read-only descriptor (the delivery's own is write-only), used only when it
 // is the same file; when that cannot be done it answers true, which appends
 // exactly as virtual(8) does.
 func endsLine(root *beneath.Root, path string, st *syscall.Stat_t) bool {
-	// O_NONBLOCK: should the path have become a FIFO, the open must not wait
-	// for a writer; the inode check below then refuses it.
-	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
+	f := openSame(root, path, st)
+	if f == nil {
 		return true
 	}
 	defer f.Close()
-	rst, err := fstat(f)
-	if err != nil || rst.Dev != st.Dev || rst.Ino != st.Ino {
-		return true
-	}
 	var last [1]byte
 	if n, err := f.ReadAt(last[:], st.Size-1); n != 1 && err != nil {
 		return true

@@ -17,8 +17,6 @@ type opened struct {
 	f       *os.File
 	st      *syscall.Stat_t // fstat of f right after opening
 	viaLink bool            // path is a root-owned symlink that was followed
-
-	dotlocked bool // Deliver holds the dotlock of path (set by Deliver)
 }
 
 // safeOpen opens or creates the mailbox as Postfix's safe_open with

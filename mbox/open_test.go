@@ -331,7 +331,7 @@ func TestChangedBeforeLock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = deliverOpen(retry{ctx: t.Context(), attempts: 1}, root, o, "mbox", join(dir, "mbox"), "a@b", nil, []byte("x\n"), epoch, Options{}, true, true)
+			err = deliverOpen(retry{ctx: t.Context(), attempts: 1}, root, o, "mbox", join(dir, "mbox"), "a@b", nil, []byte("x\n"), epoch, Options{}, true, true, false)
 			checkErr(t, err, "open", join(dir, "mbox"), "target file status changed unexpectedly", ErrChanged)
 			if how == "renamed" {
 				assertContent(t, join(dir, "mbox.old"), oldContent)
