@@ -369,11 +369,7 @@ func (s *Status) withLog(path string) *Status {
 // existing log tools parse it.
 func LogLine(env Envelope, st *Status, delay time.Duration, size int) string {
 	var b strings.Builder
-	id := env.QueueID
-	if id == "" {
-		id = "NOQUEUE"
-	}
-	fmt.Fprintf(&b, "%s: to=<%s>", id, env.Recipient)
+	fmt.Fprintf(&b, "%s: to=<%s>", queueLabel(env.QueueID), env.Recipient)
 	if env.OrigRcpt != "" && env.OrigRcpt != env.Recipient {
 		fmt.Fprintf(&b, ", orig_to=<%s>", env.OrigRcpt)
 	}
@@ -393,12 +389,8 @@ func LogLine(env Envelope, st *Status, delay time.Duration, size int) string {
 		}
 	}
 	b.WriteString(")")
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, b.String())
+	// Control characters are replaced by the one writer of log lines, main's logger.
+	return b.String()
 }
 
 // formatDelay writes seconds as Postfix's format_tv() does in delay=: two significant
