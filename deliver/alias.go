@@ -343,22 +343,7 @@ func (s *Settings) aliasOwner(ctx context.Context, alias string) (uid, gid uint3
 	if err != nil {
 		return 0, 0, Deferf(CodeConfig, fmt.Errorf("mydestination: %w", err), "mail system configuration error")
 	}
-	u, st := s.id(ctx, t, "virtual_uid_maps", s.UIDMaps, keys)
-	if st != nil {
-		return 0, 0, st
-	}
-	if u < s.MinUID {
-		return 0, 0, Deferf(CodeConfig, fmt.Errorf("virtual_uid_maps: bad uid %d for %s: below virtual_minimum_uid %d", u, t.Folded, s.MinUID),
-			"mail system configuration error")
-	}
-	g, st := s.id(ctx, t, "virtual_gid_maps", s.GIDMaps, keys)
-	if st != nil {
-		return 0, 0, st
-	}
-	if g == 0 {
-		return 0, 0, Deferf(CodeConfig, fmt.Errorf("virtual_gid_maps: bad gid 0 for %s", t.Folded), "mail system configuration error")
-	}
-	return uint32(u), uint32(g), nil
+	return s.owner(ctx, t, keys)
 }
 
 // forwardAs makes sure the forward command will not run as root: started as root, the

@@ -130,23 +130,33 @@ func (s *Settings) Resolve(ctx context.Context, rcpt string) (*Target, *Status) 
 			"mail system configuration error")
 	}
 	t.Path = strings.TrimLeft(mailbox, "/")
-	uid, st := s.id(ctx, t, "virtual_uid_maps", s.UIDMaps, keys)
+	uid, gid, st := s.owner(ctx, t, keys)
 	if st != nil {
 		return t, st
 	}
-	if uid < s.MinUID {
-		return t, Deferf(CodeConfig, fmt.Errorf("virtual_uid_maps: bad uid %d for %s: below virtual_minimum_uid %d", uid, t.Folded, s.MinUID),
+	t.UID, t.GID = uid, gid
+	return t, nil
+}
+
+// owner is the uid and gid virtual_uid_maps and virtual_gid_maps give t, refusing a uid
+// below virtual_minimum_uid and gid 0.
+func (s *Settings) owner(ctx context.Context, t *Target, keys []searchKey) (uid, gid uint32, st *Status) {
+	u, st := s.id(ctx, t, "virtual_uid_maps", s.UIDMaps, keys)
+	if st != nil {
+		return 0, 0, st
+	}
+	if u < s.MinUID {
+		return 0, 0, Deferf(CodeConfig, fmt.Errorf("virtual_uid_maps: bad uid %d for %s: below virtual_minimum_uid %d", u, t.Folded, s.MinUID),
 			"mail system configuration error")
 	}
-	gid, st := s.id(ctx, t, "virtual_gid_maps", s.GIDMaps, keys)
+	g, st := s.id(ctx, t, "virtual_gid_maps", s.GIDMaps, keys)
 	if st != nil {
-		return t, st
+		return 0, 0, st
 	}
-	if gid == 0 {
-		return t, Deferf(CodeConfig, fmt.Errorf("virtual_gid_maps: bad gid 0 for %s", t.Folded), "mail system configuration error")
+	if g == 0 {
+		return 0, 0, Deferf(CodeConfig, fmt.Errorf("virtual_gid_maps: bad gid 0 for %s", t.Folded), "mail system configuration error")
 	}
-	t.UID, t.GID = uint32(uid), uint32(gid)
-	return t, nil
+	return uint32(u), uint32(g), nil
 }
 
 func (s *Settings) id(ctx context.Context, t *Target, name string, m *lookup.Maps, keys []searchKey) (uint64, *Status) {
