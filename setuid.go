@@ -61,20 +61,21 @@ type setuidState struct {
 	active     bool   // real uid is not root, effective uid is: installed setuid-root
 	uid, gid   int    // the caller's real uid and gid
 	mailConfig string // the caller's MAIL_CONFIG, read before the environment was cleared
-	hasConfig  bool   // MAIL_CONFIG was set
-	exe        string // the running binary, checked for ownership
 }
+
+// selfExe is the running binary, checked for ownership.
+const selfExe = "/proc/self/exe"
 
 // startup is filled once by init, before main, and never changed after.
 var startup setuidState
 
 func init() {
-	startup = setuidState{uid: os.Getuid(), gid: os.Getgid(), exe: "/proc/self/exe"}
+	startup = setuidState{uid: os.Getuid(), gid: os.Getgid()}
 	startup.active = startup.uid != 0 && os.Geteuid() == 0
 	if !startup.active {
 		return
 	}
-	startup.mailConfig, startup.hasConfig = os.LookupEnv("MAIL_CONFIG")
+	startup.mailConfig = os.Getenv("MAIL_CONFIG")
 	// LD_PRELOAD, TMPDIR, a hostile PATH, GODEBUG, MAIL_CONFIG: nothing the caller put in
 	// the environment reaches a table helper or our own decisions.
 	tz, hasTZ := os.LookupEnv("TZ")
@@ -157,7 +158,7 @@ func givenOptions(args []string) []string {
 		names = append(names, name)
 		takes, ok := callerOptions[name]
 		if !ok {
-			takes = trustedOptions[name] || name == "log-file"
+			takes = trustedOptions[name]
 		}
 		if takes && !inline {
 			i++
@@ -186,7 +187,7 @@ func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status)
 	if st != nil {
 		return st
 	}
-	if err := rootOnlyFile(s.exe, false); err != nil {
+	if err := rootOnlyFile(selfExe, false); err != nil {
 		return refuse(fmt.Errorf("the vdeliver binary: %w", err))
 	}
 	if err := rootOnlyConfig(setuidConfigDir); err != nil {
@@ -219,7 +220,7 @@ func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status)
 	dir := setuidConfigDir
 	if d.configDir != "" {
 		dir = d.configDir
-	} else if s.hasConfig && s.mailConfig != "" {
+	} else if s.mailConfig != "" {
 		dir = s.mailConfig
 	}
 	if filepath.Clean(dir) != filepath.Clean(setuidConfigDir) {
