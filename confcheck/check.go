@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,7 +65,7 @@ type Options struct {
 //
 // Check never fails: a file it cannot read is itself a finding.
 func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
-	c := &checker{ctx: ctx, cf: cf, mainFile: filepath.Join(cf.Dir(), "main.cf"), tables: map[string]*table{}}
+	c := &checker{ctx: ctx, cf: cf, mainFile: filepath.Join(cf.Dir(), "main.cf"), tables: map[string]*table{}, vals: map[string]string{}}
 	c.masterFile = opt.Master
 	if c.masterFile == "" {
 		c.masterFile = filepath.Join(cf.Dir(), "master.cf")
@@ -108,6 +110,7 @@ type checker struct {
 	pipeUser *account
 
 	tables map[string]*table // by spec
+	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
 	order  []*table
 }
 
@@ -149,14 +152,18 @@ func (c *checker) where(param string) (string, int) {
 	return f, l
 }
 
-// get is an expanded parameter; an expansion error is a finding and gives "".
+// get is an expanded parameter; an expansion error is a finding, made once, and gives "".
 func (c *checker) get(param string) string {
+	if v, ok := c.vals[param]; ok {
+		return v
+	}
 	v, err := c.cf.Get(param)
 	if err != nil {
 		f, l := c.where(param)
 		c.add(f, l, Error, "parameter-error", err.Error(), "correct the $name expressions in "+param)
-		return ""
+		v = ""
 	}
+	c.vals[param] = v
 	return v
 }
 
@@ -369,7 +376,7 @@ func (c *checker) aliasWildcards() {
 		if t.t == nil {
 			continue
 		}
-		for d := range sortedKeys(domains) {
+		for _, d := range slices.Sorted(maps.Keys(domains)) {
 			if _, hit, _ := t.t.Lookup(c.ctx, "@"+d); hit {
 				c.add(file, line, Error, "alias-wildcard", wildcardMsg(d)+" (in "+t.spec+")", wildcardFix(d))
 			}
@@ -383,21 +390,6 @@ func wildcardMsg(d string) string {
 
 func wildcardFix(d string) string {
 	return fmt.Sprintf("remove the @%s alias; put a catch-all mailbox in virtual_mailbox_maps (@%s %s/catchall/) instead", d, d, d)
-}
-
-func sortedKeys(m map[string]bool) func(func(string) bool) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return func(yield func(string) bool) {
-		for _, k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // base: virtual_mailbox_base must be an absolute directory that no other user can change.
