@@ -82,10 +82,7 @@ type entry struct {
 // parseSource parses the postmap(1) source format, calling add for every usable entry in
 // file order. fold lower-cases keys as postmap does for fixed-key types.
 func parseSource(path, data string, fold bool, warn func(string), add func(entry)) {
-	var arena foldArena
-	if fold {
-		arena.b.Grow(len(data) / 2)
-	}
+	arena := foldArena{hint: len(data) / 2}
 	logicalLines(path, data, warn, func(text string, line int) {
 		if i := strings.IndexByte(text, 0); i >= 0 {
 			warn(fmt.Sprintf("%s:%d: text after null byte may be ignored", path, line))
@@ -142,7 +139,8 @@ func parseSource(path, data string, fold bool, warn func(string), add func(entry
 // foldArena lower-cases keys into one growing buffer, so that folding a 100,000-key
 // table costs a few allocations instead of one per key.
 type foldArena struct {
-	b strings.Builder
+	b    strings.Builder
+	hint int // bytes to reserve at the first key that needs folding (most tables have none)
 }
 
 func (a *foldArena) lower(s string) string {
@@ -156,6 +154,9 @@ func (a *foldArena) lower(s string) string {
 	}
 	if !upper {
 		return s
+	}
+	if a.b.Cap() == 0 {
+		a.b.Grow(a.hint)
 	}
 	// Bytes already written are never changed by later writes, so the substring stays
 	// valid while the builder grows.
