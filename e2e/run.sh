@@ -33,7 +33,7 @@ vdeliver | virtual) ;;
 esac
 
 say "building vdeliver into /usr/local/bin/vdeliver"
-CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -o /usr/local/bin/vdeliver . || die "go build failed"
+make --no-print-directory BIN=/usr/local/bin/vdeliver build || die "go build failed"
 
 postfix_installed() {
 	[ "$(dpkg-query -W -f='${Status}' postfix 2>/dev/null)" = "install ok installed" ] &&

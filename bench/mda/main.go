@@ -407,10 +407,9 @@ func verify(set map[string][]*target, msgs []message, n int) error {
 
 // durability is what one traced delivery synced.
 type durability struct {
-	calls      int  // fsync + fdatasync, from strace -c
-	file, dir  bool // the message (Maildir file or mbox), a directory
-	other      int  // syncs of anything else (indexes, uid lists)
-	traceLines []string
+	calls     int  // fsync + fdatasync, from strace -c
+	file, dir bool // the message (Maildir file or mbox), a directory
+	other     int  // syncs of anything else (indexes, uid lists)
 }
 
 var syncLine = regexp.MustCompile(`\b(fsync|fdatasync|syncfs|sync_file_range)\(\d+<([^>]*)>`)
@@ -452,8 +451,6 @@ func traceSyncs(rn runner, t *target, strace, msgPath, work string) (durability,
 			continue
 		}
 		p := m[2]
-		rel, _ := filepath.Rel(filepath.Join(work, "home"), p)
-		d.traceLines = append(d.traceLines, m[1]+" "+rel)
 		switch fi, err := os.Stat(p); {
 		case err == nil && fi.IsDir():
 			d.dir = true

@@ -40,8 +40,7 @@ chmod 755 "$bin"
 # vdeliver exactly as `make build` builds it (static, without urfave/cli's documentation
 # generator), and the plain `go build` variant with cgo and that generator, whose markdown
 # package has a costly init: the README says why the difference matters.
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0) CGO_ENABLED=0 \
-	"$GO" build -trimpath -tags urfave_cli_no_docs -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo devel)" -o "$bin/vdeliver" .
+make --no-print-directory GO="$GO" BIN="$bin/vdeliver" build
 "$GO" build -trimpath -o "$bin/vdeliver-cgo-docs" .
 CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/readexit" ./bench/mda/readexit
 CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/spawn" ./bench/mda/spawn

@@ -17,11 +17,10 @@ type sample struct {
 
 // summary condenses the samples of one agent and one message.
 type summary struct {
-	n                     int
-	median, p95, cpuMed   time.Duration
-	rssMaxKB              int64
-	ok                    bool // at least one sample
-	wallSorted, cpuSorted []time.Duration
+	n                   int
+	median, p95, cpuMed time.Duration
+	rssMaxKB            int64
+	ok                  bool // at least one sample
 }
 
 func summarize(ss []sample) summary {
@@ -29,16 +28,17 @@ func summarize(ss []sample) summary {
 		return summary{}
 	}
 	s := summary{n: len(ss), ok: true}
+	var wall, cpu []time.Duration
 	for _, x := range ss {
-		s.wallSorted = append(s.wallSorted, x.wall)
-		s.cpuSorted = append(s.cpuSorted, x.cpu)
+		wall = append(wall, x.wall)
+		cpu = append(cpu, x.cpu)
 		s.rssMaxKB = max(s.rssMaxKB, x.rssKB)
 	}
-	slices.Sort(s.wallSorted)
-	slices.Sort(s.cpuSorted)
-	s.median = median(s.wallSorted)
-	s.p95 = percentile(s.wallSorted, 95)
-	s.cpuMed = median(s.cpuSorted)
+	slices.Sort(wall)
+	slices.Sort(cpu)
+	s.median = median(wall)
+	s.p95 = percentile(wall, 95)
+	s.cpuMed = median(cpu)
 	return s
 }
 

@@ -19,8 +19,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"vdeliver/deliver"
 	"vdeliver/maincf"
@@ -110,10 +110,9 @@ func dropN(in []string) []string {
 
 // threadUsage is this thread's CPU time in nanoseconds and its minor faults so far.
 func threadUsage() (int64, int64) {
-	var ts syscall.Timespec
-	// CLOCK_THREAD_CPUTIME_ID = 3
-	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 3, uintptr(unsafe.Pointer(&ts)), 0)
-	var ru syscall.Rusage
-	syscall.Getrusage(1, &ru) // RUSAGE_THREAD
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_THREAD, &ru)
 	return ts.Nano(), ru.Minflt
 }
