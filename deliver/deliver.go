@@ -233,7 +233,7 @@ func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st
 	}
 	// The journal is opened only now: after the identity switch, so its files belong to
 	// the delivering user.
-	j, st := r.journal(env.QueueID)
+	j, st := r.journal(ctx, env.QueueID)
 	if st != nil {
 		return st
 	}
@@ -259,13 +259,19 @@ func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st
 	return st
 }
 
+// deadlineOf is ctx's deadline, zero without one.
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
 // journal opens the run's journal on first use; nil when the run does not need one.
-func (r *run) journal(queueID string) (*journal.Journal, *Status) {
+func (r *run) journal(ctx context.Context, queueID string) (*journal.Journal, *Status) {
 	if !r.fanout || queueID == "" || r.opt.StateDir == "" {
 		return nil, nil
 	}
 	if r.j == nil && r.jst == nil {
-		j, err := journal.Open(r.opt.StateDir, queueID, journal.Options{MaxAge: r.s.QueueLifetime, Now: r.opt.Now})
+		j, err := journal.Open(r.opt.StateDir, queueID, journal.Options{MaxAge: r.s.QueueLifetime, Now: r.opt.Now, Deadline: deadlineOf(ctx)})
 		if err != nil {
 			// Delivering without it could deliver twice on the retry: defer before
 			// anything is written.

@@ -26,6 +26,10 @@ type Options struct {
 	// lock is only ever held for one read-modify-write, so a longer wait means a stuck
 	// process, and the caller should defer rather than wait for pipe(8)'s time limit.
 	LockTimeout time.Duration
+	// Deadline, when set, ends every lock wait earlier than LockTimeout would: the run's
+	// own deadline, by which the delivery must have answered (a defer, not pipe(8)'s
+	// time limit, which bounces).
+	Deadline time.Time
 }
 
 var (
@@ -251,7 +255,12 @@ func (j *Journal) checkDir(name string) error {
 func (j *Journal) locked(fn func() error) error {
 	fd := int(j.dir.Fd())
 	// The wall clock, not Options.Now: a test's fixed clock must not make this wait forever.
-	deadline := time.Now().Add(j.opt.LockTimeout)
+	start := time.Now()
+	limit := j.opt.LockTimeout
+	if !j.opt.Deadline.IsZero() && j.opt.Deadline.Sub(start) < limit {
+		limit = max(j.opt.Deadline.Sub(start), 0).Round(time.Millisecond)
+	}
+	deadline := start.Add(limit)
 	for {
 		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -261,7 +270,7 @@ func (j *Journal) locked(fn func() error) error {
 			return fmt.Errorf("lock state directory: %w", err)
 		}
 		if !time.Now().Before(deadline) {
-			return fmt.Errorf("%w within %s", ErrBusy, j.opt.LockTimeout)
+			return fmt.Errorf("%w within %s", ErrBusy, limit)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -343,6 +343,24 @@ func TestLockTimeout(t *testing.T) {
 	}
 }
 
+// The run's deadline ends the wait before LockTimeout would: otherwise pipe(8)'s time limit
+// kills the delivery, which bounces instead of deferring.
+func TestLockDeadline(t *testing.T) {
+	dir := stateDir(t)
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{LockTimeout: time.Hour, Deadline: time.Now().Add(50 * time.Millisecond)}
+	if _, err := Open(dir, "Q1", opt); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Open with the directory locked elsewhere = %v, want ErrBusy", err)
+	}
+}
+
 // Ownership: whatever another user could have put there is refused, never believed.
 func TestOwnershipRefusals(t *testing.T) {
 	t.Run("group-writable dir", func(t *testing.T) {
