@@ -49,19 +49,12 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return 2
 	}
 	var findings []confcheck.Finding
-	cf, err := loadConfig(*dir, *overrides, getenv)
-	configDir := *dir
+	configDir := configDirectory(*dir, getenv)
+	cf, err := loadConfig(configDir, *overrides, getenv)
 	if err != nil {
 		// main.cf itself cannot be read: that is the one finding.
-		if configDir == "" {
-			configDir = getenv("MAIL_CONFIG")
-		}
-		if configDir == "" {
-			configDir = "/etc/postfix"
-		}
 		findings = []confcheck.Finding{confcheck.LoadFailure(filepath.Join(configDir, "main.cf"), err)}
 	} else {
-		configDir = cf.Dir()
 		findings = confcheck.Check(ctx, cf, confcheck.Options{Master: *master})
 	}
 	if *asJSON {

@@ -74,16 +74,21 @@ func runExplain(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	return code
 }
 
-// loadConfig reads main.cf from dir (default $MAIL_CONFIG, else /etc/postfix) and applies
-// the -o overrides.
-func loadConfig(dir string, overrides []string, getenv func(string) string) (*maincf.Config, error) {
+// configDirectory is the directory holding main.cf: dir (-c), else $MAIL_CONFIG, else
+// /etc/postfix, as Postfix's commands choose it.
+func configDirectory(dir string, getenv func(string) string) string {
 	if dir == "" {
 		dir = getenv("MAIL_CONFIG")
 	}
 	if dir == "" {
 		dir = "/etc/postfix"
 	}
-	cf, err := maincf.Load(dir)
+	return dir
+}
+
+// loadConfig reads main.cf from configDirectory(dir) and applies the -o overrides.
+func loadConfig(dir string, overrides []string, getenv func(string) string) (*maincf.Config, error) {
+	cf, err := maincf.Load(configDirectory(dir, getenv))
 	if err != nil {
 		return nil, err
 	}
