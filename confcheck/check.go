@@ -111,7 +111,10 @@ type checker struct {
 
 	tables map[string]*table // by spec
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
-	order  []*table
+
+	mailboxList   []listed // mailboxDomains, once read
+	mailboxListed bool
+	order         []*table
 }
 
 // table is one configured lookup table: how main.cf names it and what it holds.
@@ -254,6 +257,15 @@ type listed struct {
 // names, /file words and the keys of text-source tables. With virtual_mailbox_domains
 // unset they are the domains of virtual_mailbox_maps' keys.
 func (c *checker) mailboxDomains() []listed {
+	if !c.mailboxListed {
+		c.mailboxList, c.mailboxListed = c.readMailboxDomains(), true
+	}
+	return c.mailboxList
+}
+
+// readMailboxDomains does mailboxDomains' work, once: a /file item that cannot be read
+// is one finding.
+func (c *checker) readMailboxDomains() []listed {
 	var out []listed
 	if !c.cf.IsSet("virtual_mailbox_domains") {
 		seen := map[string]bool{}
