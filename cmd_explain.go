@@ -92,12 +92,17 @@ func loadConfig(dir string, overrides []string, getenv func(string) string) (*ma
 	if err != nil {
 		return nil, err
 	}
+	return cf, applyOverrides(cf, overrides)
+}
+
+// applyOverrides applies -o name=value settings to cf.
+func applyOverrides(cf *maincf.Config, overrides []string) error {
 	for _, o := range overrides {
 		if err := cf.Override(o); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return cf, nil
+	return nil
 }
 
 // multiFlag collects a repeatable flag's values without splitting on commas.

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vdeliver/deliver"
+	"vdeliver/maincf"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -92,6 +93,9 @@ type delivery struct {
 	expandAliases  bool
 	forwardCommand string
 	stateDir       string
+	// cf is main.cf as setuidPolicy read it, when the delivery uses that very directory:
+	// read once, not again by deliverAll.
+	cf *maincf.Config
 }
 
 // deliveryFlags are the delivery command's options, bound to d; the shell completion
@@ -207,7 +211,13 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 // deliverAll loads the configuration and runs the delivery; logged says whether Run has
 // already written the per-recipient log lines.
 func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string) string, logger *logger) (*deliver.Status, bool) {
-	cf, err := loadConfig(d.configDir, d.overrides, getenv)
+	cf := d.cf
+	var err error
+	if cf != nil {
+		err = applyOverrides(cf, d.overrides)
+	} else {
+		cf, err = loadConfig(d.configDir, d.overrides, getenv)
+	}
 	if err != nil {
 		return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
 	}

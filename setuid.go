@@ -238,6 +238,9 @@ func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status)
 		}
 	}
 	d.configDir = dir
+	if filepath.Clean(dir) == filepath.Clean(setuidConfigDir) {
+		d.cf = cf
+	}
 	return nil
 }
 
