@@ -46,7 +46,19 @@ func TestSeams(t *testing.T) {
 				before := b.snapshot()
 				b.run1(tc.row)
 				id := "faulty-" + itoa(i)
-				r := b.deliver(message(id, 10000), runOpt{env: []string{"VDELIVER_FAULT=" + tc.fault}})
+				// The delivery may run as another uid: a file it can append to.
+				flog, err := os.CreateTemp("", "vdeliver-fault-log")
+				if err != nil {
+					t.Fatal(err)
+				}
+				flog.Close()
+				t.Cleanup(func() { os.Remove(flog.Name()) })
+				os.Chmod(flog.Name(), 0o666)
+				r := b.deliver(message(id, 10000), runOpt{env: []string{"VDELIVER_FAULT=" + tc.fault, "VDELIVER_FAULT_LOG=" + flog.Name()}})
+				// Otherwise an unwired or renamed fault would pass the delivered rows.
+				if fired, _ := os.ReadFile(flog.Name()); !strings.Contains(string(fired), tc.fault+"\n") {
+					t.Errorf("fault %s never fired (log %q)", tc.fault, fired)
+				}
 				bounds := map[string][2]int{"seed": {1, 1}}
 				if tc.line == "" {
 					b.status(tc.row, r, 0, delivered(tc.format))

@@ -51,10 +51,18 @@ func Kill(name string) {
 	}
 }
 
-// Fault reports whether VDELIVER_FAULT arms the fault name.
+// Fault reports whether VDELIVER_FAULT arms the fault name. A fault that fires is
+// appended as a line to the file $VDELIVER_FAULT_LOG, when set, so that a test whose
+// delivery succeeds anyway can tell that the fault was reached.
 func Fault(name string) bool {
 	for _, f := range strings.Split(os.Getenv("VDELIVER_FAULT"), ",") {
 		if f == name {
+			if p := os.Getenv("VDELIVER_FAULT_LOG"); p != "" {
+				if l, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666); err == nil {
+					l.WriteString(name + "\n")
+					l.Close()
+				}
+			}
 			return true
 		}
 	}
