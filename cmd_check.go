@@ -13,25 +13,6 @@ import (
 
 func init() { subcommands["check"] = runCheck }
 
-// checkUsage is the first line of `vdeliver check -h`, and the man page's synopsis.
-const checkUsage = "usage: vdeliver check [-c config_dir] [-o name=value]... [-M master.cf] [--json]"
-
-// checkFlags defines check's flags on a new set; the man page is generated from it.
-func checkFlags(stderr io.Writer) (fs *flag.FlagSet, dir, master *string, asJSON *bool, overrides *multiFlag) {
-	fs = flag.NewFlagSet("vdeliver check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir = fs.String("c", "", "directory with main.cf and master.cf (default $MAIL_CONFIG, else /etc/postfix)")
-	master = fs.String("M", "", "the master.cf to read (default master.cf beside main.cf; skipped when absent)")
-	asJSON = fs.Bool("json", false, "print one JSON document")
-	overrides = &multiFlag{}
-	fs.Var(overrides, "o", "override a main.cf parameter: name=value (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, checkUsage)
-		fs.PrintDefaults()
-	}
-	return fs, dir, master, asJSON, overrides
-}
-
 // checkReport is the --json document.
 type checkReport struct {
 	ConfigDirectory string              `json:"config_directory"`
@@ -40,7 +21,18 @@ type checkReport struct {
 
 // runCheck: vdeliver check. Exit 0 when clean, 1 with findings, 2 for a usage error.
 func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs, dir, master, asJSON, overrides := checkFlags(stderr)
+	fs := flag.NewFlagSet("vdeliver check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("c", "", "directory with main.cf and master.cf (default $MAIL_CONFIG, else /etc/postfix)")
+	master := fs.String("M", "", "the master.cf to read (default master.cf beside main.cf; skipped when absent)")
+	asJSON := fs.Bool("json", false, "print one JSON document")
+	overrides := &multiFlag{}
+	fs.Var(overrides, "o", "override a main.cf parameter: name=value (repeatable)")
+	fs.Usage = func() {
+		// The first line of `vdeliver check -h` is also the man page's synopsis.
+		fmt.Fprintln(stderr, "usage: vdeliver check [-c config_dir] [-o name=value]... [-M master.cf] [--json]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
