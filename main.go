@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vdeliver/deliver"
+	"vdeliver/internal/rawfile"
 	"vdeliver/maincf"
 )
 
@@ -246,56 +247,10 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 // messages arrive in one buffer and a few reads.
 const firstRead = 64 << 10
 
-// readMessage reads all of r. A message on a regular file (a shell redirection, the
-// benchmark) is read into one buffer of its size; from a pipe, as pipe(8) gives it, the
-// first firstRead bytes go into one buffer and a longer message into buffers that
-// double, joined once at the end.
-//
-// io.ReadAll starts at 512 bytes and grows in steps of one and a half: a 4 kB message
-// took eight reads and buffers of eight size classes, each a fresh span and fresh pages
-// for a process that lives a few milliseconds (bench/mda/README.md, "Where the time
-// goes").
+// readMessage reads all of r, the message: in one buffer of its size from a file, from a
+// pipe (as pipe(8) gives it) first into firstRead bytes.
 func readMessage(r io.Reader) ([]byte, error) {
-	size := firstRead
-	if f, ok := r.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() < 1<<30 {
-			// One byte more, so that the read that sees EOF needs no new buffer. The
-			// offset may be past 0: the size is a hint, not a limit.
-			size = int(fi.Size()) + 1
-		}
-	}
-	return readSized(r, size)
-}
-
-// readSized reads all of r into a first buffer of size bytes and, if that fills, into
-// buffers that double.
-func readSized(r io.Reader, size int) ([]byte, error) {
-	size = max(size, 512) // a zero-sized buffer would never see EOF
-	var chunks [][]byte
-	total := 0
-	b := make([]byte, 0, size)
-	for {
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			if len(chunks) == 0 {
-				return b, err
-			}
-			msg := make([]byte, 0, total+len(b))
-			for _, c := range chunks {
-				msg = append(msg, c...)
-			}
-			return append(msg, b...), err
-		}
-		if len(b) == cap(b) {
-			chunks = append(chunks, b)
-			total += len(b)
-			b = make([]byte, 0, 2*cap(b))
-		}
-	}
+	return rawfile.ReadAll(r, firstRead)
 }
 
 // dashDashBefore reports whether "--" appears in args before the recipients, which makes a

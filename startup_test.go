@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"vdeliver/internal/rawfile"
 )
 
 // Issue 9: the syslog connection is made with plain system calls instead of the net
@@ -208,7 +210,7 @@ func TestReadMessage(t *testing.T) {
 	// A regular file that grew after it was measured: the size is only a hint.
 	data := bytes.Repeat([]byte("0123456789"), firstRead/3)
 	for _, hint := range []int{1, 5, len(data) - 1, len(data), len(data) + 1} {
-		got, err := readSized(bytes.NewReader(data), hint)
+		got, err := rawfile.ReadAll(bytes.NewReader(data), hint)
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("size hint %d for %d bytes: got %d bytes, err %v", hint, len(data), len(got), err)
 		}
@@ -240,10 +242,10 @@ func (t *trickle) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// readSized must end for any size it is given, zero included.
-func TestReadSizedZero(t *testing.T) {
-	b, err := readSized(strings.NewReader("abc"), 0)
+// ReadAll must end for any first size it is given, zero included.
+func TestReadAllZero(t *testing.T) {
+	b, err := rawfile.ReadAll(strings.NewReader("abc"), 0)
 	if err != nil || string(b) != "abc" {
-		t.Fatalf("readSized(abc, 0) = %q, %v", b, err)
+		t.Fatalf("rawfile.ReadAll(abc, 0) = %q, %v", b, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
+
+	"vdeliver/internal/rawfile"
 )
 
 // logicalLines splits a source file into Postfix logical lines (readllines(3)), calling fn
@@ -184,7 +186,7 @@ func isASCII(s string) bool {
 // being read (an editor writing in place), so a table is never half a file.
 func readStable(path string) (string, os.FileInfo, error) {
 	for range 3 {
-		f, err := openRead(path)
+		f, err := rawfile.Open(path)
 		if err != nil {
 			return "", nil, err
 		}
