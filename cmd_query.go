@@ -27,10 +27,10 @@ const queryUsage = `usage: vdeliver query [-c config_dir] [-f] type:table key
    for delivery).`
 
 // runQuery: vdeliver query [-c config_dir] [-f] type:table key.
-func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, _ func(string) string) int {
+func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("vdeliver query", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("c", "", "Postfix configuration directory for postmap(1)-read tables")
+	dir := fs.String("c", "", "Postfix configuration directory for postmap(1)-read tables (default $MAIL_CONFIG, else /etc/postfix)")
 	noFold := fs.Bool("f", false, "use the key as given, without folding it to lower case")
 	usage, _, _ := strings.Cut(queryUsage, "\n")
 	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
@@ -50,7 +50,7 @@ func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		key = strings.ToLower(key)
 	}
 	warn := func(s string) { fmt.Fprintf(stderr, "vdeliver query: warning: %s\n", s) }
-	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: *dir, Warn: warn})
+	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: configDirectory(*dir, getenv), Warn: warn})
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
 		return 2

@@ -39,6 +39,10 @@ type Settings struct {
 	SoftBounce    bool
 	TimeLimit     time.Duration // command_time_limit: our own deadline stays well below it
 	Warn          func(string)
+	// ConfigDir is the directory main.cf was read from. Tables that only Postfix's
+	// postmap(1) can read are asked with "postmap -c ConfigDir", so that postmap reads the
+	// same main.cf as the delivery, never /etc/postfix's by default.
+	ConfigDir string
 
 	// Virtual alias expansion (alias.go). The tables are opened on first use, so a
 	// delivery with expansion off never depends on them.
@@ -74,7 +78,7 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	if warn == nil {
 		warn = func(string) {}
 	}
-	s := &Settings{Warn: warn}
+	s := &Settings{Warn: warn, ConfigDir: cf.Dir()}
 	var err error
 	get := func(name string) string {
 		if err != nil {
@@ -173,7 +177,7 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	}
 	// Table results are paths and ids: virtual(8) opens them paranoid, so a regexp rule
 	// cannot paste parts of an attacker-chosen address into a path.
-	opt := lookup.Options{Paranoid: true, Warn: warn}
+	opt := lookup.Options{Paranoid: true, Warn: warn, ConfigDir: s.ConfigDir}
 	open := func(name, list string) *lookup.Maps {
 		if err != nil {
 			return nil

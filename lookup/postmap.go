@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // findPostmap locates Postfix's postmap(1); a variable so tests can pretend it is absent.
@@ -69,6 +71,14 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 	}
 	args = append(args, "-q", key, t.inner)
 	cmd := exec.CommandContext(ctx, t.postmap, args...)
+	if euid := os.Geteuid(); euid == 0 && os.Getuid() != 0 {
+		// A set-uid run: postmap(1) takes a process whose real and effective ids differ
+		// for an unsafe one and then honours -c only for a directory that root's own
+		// /etc/postfix/main.cf lists in alternate_config_directories. Run it with the
+		// effective ids as its real ones, as virtual(8)'s tables are opened by root.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: 0, Gid: uint32(os.Getegid()), Groups: []uint32{}}}
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
