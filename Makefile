@@ -6,8 +6,15 @@ BIN       := bin/vdeliver
 PREFIX    ?= /usr/local
 FUZZTIME  ?= 10s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Where the suites of `make test` record their results for the closing summary.
+TESTLOG   ?= bin/testlog
+TESTSUM   := bin/testsum
 
-.PHONY: all build deps test unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks faults faults-short man bench bench-cdb bench-go clean
+# A test suite piped into the recorder must fail when go test fails.
+SHELL       := bash
+.SHELLFLAGS := -o pipefail -c
+
+.PHONY: all build deps test test-suites summary unit lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks faults faults-short man bench bench-cdb bench-go clean
 
 all: build
 
@@ -22,13 +29,27 @@ build:
 deps:
 	bash testdata/deps.sh
 
-# The full suite, as CI runs it.
-test: deps fmt-check vet lint tidy-check unit fuzz e2e
+# The full suite, as CI runs it, ending with one line of what ran: suites, tests, skips.
+test:
+	@rm -rf $(TESTLOG)
+	@$(MAKE) --no-print-directory test-suites
+	@$(MAKE) --no-print-directory summary
 
-unit:
-	$(GO) test -race -shuffle=on -count=1 ./...
-	# Once more on os.Root, the confinement used where openat2 is missing (issue 5).
-	$(GO) test -count=1 -tags beneath_osroot ./internal/beneath ./maildir ./mbox .
+test-suites: deps fmt-check vet lint tidy-check unit fuzz e2e
+
+summary: $(TESTSUM)
+	@$(TESTSUM) summary $(TESTLOG)
+
+$(TESTSUM): internal/testsum/main.go
+	$(GO) build -o $@ ./internal/testsum
+
+# Every package but e2e, whose tests need the Postfix that `make e2e` sets up.
+unit: $(TESTSUM)
+	$(GO) test -json -race -shuffle=on -count=1 $$($(GO) list ./... | grep -v '/e2e$$') | $(TESTSUM) record $(TESTLOG) unit
+	# Once more on os.Root, the confinement used where openat2 is missing; the two tests of
+	# openat2 itself have nothing to test there.
+	$(GO) test -json -count=1 -tags beneath_osroot -skip '^(TestSwapRace|TestScripts)$$/^(openat2|confine_openat2)$$' \
+		./internal/beneath ./maildir ./mbox . | $(TESTSUM) record $(TESTLOG) unit-osroot
 
 vet:
 	$(GO) vet ./...
@@ -49,11 +70,11 @@ tidy-check:
 
 # A short smoke run of every fuzz target; the script explains its one retry.
 fuzz:
-	GO=$(GO) FUZZTIME=$(FUZZTIME) bash testdata/fuzz.sh
+	GO=$(GO) FUZZTIME=$(FUZZTIME) TESTLOG=$(TESTLOG) bash testdata/fuzz.sh
 
 # End to end through a real Postfix from Debian (root only: it installs and starts Postfix).
-e2e:
-	bash e2e/run.sh
+e2e: $(TESTSUM)
+	TESTLOG=$(TESTLOG) bash e2e/run.sh
 
 # Issue 4: the full fault matrix; every count but runs must be 0 (root for tmpfs; ~5 min).
 # The short matrix runs inside `make unit`; `cd faults` makes go test print the table.

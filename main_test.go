@@ -30,6 +30,9 @@ func deliveryUID() (uid, gid int) {
 }
 
 func TestMain(m *testing.M) {
+	if a := os.Getenv("VDELIVER_NUL_CHILD"); a != "" {
+		os.Exit(nulChild(a))
+	}
 	testscript.Main(m, map[string]func(){"vdeliver": main})
 }
 

@@ -18,7 +18,7 @@ func TestIdentitySwitchesEveryThread(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the switch from root to the recipient is what is tested (CI runs as root)")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdentityChild$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "VDELIVER_IDENTITY_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -41,10 +41,20 @@ func TestIdentitySwitchesEveryThread(t *testing.T) {
 	}
 }
 
-func TestIdentityChild(t *testing.T) {
-	if os.Getenv("VDELIVER_IDENTITY_CHILD") != "1" {
-		t.Skip("helper process for TestIdentitySwitchesEveryThread")
+// TestMain runs identityChild instead of the tests in the child that
+// TestIdentitySwitchesEveryThread starts.
+func TestMain(m *testing.M) {
+	if os.Getenv("VDELIVER_IDENTITY_CHILD") == "1" {
+		if err := identityChild(); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+func identityChild() error {
 	// Hold several goroutines on their own OS threads across the switch.
 	var ready, done sync.WaitGroup
 	release := make(chan struct{})
@@ -61,7 +71,7 @@ func TestIdentityChild(t *testing.T) {
 	ready.Wait()
 	var id identity
 	if err := id.become(5000, 5000); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tasks, _ := filepath.Glob("/proc/self/task/*/status")
 	for _, p := range tasks {
@@ -81,9 +91,10 @@ func TestIdentityChild(t *testing.T) {
 	done.Wait()
 	// A second, different identity in the same run is refused; the same one is fine.
 	if err := id.become(5000, 5000); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := id.become(5001, 5000); err == nil {
-		t.Fatal("switched identity twice")
+		return fmt.Errorf("switched identity twice")
 	}
+	return nil
 }

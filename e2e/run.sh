@@ -117,7 +117,12 @@ postfix status || die "postfix is not running after postfix start"
 postsuper -d ALL || die "postsuper -d ALL failed"
 
 status=0
-VDELIVER_E2E=1 go test -count=1 -v ./e2e/ || status=$?
+if [ -n "${TESTLOG:-}" ]; then
+	# Under make test: the events go to the closing summary, failures are shown.
+	VDELIVER_E2E=1 go test -json -count=1 ./e2e/ | bin/testsum record "$TESTLOG" e2e || status=$?
+else
+	VDELIVER_E2E=1 go test -count=1 -v ./e2e/ || status=$?
+fi
 if [ "$status" != 0 ]; then
 	say "FAILED (go test exit $status); last lines of $maillog:"
 	tail -n 40 "$maillog" >&2 || true

@@ -197,12 +197,12 @@ func TestGoldenAgainstPostmap(t *testing.T) {
 		if !c.hasFile || c.options == "paranoid" {
 			continue
 		}
+		tab, spec, err := c.open(t.TempDir(), Options{})
+		if err != nil {
+			// vdeliver refuses this table on purpose; TestGolden asserts the refusal.
+			continue
+		}
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
-			dir := t.TempDir()
-			tab, spec, err := c.open(dir, Options{})
-			if err != nil {
-				t.Skipf("vdeliver refuses this table on purpose: %v", err)
-			}
 			defer tab.Close()
 			if c.spec == "hash" || c.spec == "btree" {
 				if out, err := exec.Command(bin, "-c", cfg, spec).CombinedOutput(); err != nil {

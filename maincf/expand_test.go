@@ -229,10 +229,11 @@ func TestExpandMatchesPostconf(t *testing.T) {
 	t.Parallel()
 	requirePostconf(t)
 	for _, tc := range expandCases {
+		if tc.noPostconf != "" {
+			// Compared with the expected value by TestExpand only; the reason is the case's.
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.noPostconf != "" {
-				t.Skip(tc.noPostconf)
-			}
 			t.Parallel()
 			text := expandBase + "relayhost = " + tc.expr + "\n" + tc.extra
 			out, ok := postconf(t, text, "-xh", "relayhost")

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -225,16 +227,50 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestLoadUnreadable(t *testing.T) {
-	t.Parallel()
-	if os.Geteuid() == 0 {
-		t.Skip("root reads any file: an unreadable main.cf cannot be made")
+	if dir := os.Getenv("MAINCF_UNREADABLE"); dir != "" {
+		// The child below, run as uid 5000.
+		if _, err := Load(dir); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("Load = %v; want fs.ErrPermission", err)
+		}
+		return
 	}
-	dir := t.TempDir()
+	t.Parallel()
+	top, err := os.MkdirTemp("", "maincf-unreadable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	dir := filepath.Join(top, "etc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte("a = 1\n"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(dir); !errors.Is(err, fs.ErrPermission) {
-		t.Errorf("Load = %v; want fs.ErrPermission", err)
+	if os.Geteuid() != 0 {
+		if _, err := Load(dir); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("Load = %v; want fs.ErrPermission", err)
+		}
+		return
+	}
+	// Root reads any file: the same check runs in a child as uid 5000, which cannot.
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(top, "maincf.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestLoadUnreadable$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "MAINCF_UNREADABLE="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 5000, Gid: 5000, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLoadUnreadable") {
+		t.Fatalf("child as uid 5000: %v\n%s", err, out)
 	}
 }
 
