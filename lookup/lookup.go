@@ -110,6 +110,8 @@ func Open(spec string, opt Options) (Table, error) {
 		t, err = openRegexp(spec, name, true, &opt)
 	case "cdb":
 		t, err = openCDB(spec, name)
+	case "lmdb":
+		t, err = openLMDB(spec, name)
 	case "tcp", "socketmap", "memcache":
 		// SPEC §1: these carry unauthenticated data (DICT_FLAG_NO_UNAUTH); a table
 		// server on the network must not decide where mail is written.
