@@ -239,9 +239,22 @@ type Reader struct {
 	path string
 	// mu serialises Get: the shared lock belongs to the open file description, so
 	// two Gets on one Reader would release each other's lock.
-	mu  sync.Mutex
-	buf []byte
+	mu      sync.Mutex
+	buf     []byte
+	metaBuf []byte
+	// pageSize is page 0's, from the last meta read: both meta pages come in one read.
+	pageSize uint32
+	// branches caches the branch pages of the snapshot cached names (nothing when
+	// cached.txnid is 0): liblmdb never writes over a page of the last committed
+	// snapshot, so they stay valid while the meta pages name that snapshot.
+	cached   meta
+	branches map[uint64]page
 }
+
+// maxCachedBranches bounds the branch cache: 1024 pages, 4 MiB with 4 KiB pages, every
+// branch page of a table with about two million entries (postmap's 1,000,000-entry
+// table with short keys has 408).
+const maxCachedBranches = 1024
 
 // Open opens the LMDB file at path and checks its meta pages. It does not read the tree.
 //
@@ -303,6 +316,9 @@ func (r *Reader) get(m meta, key []byte) ([]byte, bool, error) {
 	if m.mainRoot == invalidPage {
 		return nil, false, nil
 	}
+	if m != r.cached || r.branches == nil {
+		r.cached, r.branches = m, map[uint64]page{}
+	}
 	if cap(r.buf) < int(m.pageSize) {
 		r.buf = make([]byte, m.pageSize)
 	}
@@ -312,12 +328,19 @@ func (r *Reader) get(m meta, key []byte) ([]byte, bool, error) {
 		if depth == maxDepth {
 			return nil, false, fmt.Errorf("%w: tree deeper than %d levels", ErrFormat, maxDepth)
 		}
-		if err := r.readPage(buf, m, pgno); err != nil {
-			return nil, false, err
-		}
-		p, err := parsePage(buf, pgno)
-		if err != nil {
-			return nil, false, err
+		p, ok := r.branches[pgno]
+		if !ok {
+			if err := r.readPage(buf, m, pgno); err != nil {
+				return nil, false, err
+			}
+			var err error
+			if p, err = parsePage(buf, pgno); err != nil {
+				return nil, false, err
+			}
+			if !p.leaf && len(r.branches) < maxCachedBranches {
+				p.b = bytes.Clone(p.b)
+				r.branches[pgno] = p
+			}
 		}
 		i, exact := p.search(key)
 		if !p.leaf {
@@ -374,25 +397,39 @@ func (r *Reader) overflow(m meta, pgno uint64, size uint32) ([]byte, error) {
 	return v, nil
 }
 
-// meta reads both meta pages and returns the current one.
+// meta reads both meta pages and returns the current one. Both come in one read when
+// the page size is as last seen.
 func (r *Reader) meta() (meta, error) {
-	var b [pageHeader + metaSize]byte
-	if err := r.readAt(b[:], 0); err != nil {
+	psize := int64(r.pageSize)
+	if psize == 0 {
+		psize = minPageSize
+	}
+	if int64(cap(r.metaBuf)) < psize+pageHeader+metaSize {
+		r.metaBuf = make([]byte, psize+pageHeader+metaSize)
+	}
+	b := r.metaBuf[:psize+pageHeader+metaSize]
+	if err := r.readAt(b, 0); err != nil {
 		return meta{}, r.wrap(err)
 	}
-	m0, err := parseMeta(b[:])
+	m0, err := parseMeta(b)
 	if err != nil {
 		return meta{}, r.wrap(fmt.Errorf("meta page 0: %w", err))
 	}
-	if err := r.readAt(b[:], int64(m0.pageSize)); err != nil {
-		return meta{}, r.wrap(err)
+	// liblmdb reads page 1 at the page size page 0 gives, and keeps that page size.
+	if int64(m0.pageSize) != psize {
+		r.pageSize = m0.pageSize
+		b = b[:pageHeader+metaSize]
+		if err := r.readAt(b, int64(m0.pageSize)); err != nil {
+			return meta{}, r.wrap(err)
+		}
+	} else {
+		b = b[psize:]
 	}
-	m1, err := parseMeta(b[:])
+	m1, err := parseMeta(b)
 	if err != nil {
 		return meta{}, r.wrap(fmt.Errorf("meta page 1: %w", err))
 	}
 	if m1.txnid > m0.txnid {
-		// liblmdb takes the page size from the first meta page only.
 		m1.pageSize = m0.pageSize
 		return m1, nil
 	}

@@ -1,0 +1,293 @@
+package lookup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// postfixPostmap returns a function running Debian's postmap with -c and a scratch
+// main.cf (the machine need not be configured for mail), for a test that compares with
+// it. It skips when postmap or its lmdb support is missing, and fails instead under
+// CI=true, where testdata/deps.sh installs them.
+func postfixPostmap(t testing.TB, typ string) (run func(stdin []byte, args ...string) ([]byte, error), conf string) {
+	t.Helper()
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...) + " (Debian: apt-get install postfix postfix-" + typ + ")"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	bin := "/usr/sbin/postmap"
+	if _, err := os.Stat(bin); err != nil {
+		unavailable("postmap not installed: %v", err)
+	}
+	conf = t.TempDir()
+	if err := os.WriteFile(filepath.Join(conf, "main.cf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run = func(stdin []byte, args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, append([]string{"-c", conf}, args...)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			err = fmt.Errorf("postmap %q: %w: %s", args, err, stderr.Bytes())
+		}
+		return out, err
+	}
+	types, err := exec.Command("/usr/sbin/postconf", "-c", conf, "-m").Output()
+	if err != nil {
+		unavailable("postconf -m: %v", err)
+	}
+	if !strings.Contains("\n"+string(types), "\n"+typ+"\n") {
+		unavailable("Postfix has no %s support", typ)
+	}
+	return run, conf
+}
+
+// genTable writes an n-entry postmap source to path and returns its keys as written and
+// some keys that are in no entry. Keys mix case and 8-bit bytes; about 2% repeat an
+// earlier key (in another case, with another value: postmap keeps the first); a few
+// values are long enough to need LMDB overflow pages.
+func genTable(t testing.TB, path string, n int, rng *rand.Rand) (keys, absent []string) {
+	t.Helper()
+	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@-_+=/"
+	randKey := func() string {
+		b := make([]byte, 1+rng.IntN(40))
+		for i := range b {
+			if rng.IntN(20) == 0 {
+				b[i] = byte(0x80 + rng.IntN(0x80))
+			} else {
+				b[i] = chars[rng.IntN(len(chars))]
+			}
+		}
+		return string(b)
+	}
+	longEvery := max(n/100, 3) // overflow values: ~1% of small tables, 100 in a million
+	if n >= 100_000 {
+		longEvery = n / 100
+	}
+	var src bufio.Writer
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Reset(f)
+	seen := map[string]bool{}
+	for i := range n {
+		var k string
+		if i > 0 && rng.IntN(50) == 0 {
+			k = keys[rng.IntN(len(keys))]
+			k = strings.ToUpper(k[:1]) + k[1:]
+		} else {
+			k = randKey()
+		}
+		if strings.ContainsAny(k[:1], "#") {
+			k = "x" + k
+		}
+		keys = append(keys, k)
+		seen[strings.ToLower(k)] = true
+		v := fmt.Sprintf("value%d/%s/", i, strings.ReplaceAll(randKey(), "=", "%"))
+		if i%longEvery == 1 {
+			v += strings.Repeat("L", 2000+rng.IntN(30000))
+		}
+		fmt.Fprintf(&src, "%s\t%s\n", k, v)
+	}
+	if err := src.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for len(absent) < min(n, 10_000) {
+		var k string
+		switch rng.IntN(3) {
+		case 0:
+			k = randKey()
+		case 1:
+			k = keys[rng.IntN(len(keys))] + "x"
+		default:
+			k = keys[rng.IntN(len(keys))]
+			k = k[:len(k)-1]
+		}
+		if k != "" && !seen[strings.ToLower(k)] && !strings.ContainsAny(k, " \t") {
+			absent = append(absent, k)
+		}
+	}
+	return keys, absent
+}
+
+// postmapAnswers asks "postmap -f -q - lmdb:path" every key at once (one process): -f
+// keeps each key as given, as virtual(8) asks its tables.
+func postmapAnswers(t testing.TB, run func([]byte, ...string) ([]byte, error), spec string, keys []string) map[string]string {
+	t.Helper()
+	var in bytes.Buffer
+	for _, k := range keys {
+		in.WriteString(k + "\n")
+	}
+	out, err := run(in.Bytes(), "-f", "-q", "-", spec)
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		t.Fatal(err)
+	}
+	return parseDump(t, out)
+}
+
+// parseDump reads postmap's "key<TAB>value" lines.
+func parseDump(t testing.TB, out []byte) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "\t")
+		if !ok {
+			t.Fatalf("postmap output line without a tab: %q", line)
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func lmdbSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("LMDB_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("LMDB_SEED=%d", seed)
+	return seed
+}
+
+// Every key of a generated table, and keys in no entry, get the same answer from
+// lookup's lmdb: reader as from Postfix's own postmap -q on the same file.
+func TestLMDBMatchesPostmap(t *testing.T) {
+	for _, tc := range []struct {
+		n     int
+		flags []string
+	}{
+		{10, nil},
+		{10, []string{"-n"}}, // keys and values without the trailing NUL
+		{10_000, nil},
+		{10_000, []string{"-n"}},
+	} {
+		t.Run(fmt.Sprintf("%d%s", tc.n, strings.Join(tc.flags, "")), func(t *testing.T) {
+			t.Parallel()
+			run, _ := postfixPostmap(t, "lmdb")
+			rng := rand.New(rand.NewPCG(lmdbSeed(t), 1))
+			path := filepath.Join(t.TempDir(), "vmailbox")
+			keys, absent := genTable(t, path, tc.n, rng)
+			if _, err := run(nil, append(tc.flags, "lmdb:"+path)...); err != nil {
+				t.Fatal(err)
+			}
+			var queries []string
+			for _, k := range keys {
+				queries = append(queries, k, strings.ToLower(k))
+			}
+			queries = append(queries, absent...)
+			want := postmapAnswers(t, run, "lmdb:"+path, queries)
+			tab, err := Open("lmdb:"+path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tab.Close()
+			hits := compareLookups(t, tab, queries, want)
+			if hits == 0 || hits == len(queries) {
+				t.Fatalf("%d hits of %d queries: the test checks nothing", hits, len(queries))
+			}
+		})
+	}
+}
+
+// compareLookups asks tab every query and compares with postmap's answers; it returns
+// the number of hits.
+func compareLookups(t testing.TB, tab Table, queries []string, want map[string]string) int {
+	t.Helper()
+	hits, bad := 0, 0
+	for _, q := range queries {
+		v, found, err := tab.Lookup(context.Background(), q)
+		if err != nil {
+			t.Fatalf("Lookup(%q): %v", q, err)
+		}
+		wv, wfound := want[q]
+		if found != wfound || v != wv {
+			bad++
+			if bad <= 10 {
+				t.Errorf("Lookup(%q) = %.60q, %v; postmap says %.60q, %v", q, v, found, wv, wfound)
+			}
+		}
+		if found {
+			hits++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d queries differ from postmap", bad, len(queries))
+	}
+	return hits
+}
+
+// A million entries: every entry that "postmap -s" lists, and 10,000 keys in no entry
+// asked through postmap -q, get postmap's answers. It takes 70-110 s on two busy cores
+// (generating the source ~13 s, postmap building the table ~20 s and dumping it ~7 s,
+// the million lookups ~30 s), too long for every run: it runs when
+// VDELIVER_LMDB_MILLION=1.
+func TestLMDBMillionMatchesPostmap(t *testing.T) {
+	if os.Getenv("VDELIVER_LMDB_MILLION") != "1" {
+		t.Skip("builds a 1,000,000-entry table with postmap; set VDELIVER_LMDB_MILLION=1 to run it")
+	}
+	t.Parallel()
+	run, _ := postfixPostmap(t, "lmdb")
+	rng := rand.New(rand.NewPCG(lmdbSeed(t), 2))
+	path := filepath.Join(t.TempDir(), "vmailbox")
+	start := time.Now()
+	_, absent := genTable(t, path, 1_000_000, rng)
+	t.Logf("generated in %v", time.Since(start))
+	start = time.Now()
+	if _, err := run(nil, "lmdb:"+path); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("postmap built it in %v", time.Since(start))
+	start = time.Now()
+	dump, err := run(nil, "-s", "lmdb:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("postmap -s dumped it in %v", time.Since(start))
+	defer func(start time.Time) { t.Logf("compared in %v", time.Since(start)) }(time.Now())
+	entries := parseDump(t, dump)
+	if len(entries) < 900_000 {
+		t.Fatalf("postmap -s lists %d entries", len(entries))
+	}
+	tab, err := Open("lmdb:"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	if hits := compareLookups(t, tab, keys, entries); hits != len(keys) {
+		t.Fatalf("%d hits for %d entries", hits, len(keys))
+	}
+	if hits := compareLookups(t, tab, absent, postmapAnswers(t, run, "lmdb:"+path, absent)); hits != 0 {
+		t.Fatalf("%d hits for absent keys", hits)
+	}
+}
