@@ -32,8 +32,8 @@ import (
 // with the hint to run postmap, so the message defers until the file exists.
 type NonBDB struct {
 	Level         string // non_bdb_migration_level
-	DatabaseType  string // default_database_type: what hash: becomes
-	CacheDBType   string // default_cache_db_type: what btree: becomes
+	DatabaseType  string // default_database_type: what hash: becomes; "" is hash
+	CacheDBType   string // default_cache_db_type: what btree: becomes; "" is btree
 	CustomMapping string // non_bdb_custom_mapping: a table spec, "" for none
 }
 
@@ -55,9 +55,14 @@ func (n *NonBDB) redirect(typ, name string, opt *Options) (string, error) {
 		return "", fmt.Errorf("non-Berkeley-DB type mapping lookup error for '%s:%s': %w", typ, name, err)
 	}
 	if !found {
+		// An unset parameter has Postfix's stock default, the legacy type itself, so
+		// that redirection without a type is the error it is in Postfix.
 		target = n.DatabaseType
 		if typ == "btree" {
 			target = n.CacheDBType
+		}
+		if target == "" {
+			target = typ
 		}
 	}
 	if target == "" || strings.IndexFunc(target, func(r rune) bool { return r > 0x7f || !isAlnum(byte(r)) }) >= 0 {
