@@ -291,3 +291,45 @@ func TestLMDBMillionMatchesPostmap(t *testing.T) {
 		t.Fatalf("%d hits for absent keys", hits)
 	}
 }
+
+// What one delivery pays for an lmdb: table of 100,000 entries: open, one lookup, close;
+// natively, and through "postmap -q" as before lmdb: was read natively.
+func BenchmarkLMDBOpenLookup100k(b *testing.B) {
+	run, conf := postfixPostmap(b, "lmdb")
+	path := filepath.Join(b.TempDir(), "vmailbox")
+	var src strings.Builder
+	for i := range 100_000 {
+		fmt.Fprintf(&src, "user%d@example%d.com example%d.com/user%d/\n", i, i%50, i%50, i)
+	}
+	if err := os.WriteFile(path, []byte(src.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := run(nil, "lmdb:"+path); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		open func() (Table, error)
+	}{
+		{"native", func() (Table, error) { return Open("lmdb:"+path, Options{}) }},
+		{"postmap", func() (Table, error) {
+			opt := Options{ConfigDir: conf}
+			return openPostmap("lmdb:"+path, "lmdb", path, "lmdb:"+path, &opt)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				tab, err := tc.open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				v, found, err := tab.Lookup(ctx, "user99999@example49.com")
+				if err != nil || !found || v != "example49.com/user99999/" {
+					b.Fatalf("lookup: %q %v %v", v, found, err)
+				}
+				tab.Close()
+			}
+		})
+	}
+}

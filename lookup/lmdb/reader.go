@@ -397,33 +397,41 @@ func (r *Reader) overflow(m meta, pgno uint64, size uint32) ([]byte, error) {
 	return v, nil
 }
 
-// meta reads both meta pages and returns the current one. Both come in one read when
-// the page size is as last seen.
+// meta reads both meta pages and returns the current one. Both come in one pread when
+// the page size is the one last seen (at first, 4096, Linux's).
 func (r *Reader) meta() (meta, error) {
-	psize := int64(r.pageSize)
+	psize := int(r.pageSize)
 	if psize == 0 {
-		psize = minPageSize
+		psize = 4096
 	}
-	if int64(cap(r.metaBuf)) < psize+pageHeader+metaSize {
-		r.metaBuf = make([]byte, psize+pageHeader+metaSize)
+	const size = pageHeader + metaSize
+	if cap(r.metaBuf) < psize+size {
+		r.metaBuf = make([]byte, psize+size)
 	}
-	b := r.metaBuf[:psize+pageHeader+metaSize]
-	if err := r.readAt(b, 0); err != nil {
-		return meta{}, r.wrap(err)
+	b := r.metaBuf[:psize+size]
+	// A short read is fine as long as page 0's meta is whole: a file with smaller
+	// pages may be shorter than the guess.
+	n, err := r.f.ReadAt(b, 0)
+	if n < size {
+		if err == io.EOF {
+			return meta{}, r.wrap(fmt.Errorf("%w: file ends inside the first meta page (%d bytes)", ErrFormat, n))
+		}
+		return meta{}, fmt.Errorf("lmdb: %w", err)
 	}
-	m0, err := parseMeta(b)
+	m0, err := parseMeta(b[:size])
 	if err != nil {
 		return meta{}, r.wrap(fmt.Errorf("meta page 0: %w", err))
 	}
 	// liblmdb reads page 1 at the page size page 0 gives, and keeps that page size.
-	if int64(m0.pageSize) != psize {
-		r.pageSize = m0.pageSize
-		b = b[:pageHeader+metaSize]
-		if err := r.readAt(b, int64(m0.pageSize)); err != nil {
+	r.pageSize = m0.pageSize
+	off := int(m0.pageSize)
+	if off+size <= n {
+		b = b[off : off+size]
+	} else {
+		b = b[:size]
+		if err := r.readAt(b, int64(off)); err != nil {
 			return meta{}, r.wrap(err)
 		}
-	} else {
-		b = b[psize:]
 	}
 	m1, err := parseMeta(b)
 	if err != nil {
