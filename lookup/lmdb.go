@@ -50,6 +50,10 @@ func (t *lmdbTable) Lookup(ctx context.Context, key string) (string, bool, error
 		}
 	}
 	if try&tryNoNul != 0 {
+		if key == "" {
+			// liblmdb refuses a zero-length key, and Postfix's lookup then fails.
+			return "", false, errors.New("empty key: liblmdb refuses it (MDB_BAD_VALSIZE), and so does Postfix")
+		}
 		v, ok, err := t.r.Get([]byte(key))
 		if err != nil {
 			return "", false, err

@@ -333,3 +333,31 @@ func BenchmarkLMDBOpenLookup100k(b *testing.B) {
 		})
 	}
 }
+
+// The empty key: liblmdb refuses a zero-length key, so once the key+NUL form has missed,
+// Postfix's lookup fails ("fatal: error reading ... MDB_BAD_VALSIZE"); so does Lookup.
+func TestLMDBEmptyKey(t *testing.T) {
+	run, _ := postfixPostmap(t, "lmdb")
+	path := filepath.Join(t.TempDir(), "t")
+	if err := os.WriteFile(path, []byte("a b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{nil, {"-n"}} {
+		if _, err := run(nil, append(flags, "lmdb:"+path)...); err != nil {
+			t.Fatal(err)
+		}
+		_, perr := run(nil, "-f", "-q", "", "lmdb:"+path)
+		tab, err := Open("lmdb:"+path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, found, err := tab.Lookup(context.Background(), "")
+		tab.Close()
+		if perr == nil || !strings.Contains(perr.Error(), "MDB_BAD_VALSIZE") {
+			t.Fatalf("postmap %v -q '': %v", flags, perr)
+		}
+		if err == nil || !strings.Contains(err.Error(), "MDB_BAD_VALSIZE") {
+			t.Errorf("%v: Lookup(\"\") = %q, %v, %v; want an error as postmap's", flags, v, found, err)
+		}
+	}
+}
