@@ -244,10 +244,10 @@ func compareLookups(t testing.TB, tab Table, queries []string, want map[string]s
 }
 
 // A million entries: every entry that "postmap -s" lists, and 10,000 keys in no entry
-// asked through postmap -q, get postmap's answers. It takes 70-110 s on two busy cores
-// (generating the source ~13 s, postmap building the table ~20 s and dumping it ~7 s,
-// the million lookups ~30 s), too long for every run: it runs when
-// VDELIVER_LMDB_MILLION=1.
+// asked through postmap -q, get postmap's answers. It takes 45 s of CPU and 70-140 s on
+// two shared cores (load average 11-20): generating the source 13-21 s, postmap building
+// the table 20-39 s and dumping it 7-16 s, the million lookups 30-63 s. Too long for
+// every run: it runs when VDELIVER_LMDB_MILLION=1.
 func TestLMDBMillionMatchesPostmap(t *testing.T) {
 	if os.Getenv("VDELIVER_LMDB_MILLION") != "1" {
 		t.Skip("builds a 1,000,000-entry table with postmap; set VDELIVER_LMDB_MILLION=1 to run it")
