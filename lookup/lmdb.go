@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sync/atomic"
+	"time"
 
 	"vdeliver/lookup/lmdb"
 )
@@ -22,13 +24,18 @@ type lmdbTable struct {
 // openLMDB opens name+".lmdb". spec is the table as configured, which differs from
 // "lmdb:"+name for a hash: or btree: table that Postfix's non-Berkeley-DB migration
 // redirects here.
-func openLMDB(spec, name string) (Table, error) {
+func openLMDB(spec, name string, opt *Options) (Table, error) {
 	r, err := lmdb.Open(name + ".lmdb")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("table %s: %w (run \"postmap lmdb:%s\")", spec, err, name)
 		}
 		return nil, fmt.Errorf("table %s: %w", spec, err)
+	}
+	// dict_lmdb_open's warning, in whole seconds as there, with its grace time: a
+	// source edited in the last 100 seconds may be being postmapped right now.
+	if fi, err := os.Stat(name); err == nil && fi.ModTime().Unix() > r.ModTime().Unix() && fi.ModTime().Unix() < time.Now().Unix()-100 {
+		opt.warnf("database %s.lmdb is older than source file %s", name, name)
 	}
 	t := &lmdbTable{base: base{name: spec, fixed: true}, r: r}
 	t.try.Store(tryNul | tryNoNul)

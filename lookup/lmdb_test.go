@@ -361,3 +361,49 @@ func TestLMDBEmptyKey(t *testing.T) {
 		}
 	}
 }
+
+// Postfix's dict_lmdb warns when the source is newer than the .lmdb, unless the source
+// changed in the last 100 seconds; so does Open.
+func TestLMDBOlderThanSource(t *testing.T) {
+	run, _ := postfixPostmap(t, "lmdb")
+	path := filepath.Join(t.TempDir(), "vmailbox")
+	if err := os.WriteFile(path, []byte("a b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(nil, "lmdb:"+path); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name      string
+		src, lmdb time.Duration // ages
+		warn      bool
+	}{
+		{"source edited after postmap", 200 * time.Second, 300 * time.Second, true},
+		{"source edited seconds ago", 50 * time.Second, 300 * time.Second, false},
+		{"postmap after the edit", 300 * time.Second, 200 * time.Second, false},
+		{"same second", 300 * time.Second, 300 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.Chtimes(path, now, now.Add(-tc.src)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(path+".lmdb", now, now.Add(-tc.lmdb)); err != nil {
+				t.Fatal(err)
+			}
+			var warnings []string
+			tab, err := Open("lmdb:"+path, Options{Warn: func(s string) { warnings = append(warnings, s) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tab.Close()
+			want := []string(nil)
+			if tc.warn {
+				want = []string{"database " + path + ".lmdb is older than source file " + path}
+			}
+			if strings.Join(warnings, "\n") != strings.Join(want, "\n") {
+				t.Errorf("warnings %q; want %q", warnings, want)
+			}
+		})
+	}
+}

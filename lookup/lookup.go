@@ -123,7 +123,7 @@ func Open(spec string, opt Options) (Table, error) {
 	case "cdb":
 		t, err = openCDB(spec, name)
 	case "lmdb":
-		t, err = openLMDB(spec, name)
+		t, err = openLMDB(spec, name, &opt)
 	case "tcp", "socketmap", "memcache":
 		// SPEC §1: these carry unauthenticated data (DICT_FLAG_NO_UNAUTH); a table
 		// server on the network must not decide where mail is written.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -249,6 +250,7 @@ type Reader struct {
 	// snapshot, so they stay valid while the meta pages name that snapshot.
 	cached   meta
 	branches map[uint64]page
+	modTime  time.Time
 }
 
 // maxCachedBranches bounds the branch cache: 1024 pages, 4 MiB with 4 KiB pages, every
@@ -283,6 +285,7 @@ func (r *Reader) init() error {
 	if !fi.Mode().IsRegular() {
 		return r.wrap(fmt.Errorf("%w: not a regular file (%s)", ErrFormat, fi.Mode().Type()))
 	}
+	r.modTime = fi.ModTime()
 	if err := r.lock(); err != nil {
 		return err
 	}
@@ -485,6 +488,9 @@ func (r *Reader) wrap(err error) error {
 	}
 	return err
 }
+
+// ModTime is the file's modification time when it was opened.
+func (r *Reader) ModTime() time.Time { return r.modTime }
 
 // Close closes the file.
 func (r *Reader) Close() error { return r.f.Close() }
