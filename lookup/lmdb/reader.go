@@ -81,6 +81,8 @@ func parseMeta(b []byte) (meta, error) {
 			return m, fmt.Errorf("%w: written on a big-endian machine", ErrUnsupported)
 		case le32(b[12:]) == magic:
 			return m, fmt.Errorf("%w: written by a 32-bit liblmdb", ErrUnsupported)
+		case binary.BigEndian.Uint32(b[12:]) == magic:
+			return m, fmt.Errorf("%w: written by a 32-bit liblmdb on a big-endian machine", ErrUnsupported)
 		}
 		return m, fmt.Errorf("%w: no LMDB magic number", ErrFormat)
 	}

@@ -158,6 +158,7 @@ func TestHostileFiles(t *testing.T) {
 		{"bad magic page 1", "small", func(b []byte) []byte { b[meta1+16] ^= 1; return b }, "", ErrFormat, "meta page 1"},
 		{"big-endian", "small", func(b []byte) []byte { binary.BigEndian.PutUint32(b[16:], magic); return b }, "", ErrUnsupported, "big-endian"},
 		{"32-bit", "small", func(b []byte) []byte { put32(b, 16, 0); put32(b, 12, magic); return b }, "", ErrUnsupported, "32-bit"},
+		{"32-bit big-endian", "small", func(b []byte) []byte { put32(b, 16, 0); binary.BigEndian.PutUint32(b[12:], magic); return b }, "", ErrUnsupported, "32-bit liblmdb on a big-endian"},
 		{"dev version", "small", func(b []byte) []byte { put32(b, meta1+versionOff, 999); return b }, "", ErrUnsupported, "version 999"},
 		{"not a meta page", "small", func(b []byte) []byte { put16(b, 10, pLeaf); return b }, "", ErrFormat, "flags"},
 		{"page size 1000", "small", func(b []byte) []byte { put32(b, psizeOff, 1000); return b }, "", ErrFormat, "page size 1000"},
