@@ -189,6 +189,7 @@ var domainParams = []string{"virtual_mailbox_domains", "virtual_alias_domains", 
 // openTables opens every table the configuration names, once, collecting what lookup
 // warns about while reading it.
 func (c *checker) openTables() {
+	nonBDB := c.nonBDB()
 	use := func(param, spec string) {
 		if _, ok := c.tables[spec]; ok {
 			return
@@ -221,7 +222,7 @@ func (c *checker) openTables() {
 			t.source = t.name + "." + t.typ
 		}
 		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
-		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: c.nonBDB(),
+		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB,
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
 			t.entries, _ = readEntries(t.name)
