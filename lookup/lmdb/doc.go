@@ -53,14 +53,19 @@
 //
 // # Reading
 //
-// Each Get reads the current meta page again and walks down from its root with pread,
-// one page at a time: nothing is mapped and nothing is read ahead, so opening costs two
-// small reads whatever the size of the table, and a file truncated while open gives an
-// error rather than a SIGBUS (which a read-only mmap would). Postfix opens its lmdb
-// files with MDB_NOLOCK and guards every read with a shared fcntl lock on the file,
-// which postmap's exclusive lock excludes while it rewrites the file in place; Get does
-// the same (an open-file-description lock, which conflicts with postmap's), so it never
-// reads pages postmap is reusing.
+// Each Get reads both meta pages again (one pread) and walks down from the current
+// root with pread, one page at a time: nothing is mapped and nothing is read ahead, so
+// opening costs one small read whatever the size of the table, and a file truncated
+// while open gives an error rather than a SIGBUS (which a read-only mmap would). Branch
+// pages are kept (at most 1024) while the meta pages name the same snapshot: liblmdb
+// never writes over a page of the last committed snapshot, so a lookup in a
+// 1,000,000-entry table reads the meta pages and one leaf page.
+//
+// Postfix opens its lmdb files with MDB_NOLOCK and guards every read with a shared
+// fcntl lock on the file, which postmap's exclusive lock excludes while it rewrites the
+// file in place (pages of older snapshots are reused at once, as no reader table
+// protects them); Get does the same, with an open-file-description lock, which
+// conflicts with postmap's, so it never reads pages postmap is reusing.
 //
 // # Bounds
 //
