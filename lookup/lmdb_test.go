@@ -16,11 +16,11 @@ import (
 	"time"
 )
 
-// postfixPostmap returns a function running Debian's postmap with -c and a scratch
+// postmapForLMDB returns a function running Debian's postmap with -c and a scratch
 // main.cf (the machine need not be configured for mail), for a test that compares with
 // it. It skips when postmap or its lmdb support is missing, and fails instead under
 // CI=true, where testdata/deps.sh installs them.
-func postfixPostmap(t testing.TB, typ string) (run func(stdin []byte, args ...string) ([]byte, error), conf string) {
+func postmapForLMDB(t testing.TB, typ string) (run func(stdin []byte, args ...string) ([]byte, error), conf string) {
 	t.Helper()
 	unavailable := func(format string, args ...any) {
 		t.Helper()
@@ -59,11 +59,11 @@ func postfixPostmap(t testing.TB, typ string) (run func(stdin []byte, args ...st
 	return run, conf
 }
 
-// genTable writes an n-entry postmap source to path and returns its keys as written and
+// genLMDBSource writes an n-entry postmap source to path and returns its keys as written and
 // some keys that are in no entry. Keys mix case and 8-bit bytes; about 2% repeat an
 // earlier key (in another case, with another value: postmap keeps the first); a few
 // values are long enough to need LMDB overflow pages.
-func genTable(t testing.TB, path string, n int, rng *rand.Rand) (keys, absent []string) {
+func genLMDBSource(t testing.TB, path string, n int, rng *rand.Rand) (keys, absent []string) {
 	t.Helper()
 	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@-_+=/"
 	randKey := func() string {
@@ -131,9 +131,9 @@ func genTable(t testing.TB, path string, n int, rng *rand.Rand) (keys, absent []
 	return keys, absent
 }
 
-// postmapAnswers asks "postmap -f -q - lmdb:path" every key at once (one process): -f
+// lmdbPostmapAnswers asks "postmap -f -q - lmdb:path" every key at once (one process): -f
 // keeps each key as given, as virtual(8) asks its tables.
-func postmapAnswers(t testing.TB, run func([]byte, ...string) ([]byte, error), spec string, keys []string) map[string]string {
+func lmdbPostmapAnswers(t testing.TB, run func([]byte, ...string) ([]byte, error), spec string, keys []string) map[string]string {
 	t.Helper()
 	var in bytes.Buffer
 	for _, k := range keys {
@@ -144,11 +144,11 @@ func postmapAnswers(t testing.TB, run func([]byte, ...string) ([]byte, error), s
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 		t.Fatal(err)
 	}
-	return parseDump(t, out)
+	return parseLMDBDump(t, out)
 }
 
-// parseDump reads postmap's "key<TAB>value" lines.
-func parseDump(t testing.TB, out []byte) map[string]string {
+// parseLMDBDump reads postmap's "key<TAB>value" lines.
+func parseLMDBDump(t testing.TB, out []byte) map[string]string {
 	t.Helper()
 	m := map[string]string{}
 	for line := range strings.SplitSeq(strings.TrimSuffix(string(out), "\n"), "\n") {
@@ -190,10 +190,10 @@ func TestLMDBMatchesPostmap(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d%s", tc.n, strings.Join(tc.flags, "")), func(t *testing.T) {
 			t.Parallel()
-			run, _ := postfixPostmap(t, "lmdb")
+			run, _ := postmapForLMDB(t, "lmdb")
 			rng := rand.New(rand.NewPCG(lmdbSeed(t), 1))
 			path := filepath.Join(t.TempDir(), "vmailbox")
-			keys, absent := genTable(t, path, tc.n, rng)
+			keys, absent := genLMDBSource(t, path, tc.n, rng)
 			if _, err := run(nil, append(tc.flags, "lmdb:"+path)...); err != nil {
 				t.Fatal(err)
 			}
@@ -202,13 +202,13 @@ func TestLMDBMatchesPostmap(t *testing.T) {
 				queries = append(queries, k, strings.ToLower(k))
 			}
 			queries = append(queries, absent...)
-			want := postmapAnswers(t, run, "lmdb:"+path, queries)
+			want := lmdbPostmapAnswers(t, run, "lmdb:"+path, queries)
 			tab, err := Open("lmdb:"+path, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tab.Close()
-			hits := compareLookups(t, tab, queries, want)
+			hits := compareLMDBLookups(t, tab, queries, want)
 			if hits == 0 || hits == len(queries) {
 				t.Fatalf("%d hits of %d queries: the test checks nothing", hits, len(queries))
 			}
@@ -216,9 +216,9 @@ func TestLMDBMatchesPostmap(t *testing.T) {
 	}
 }
 
-// compareLookups asks tab every query and compares with postmap's answers; it returns
+// compareLMDBLookups asks tab every query and compares with postmap's answers; it returns
 // the number of hits.
-func compareLookups(t testing.TB, tab Table, queries []string, want map[string]string) int {
+func compareLMDBLookups(t testing.TB, tab Table, queries []string, want map[string]string) int {
 	t.Helper()
 	hits, bad := 0, 0
 	for _, q := range queries {
@@ -253,11 +253,11 @@ func TestLMDBMillionMatchesPostmap(t *testing.T) {
 		t.Skip("builds a 1,000,000-entry table with postmap; set VDELIVER_LMDB_MILLION=1 to run it")
 	}
 	t.Parallel()
-	run, _ := postfixPostmap(t, "lmdb")
+	run, _ := postmapForLMDB(t, "lmdb")
 	rng := rand.New(rand.NewPCG(lmdbSeed(t), 2))
 	path := filepath.Join(t.TempDir(), "vmailbox")
 	start := time.Now()
-	_, absent := genTable(t, path, 1_000_000, rng)
+	_, absent := genLMDBSource(t, path, 1_000_000, rng)
 	t.Logf("generated in %v", time.Since(start))
 	start = time.Now()
 	if _, err := run(nil, "lmdb:"+path); err != nil {
@@ -271,7 +271,7 @@ func TestLMDBMillionMatchesPostmap(t *testing.T) {
 	}
 	t.Logf("postmap -s dumped it in %v", time.Since(start))
 	defer func(start time.Time) { t.Logf("compared in %v", time.Since(start)) }(time.Now())
-	entries := parseDump(t, dump)
+	entries := parseLMDBDump(t, dump)
 	if len(entries) < 900_000 {
 		t.Fatalf("postmap -s lists %d entries", len(entries))
 	}
@@ -284,10 +284,10 @@ func TestLMDBMillionMatchesPostmap(t *testing.T) {
 	for k := range entries {
 		keys = append(keys, k)
 	}
-	if hits := compareLookups(t, tab, keys, entries); hits != len(keys) {
+	if hits := compareLMDBLookups(t, tab, keys, entries); hits != len(keys) {
 		t.Fatalf("%d hits for %d entries", hits, len(keys))
 	}
-	if hits := compareLookups(t, tab, absent, postmapAnswers(t, run, "lmdb:"+path, absent)); hits != 0 {
+	if hits := compareLMDBLookups(t, tab, absent, lmdbPostmapAnswers(t, run, "lmdb:"+path, absent)); hits != 0 {
 		t.Fatalf("%d hits for absent keys", hits)
 	}
 }
@@ -295,7 +295,7 @@ func TestLMDBMillionMatchesPostmap(t *testing.T) {
 // What one delivery pays for an lmdb: table of 100,000 entries: open, one lookup, close;
 // natively, and through "postmap -q" as before lmdb: was read natively.
 func BenchmarkLMDBOpenLookup100k(b *testing.B) {
-	run, conf := postfixPostmap(b, "lmdb")
+	run, conf := postmapForLMDB(b, "lmdb")
 	path := filepath.Join(b.TempDir(), "vmailbox")
 	var src strings.Builder
 	for i := range 100_000 {
@@ -337,7 +337,7 @@ func BenchmarkLMDBOpenLookup100k(b *testing.B) {
 // The empty key: liblmdb refuses a zero-length key, so once the key+NUL form has missed,
 // Postfix's lookup fails ("fatal: error reading ... MDB_BAD_VALSIZE"); so does Lookup.
 func TestLMDBEmptyKey(t *testing.T) {
-	run, _ := postfixPostmap(t, "lmdb")
+	run, _ := postmapForLMDB(t, "lmdb")
 	path := filepath.Join(t.TempDir(), "t")
 	if err := os.WriteFile(path, []byte("a b\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -365,7 +365,7 @@ func TestLMDBEmptyKey(t *testing.T) {
 // Postfix's dict_lmdb warns when the source is newer than the .lmdb, unless the source
 // changed in the last 100 seconds; so does Open.
 func TestLMDBOlderThanSource(t *testing.T) {
-	run, _ := postfixPostmap(t, "lmdb")
+	run, _ := postmapForLMDB(t, "lmdb")
 	path := filepath.Join(t.TempDir(), "vmailbox")
 	if err := os.WriteFile(path, []byte("a b\n"), 0o644); err != nil {
 		t.Fatal(err)

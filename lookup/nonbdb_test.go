@@ -13,7 +13,7 @@ import (
 // real postmap (Debian's 3.7 has no redirection of its own, so its answers come from
 // the lmdb:/cdb: names the redirection leads to).
 func TestNonBDBRedirect(t *testing.T) {
-	run, _ := postfixPostmap(t, "lmdb")
+	run, _ := postmapForLMDB(t, "lmdb")
 	if _, err := run(nil, "-q", "x", "cdb:/nonexistent"); err != nil && strings.Contains(err.Error(), "unsupported dictionary type") {
 		t.Skip("Postfix has no cdb support (apt-get install postfix-cdb)")
 	}
