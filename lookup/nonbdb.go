@@ -16,8 +16,8 @@ import (
 // nbdb_redirect.c:
 //
 //   - Level "" or "disable": no redirection. "enable-redirect" and "enable-reindex"
-//     redirect hash: and btree:, and nothing else; any other level is an error (Postfix
-//     programs refuse to start).
+//     redirect hash: and btree:, and nothing else; level names ignore case; any other
+//     level is an error (Postfix programs refuse to start).
 //   - The type is, in order: CustomMapping's answer for "hash:NAME" (btree:NAME), then
 //     its answer for "hash" ("btree"); else DatabaseType for hash:, CacheDBType for
 //     btree:. The custom mapping is asked with the key folded to lower case (Postfix
@@ -43,7 +43,8 @@ var customMappingTypes = map[string]bool{"cdb": true, "lmdb": true, "inline": tr
 
 // redirect returns the type Postfix programs open for typ:name (typ hash or btree).
 func (n *NonBDB) redirect(typ, name string, opt *Options) (string, error) {
-	switch n.Level {
+	// Postfix's name_code: level names are case-insensitive.
+	switch strings.ToLower(n.Level) {
 	case "", "disable":
 		return typ, nil
 	case "enable-redirect", "enable-reindex":

@@ -54,6 +54,7 @@ func TestNonBDBRedirect(t *testing.T) {
 		{"disabled: hash stays Berkeley DB", "hash:" + onlyLMDB, NonBDB{Level: "disable", DatabaseType: "lmdb"}, "", "lmdbonly"},
 		{"no level: hash stays Berkeley DB", "hash:" + onlyLMDB, NonBDB{DatabaseType: "lmdb"}, "", "lmdbonly"},
 		{"redirect hash to lmdb", "hash:" + both, NonBDB{Level: "enable-redirect", DatabaseType: "lmdb", CacheDBType: "cdb"}, "lmdb-file/", ""},
+		{"level names ignore case", "hash:" + both, NonBDB{Level: "Enable-Redirect", DatabaseType: "lmdb"}, "lmdb-file/", ""},
 		{"reindex level redirects too", "hash:" + both, NonBDB{Level: "enable-reindex", DatabaseType: "lmdb"}, "lmdb-file/", ""},
 		{"redirect hash to cdb", "hash:" + both, NonBDB{Level: "enable-redirect", DatabaseType: "cdb", CacheDBType: "lmdb"}, "cdb-file/", ""},
 		{"redirect btree to the cache type", "btree:" + both, NonBDB{Level: "enable-redirect", DatabaseType: "lmdb", CacheDBType: "cdb"}, "cdb-file/", ""},
