@@ -57,7 +57,7 @@
 // root with pread, one page at a time: nothing is mapped and nothing is read ahead, so
 // opening costs one small read whatever the size of the table, and a file truncated
 // while open gives an error rather than a SIGBUS (which a read-only mmap would). Branch
-// pages are kept (at most 1024) while the meta pages name the same snapshot: liblmdb
+// pages are kept (at most 4 MiB) while the meta pages name the same snapshot: liblmdb
 // never writes over a page of the last committed snapshot, so a lookup in a
 // 1,000,000-entry table reads the meta pages and one leaf page.
 //

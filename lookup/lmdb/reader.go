@@ -255,10 +255,10 @@ type Reader struct {
 	modTime  time.Time
 }
 
-// maxCachedBranches bounds the branch cache: 1024 pages, 4 MiB with 4 KiB pages, every
-// branch page of a table with about two million entries (postmap's 1,000,000-entry
-// table with short keys has 408).
-const maxCachedBranches = 1024
+// maxCachedBytes bounds the branch cache: 4 MiB, 1024 pages of 4 KiB, every branch page
+// of a table with about two million entries (postmap's 1,000,000-entry table with short
+// keys has 408).
+const maxCachedBytes = 4 << 20
 
 // Open opens the LMDB file at path and checks its meta pages. It does not read the tree.
 //
@@ -342,7 +342,7 @@ func (r *Reader) get(m meta, key []byte) ([]byte, bool, error) {
 			if p, err = parsePage(buf, pgno); err != nil {
 				return nil, false, err
 			}
-			if !p.leaf && len(r.branches) < maxCachedBranches {
+			if !p.leaf && len(r.branches) < maxCachedBytes/len(buf) {
 				p.b = bytes.Clone(p.b)
 				r.branches[pgno] = p
 			}
