@@ -170,6 +170,16 @@ func (c *checker) get(param string) string {
 	return v
 }
 
+// nonBDB is Postfix 3.11's non-Berkeley-DB migration as main.cf sets it.
+func (c *checker) nonBDB() lookup.NonBDB {
+	return lookup.NonBDB{
+		Level:         c.get("non_bdb_migration_level"),
+		DatabaseType:  c.get("default_database_type"),
+		CacheDBType:   c.get("default_cache_db_type"),
+		CustomMapping: c.get("non_bdb_custom_mapping"),
+	}
+}
+
 // tableParams are the parameters whose every element is a table.
 var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_alias_maps"}
 
@@ -179,6 +189,7 @@ var domainParams = []string{"virtual_mailbox_domains", "virtual_alias_domains", 
 // openTables opens every table the configuration names, once, collecting what lookup
 // warns about while reading it.
 func (c *checker) openTables() {
+	nonBDB := c.nonBDB()
 	use := func(param, spec string) {
 		if _, ok := c.tables[spec]; ok {
 			return
@@ -211,7 +222,7 @@ func (c *checker) openTables() {
 			t.source = t.name + "." + t.typ
 		}
 		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
-		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(),
+		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB,
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
 			t.entries, _ = readEntries(t.name)

@@ -43,6 +43,9 @@ type Settings struct {
 	// postmap(1) can read are asked with "postmap -c ConfigDir", so that postmap reads the
 	// same main.cf as the delivery, never /etc/postfix's by default.
 	ConfigDir string
+	// NonBDB is Postfix 3.11's non-Berkeley-DB migration: which files hash: and btree:
+	// tables are read from.
+	NonBDB lookup.NonBDB
 
 	// Virtual alias expansion (alias.go). The tables are opened on first use, so a
 	// delivery with expansion off never depends on them.
@@ -143,6 +146,12 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.AliasLengthLimit = int(integer("virtual_alias_address_length_limit"))
 	s.PropagateExtension = propagatesVirtual(get("propagate_unmatched_extensions"))
 	s.QueueLifetime = duration("maximal_queue_lifetime")
+	s.NonBDB = lookup.NonBDB{
+		Level:         get("non_bdb_migration_level"),
+		DatabaseType:  get("default_database_type"),
+		CacheDBType:   get("default_cache_db_type"),
+		CustomMapping: get("non_bdb_custom_mapping"),
+	}
 	mailboxMaps := get("virtual_mailbox_maps")
 	uidMaps := get("virtual_uid_maps")
 	gidMaps := get("virtual_gid_maps")
@@ -177,7 +186,7 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	}
 	// Table results are paths and ids: virtual(8) opens them paranoid, so a regexp rule
 	// cannot paste parts of an attacker-chosen address into a path.
-	opt := lookup.Options{Paranoid: true, Warn: warn, ConfigDir: s.ConfigDir}
+	opt := lookup.Options{Paranoid: true, Warn: warn, ConfigDir: s.ConfigDir, NonBDB: s.NonBDB}
 	open := func(name, list string) *lookup.Maps {
 		if err != nil {
 			return nil

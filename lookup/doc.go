@@ -15,6 +15,9 @@
 //	                   lookup fail, as for a Postfix daemon
 //	cdb:/f             the cdb file /f.cdb; keys tried with and without a trailing NUL,
 //	                   the form that works is remembered
+//	lmdb:/f            the LMDB file /f.lmdb (package lmdb: read-only, pread, under
+//	                   Postfix's shared fcntl lock); keys tried as for cdb; a missing
+//	                   file's error says to run "postmap lmdb:/f"
 //	static:v           v for every key; static:{ v } strips the braces and the
 //	                   whitespace inside them
 //	inline:{k=v, ...}  elements separated by commas/whitespace, "{ k = v, w }" for a value
@@ -23,10 +26,14 @@
 //	proxy:T            opens T (virtual(8) strips proxy: too)
 //	tcp:, socketmap:, memcache:
 //	                   always refused (ErrUnsupported): unauthenticated data
-//	anything else      lmdb, dbm, sdbm, cidr, mysql, pgsql, sqlite, ldap, ...: looked up
+//	anything else      dbm, sdbm, cidr, mysql, pgsql, sqlite, ldap, ...: looked up
 //	                   through Postfix's "postmap -f -q KEY type:name", one process per
 //	                   query (slow: milliseconds each); without postmap(1) Open fails with
 //	                   ErrUnsupported
+//
+// With Options.NonBDB set from main.cf, hash: and btree: are first redirected as
+// Postfix 3.11's non-Berkeley-DB migration does (see NonBDB): hash:/f may be read as
+// lmdb:/f or cdb:/f, keeping its name.
 //
 // Lookups never fold the key: callers fold addresses first, as virtual(8) does. Folding
 // (of source keys here, of addresses by callers) is strings.ToLower; Postfix with

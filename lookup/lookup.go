@@ -34,6 +34,12 @@ type Options struct {
 	// ConfigDir is passed to postmap(1) as -c when a table type is looked up through
 	// Postfix's own postmap; "" leaves postmap's default ($MAIL_CONFIG, /etc/postfix).
 	ConfigDir string
+	// NonBDB is Postfix 3.11's redirection of hash: and btree: to other types.
+	NonBDB NonBDB
+
+	// foldFixed is Postfix's DICT_FLAG_FOLD_FIX, for the tables Open opens itself:
+	// keys of an inline: table are folded to lower case as it is built.
+	foldFixed bool
 }
 
 func (o *Options) warnf(format string, args ...any) {
@@ -94,6 +100,12 @@ func Open(spec string, opt Options) (Table, error) {
 			return nil, fmt.Errorf("table %q: %w", spec, err)
 		}
 	}
+	if typ == "hash" || typ == "btree" {
+		if typ, err = opt.NonBDB.redirect(typ, name, &opt); err != nil {
+			return nil, fmt.Errorf("table %s: %w", spec, err)
+		}
+		inner = typ + ":" + name
+	}
 	var t Table
 	switch typ {
 	case "hash", "btree":
@@ -103,13 +115,15 @@ func Open(spec string, opt Options) (Table, error) {
 	case "static":
 		t, err = openStatic(spec, name)
 	case "inline":
-		t, err = openInline(spec, name)
+		t, err = openInline(spec, name, opt.foldFixed)
 	case "regexp":
 		t, err = openRegexp(spec, name, false, &opt)
 	case "pcre":
 		t, err = openRegexp(spec, name, true, &opt)
 	case "cdb":
 		t, err = openCDB(spec, name)
+	case "lmdb":
+		t, err = openLMDB(spec, name, &opt)
 	case "tcp", "socketmap", "memcache":
 		// SPEC §1: these carry unauthenticated data (DICT_FLAG_NO_UNAUTH); a table
 		// server on the network must not decide where mail is written.

@@ -192,9 +192,9 @@ func TestUnsupportedWithoutPostmap(t *testing.T) {
 	old := findPostmap
 	t.Cleanup(func() { findPostmap = old })
 	findPostmap = func() (string, error) { return "", exec.ErrNotFound }
-	_, err := Open("lmdb:/etc/postfix/vmailbox", Options{})
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "lmdb") {
-		t.Errorf("Open(lmdb:) without postmap = %v, want ErrUnsupported naming lmdb", err)
+	_, err := Open("sqlite:/etc/postfix/vmailbox.cf", Options{})
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "sqlite") {
+		t.Errorf("Open(sqlite:) without postmap = %v, want ErrUnsupported naming sqlite", err)
 	}
 }
 

@@ -72,7 +72,7 @@ func (t *inlineTable) Lookup(ctx context.Context, key string) (string, bool, err
 	return v, ok, nil
 }
 
-func openInline(spec, name string) (Table, error) {
+func openInline(spec, name string, fold bool) (Table, error) {
 	fail := func(why string) (Table, error) {
 		return nil, fmt.Errorf("table %s: %s; need \"inline:{name=value...}\": %w", spec, why, ErrSyntax)
 	}
@@ -98,6 +98,9 @@ func openInline(spec, name string) (Table, error) {
 		k, v, err := splitNameval(tok)
 		if err != nil {
 			return fail(err.Error())
+		}
+		if fold {
+			k = strings.ToLower(k)
 		}
 		// No duplicate check in dict_inline.c: the last value wins.
 		m[k] = v

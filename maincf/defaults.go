@@ -17,6 +17,7 @@ var staticDefaults = []struct{ name, value string }{
 	{"bounce_queue_lifetime", "5d"},
 	{"command_time_limit", "1000s"},
 	{"compatibility_level", "0"},
+	{"default_database_type", "hash"},
 	{"default_delivery_status_filter", ""},
 	{"default_destination_concurrency_limit", "20"},
 	{"default_destination_recipient_limit", "50"},

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, when they are missing:
-# Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre, dotlockfile and
+# Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre/-lmdb, dotlockfile and
 # flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler.
 set -euo pipefail
 need=()
 command -v postmap >/dev/null || need+=(postfix)
 [ -e /usr/lib/postfix/postfix-cdb.so ] || need+=(postfix-cdb)
 [ -e /usr/lib/postfix/postfix-pcre.so ] || need+=(postfix-pcre)
+[ -e /usr/lib/postfix/postfix-lmdb.so ] || need+=(postfix-lmdb)   # lmdb: cross-checks
 command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
 command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
