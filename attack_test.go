@@ -37,6 +37,7 @@ func init() {
 	scriptCmds["setenvx"] = cmdSetenvx
 	scriptCmds["hardlink"] = cmdHardlink
 	scriptCmds["waitopen"] = cmdWaitOpen
+	scriptCmds["attempt"] = cmdAttempt
 
 	// A copy of this test binary installed as <dir>/setuid-bin/vdeliver stands in for an
 	// installed vdeliver; its compiled-in configuration directory is <dir>/etc (a real
@@ -155,6 +156,29 @@ func scriptSkip(rel string) bool {
 
 var snapshots sync.Map // *testscript.TestScript -> map[string]node
 
+// attemptExits holds, per script, the exit code the last attempt wanted and got, for the
+// attack that follows it.
+var attemptExits sync.Map // *testscript.TestScript -> [2]int
+
+// attempt EXIT args...: runs vdeliver as deliver does, but leaves the verdict on the exit
+// code to the next attack, so that an attack that fails still gets its row in the table.
+func cmdAttempt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: attempt exit args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec("vdeliver", args[1:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("running vdeliver: %v", err)
+	}
+	attemptExits.Store(ts, [2]int{want, got})
+}
+
 // snapshot: records the work directory tree, which the next attack compares against.
 func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 0 {
@@ -189,6 +213,11 @@ func cmdAttack(ts *testscript.TestScript, neg bool, args []string) {
 	recordAttack(name, want, got, len(outside))
 	if got != want {
 		ts.Fatalf("%s: status %q, want %s (stdout %q)", name, got, want, out)
+	}
+	if e, ok := attemptExits.LoadAndDelete(ts); ok {
+		if e := e.([2]int); e[0] != e[1] {
+			ts.Fatalf("%s: vdeliver exited %d, want %d", name, e[1], e[0])
+		}
 	}
 	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 		ts.Fatalf("%s: stdout is not exactly one line: %q", name, out)
