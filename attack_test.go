@@ -527,6 +527,7 @@ func TestTrustedUID(t *testing.T) {
 // with its own compiled-in configuration directory etc/ beside it.
 type setuidInstall struct {
 	dir, bin string
+	cwd      string // the caller's working directory; "" is dir
 }
 
 const (
@@ -614,6 +615,9 @@ func must(t *testing.T, err error) {
 func (in *setuidInstall) command(uid, gid int, env []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.Command(in.bin, args...)
 	cmd.Dir = in.dir
+	if in.cwd != "" {
+		cmd.Dir = in.cwd
+	}
 	cmd.Env = append([]string{}, env...)
 	cmd.Stdin = strings.NewReader(setuidMsg)
 	var out, errOut bytes.Buffer
@@ -722,6 +726,80 @@ func TestSetuidAttacks(t *testing.T) {
 		must(t, os.Chmod(tc.path, fi.Mode()))
 	}
 	in.attack(t, "after the install is restored", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+}
+
+// The base and the tables decide where mail lands and as whom: a caller that can change
+// the base or a directory above it (rename it, put a symlink in its place) or a table
+// file or a directory above one (choose uid and path) owns every mailbox. A setuid-root
+// run refuses (4.3.5) as it does for main.cf.
+func TestSetuidBaseAndTableOwners(t *testing.T) {
+	in := newSetuidInstall(t, "virtual_gid_maps = texthash:$config_directory/../tables/gids\n"+
+		"virtual_mailbox_base = $config_directory/../spool/vmail\n")
+	tables, spool := filepath.Join(in.dir, "tables"), filepath.Join(in.dir, "spool")
+	writeFile(t, filepath.Join(tables, "gids"), "alice@example.com  5000\nbob@example.com  5000\n")
+	must(t, os.Mkdir(spool, 0o755))
+	must(t, os.Rename(filepath.Join(in.dir, "vmail"), filepath.Join(spool, "vmail")))
+	pipeEnv := []string{"MAIL_CONFIG=" + filepath.Join(in.dir, "etc")}
+	in.attack(t, "base and tables owned by root", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "spool/vmail/alice", aliceUID, "--", "alice@example.com")
+	for _, tc := range []struct {
+		name string
+		path string
+		mode os.FileMode
+		uid  int
+	}{
+		{"base owned by the caller", filepath.Join(spool, "vmail"), fs.ModeDir | 0o755, mtaUID},
+		{"base group-writable", filepath.Join(spool, "vmail"), fs.ModeDir | 0o775, 0},
+		{"base world-writable and sticky", filepath.Join(spool, "vmail"), fs.ModeDir | fs.ModeSticky | 0o777, 0},
+		{"directory above the base owned by the caller", spool, fs.ModeDir | 0o755, mtaUID},
+		{"table file owned by the caller", filepath.Join(tables, "gids"), 0o644, mtaUID},
+		{"table file writable by others", filepath.Join(in.dir, "etc", "uids"), 0o646, 0},
+		{"directory above a table group-writable", tables, fs.ModeDir | 0o775, 0},
+	} {
+		fi, err := os.Stat(tc.path)
+		must(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		must(t, os.Chown(tc.path, tc.uid, int(st.Gid)))
+		must(t, os.Chmod(tc.path, tc.mode))
+		in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+		must(t, os.Chown(tc.path, int(st.Uid), int(st.Gid)))
+		must(t, os.Chmod(tc.path, fi.Mode()))
+	}
+	// A world-writable sticky directory above the base is accepted, as /tmp above main.cf.
+	must(t, os.Chmod(spool, fs.ModeSticky|0o777))
+	in.attack(t, "world-writable sticky directory above the base", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "spool/vmail/alice", aliceUID, "--", "alice@example.com")
+	must(t, os.Chmod(spool, 0o755))
+	// The attack itself: the caller renames the base it can write above and puts a
+	// symlink to a directory of its choosing in its place.
+	must(t, os.Chown(spool, mtaUID, 0))
+	must(t, os.Rename(filepath.Join(spool, "vmail"), filepath.Join(spool, "vmail.real")))
+	must(t, os.Symlink(filepath.Join(in.dir, "outside"), filepath.Join(spool, "vmail")))
+	in.attack(t, "base replaced by a symlink", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+}
+
+// Relative table names resolve in $queue_directory, as for Postfix's daemons, never in
+// the caller's working directory, where the caller would choose uid and mailbox path.
+func TestSetuidRelativeTables(t *testing.T) {
+	in := newSetuidInstall(t, "queue_directory = $config_directory/../queue\n"+
+		"virtual_mailbox_maps = texthash:vmailbox\nvirtual_uid_maps = texthash:uids\n")
+	queue := filepath.Join(in.dir, "queue")
+	writeFile(t, filepath.Join(queue, "vmailbox"), "alice@example.com  alice/\n")
+	writeFile(t, filepath.Join(queue, "uids"), "alice@example.com  5001\n")
+	// The caller's own directory, with tables of its choosing.
+	in.cwd = filepath.Join(in.dir, "outside", "w")
+	writeFile(t, filepath.Join(in.cwd, "vmailbox"), "alice@example.com  bob/injected/\n")
+	writeFile(t, filepath.Join(in.cwd, "uids"), "alice@example.com  5002\n")
+	must(t, filepath.WalkDir(in.cwd, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, mtaUID, vmailGID)
+	}))
+	pipeEnv := []string{"MAIL_CONFIG=" + filepath.Join(in.dir, "etc")}
+	in.attack(t, "relative table names, the caller's working directory", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+	// A queue_directory that cannot be entered defers: the tables are not where the
+	// administrator put them.
+	must(t, os.Rename(queue, queue+".gone"))
+	in.attack(t, "relative table names, no queue_directory", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
 }
 
 // Mode 4750 with the MTA user's group: nobody else can even start it.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 var version = ""
 
 func main() {
+	chdir = os.Chdir
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -225,6 +227,22 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 	for _, w := range cf.Warnings() {
 		logger.printf("warning: %s", w)
 	}
+	if d.stateDir != "" {
+		if d.stateDir, err = filepath.Abs(d.stateDir); err != nil {
+			return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
+		}
+	}
+	if err := enterQueueDirectory(cf); err != nil {
+		if startup.active {
+			return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
+		}
+		logger.printf("warning: %v: relative table names resolve in the current directory", err)
+	}
+	if startup.active {
+		if err := rootOnlyDelivery(cf); err != nil {
+			return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", startup.uid, err), "mail system configuration error"), false
+		}
+	}
 	s, st := deliver.Load(cf, func(w string) { logger.printf("warning: %s", w) })
 	if st != nil {
 		return st, false
@@ -241,6 +259,31 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 	all := s.Run(ctx, env, d.recipients, msg, deliver.Options{NoLoopCheck: d.noLoopCheck, Log: logger.line,
 		ExpandAliases: d.expandAliases, ForwardCommand: strings.Fields(d.forwardCommand), StateDir: d.stateDir, Getenv: getenv})
 	return deliver.Worst(all), true
+}
+
+// chdir is os.Chdir in the command (main sets it). Tests that call run in-process leave
+// it nil: their process keeps its working directory.
+var chdir func(string) error
+
+// enterQueueDirectory makes $queue_directory the working directory, where pipe(8) starts
+// its commands and Postfix's daemons run, so that a relative table name ("texthash:uids")
+// means the same file whoever runs vdeliver and from wherever. For a setuid-root run a
+// failure refuses the delivery: the caller's own directory would choose the tables.
+func enterQueueDirectory(cf *maincf.Config) error {
+	if chdir == nil {
+		return nil
+	}
+	dir, err := cf.Get("queue_directory")
+	if err != nil {
+		return err
+	}
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("queue_directory = %s is not an absolute path", dir)
+	}
+	if err := chdir(dir); err != nil {
+		return fmt.Errorf("queue_directory: %w", err)
+	}
+	return nil
 }
 
 // firstRead is the buffer for a message of unknown size: a pipe's capacity, so that most
