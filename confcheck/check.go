@@ -75,6 +75,7 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 		c.add(w.File, w.Line, Warning, "maincf-warning", w.Msg, "remove the earlier entry; Postfix uses the last one")
 	}
 	c.readMaster()
+	c.setuid = c.setuidInstalled()
 	c.openTables()
 	c.domains()
 	c.aliasWildcards()
@@ -83,6 +84,8 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.mailboxPaths()
 	c.tableFiles()
 	c.masterEntries()
+	c.relativeTables()
+	c.setuidOwners()
 	sort.SliceStable(c.out, func(i, j int) bool {
 		if c.out[i].File != c.out[j].File {
 			return c.out[i].File < c.out[j].File
@@ -108,6 +111,8 @@ type checker struct {
 	// pipeUser is the account of the master.cf entry that runs vdeliver, whose rights
 	// decide what vdeliver can read; nil without master.cf.
 	pipeUser *account
+	// setuid: vdeliver is installed setuid-root and writes as each recipient's own ids.
+	setuid bool
 
 	tables map[string]*table // by spec
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
@@ -516,7 +521,7 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 	case isUID && n < minUID:
 		c.add(file, line, Error, "uid-below-minimum", fmt.Sprintf("uid %d%s is below virtual_minimum_uid %d: deliveries defer", n, of, minUID),
 			"use a uid of at least virtual_minimum_uid")
-	case c.pipeUser != nil && ((isUID && uint32(n) != c.pipeUser.uid) || (!isUID && uint32(n) != c.pipeUser.gid)):
+	case c.pipeUser != nil && !c.setuid && ((isUID && uint32(n) != c.pipeUser.uid) || (!isUID && uint32(n) != c.pipeUser.gid)):
 		want := c.pipeUser.gid
 		if isUID {
 			want = c.pipeUser.uid
