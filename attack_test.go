@@ -63,6 +63,9 @@ type node struct {
 	link     string   // symbolic links
 }
 
+// hugeFile is the size above which the snapshot takes a file's times instead of its bytes.
+const hugeFile = 1 << 30
+
 // snapshotTree records every entry under dir except the names skip accepts (relative,
 // slash-separated).
 func snapshotTree(dir string, skip func(rel string) bool) (map[string]node, error) {
@@ -89,6 +92,11 @@ func snapshotTree(dir string, skip func(rel string) bool) (map[string]node, erro
 		case fi.IsDir():
 		case fi.Mode()&fs.ModeSymlink != 0:
 			n.link, _ = os.Readlink(p)
+		case fi.Mode().IsRegular() && st.Size > hugeFile:
+			// A sparse file an attack made huge: reading it would take minutes, and any
+			// write moves its mtime or ctime.
+			n.nlink, n.size, n.mtime = uint64(st.Nlink), st.Size, st.Mtim.Nano()
+			n.sum[0], n.sum[1] = byte(st.Ctim.Nano()), byte(st.Ctim.Nano()>>8)
 		case fi.Mode().IsRegular():
 			n.nlink, n.size, n.mtime = uint64(st.Nlink), st.Size, st.Mtim.Nano()
 			f, err := os.Open(p)

@@ -180,6 +180,9 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 				}
 			}
 		}
+		if errors.Is(readErr, rawfile.ErrTooLarge) {
+			return deliver.Bouncef(deliver.CodeTooBig, readErr, "message too big for system")
+		}
 		if readErr != nil {
 			return deliver.Deferf(deliver.CodeSystem, readErr, "error reading message: %s", readErr)
 		}
@@ -290,10 +293,30 @@ func enterQueueDirectory(cf *maincf.Config) error {
 // messages arrive in one buffer and a few reads.
 const firstRead = 64 << 10
 
+// MaxMessage is the largest message vdeliver holds (in memory, as a whole: the mbox
+// record is built and written at once). The sender's message must not decide how much
+// memory is asked for: a refused allocation ends a Go program with exit status 2, which
+// pipe(8) bounces with no reason given. A larger message bounces 5.3.4 "message too big
+// for system", a decision and not a crash; Postfix's message_size_limit (10 MB by
+// default) stops such mail long before.
+const maxMessage = 512 << 20
+
 // readMessage reads all of r, the message: in one buffer of its size from a file, from a
-// pipe (as pipe(8) gives it) first into firstRead bytes.
+// pipe (as pipe(8) gives it) first into firstRead bytes. A message over maxMessage is
+// read to its end all the same, so that the MTA never sees a broken pipe, and is an
+// error wrapping rawfile.ErrTooLarge.
 func readMessage(r io.Reader) ([]byte, error) {
-	return rawfile.ReadAll(r, firstRead)
+	msg, err := rawfile.ReadAll(r, firstRead, maxMessage)
+	if errors.Is(err, rawfile.ErrTooLarge) {
+		if f, ok := r.(*os.File); ok {
+			if fi, serr := f.Stat(); serr == nil && fi.Mode().IsRegular() {
+				return nil, err // a file has no writer waiting
+			}
+		}
+		io.Copy(io.Discard, r)
+		return nil, err
+	}
+	return msg, err
 }
 
 // dashDashBefore reports whether "--" appears in args before the recipients, which makes a
