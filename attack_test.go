@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -1045,4 +1046,109 @@ func TestCompareTrees(t *testing.T) {
 	if len(wrong) != 2 || !strings.HasPrefix(wrong[0], "box/h ") || !strings.HasPrefix(wrong[1], "box/mail ") {
 		t.Errorf("wrong owner = %q, want box/h and box/mail", wrong)
 	}
+}
+
+// --- the Go runtime's fatal errors ---
+
+// buildVdeliver builds the command itself (not this test binary, which may carry the
+// race detector and its address-space needs) into dir.
+func buildVdeliver(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "vdeliver")
+	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if out, err := exec.Command(goCmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	must(t, os.Chmod(dir, 0o755))
+	return bin
+}
+
+// zeros is an endless message of NUL bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A fatal error of the Go runtime exits 2, which pipe(8) bounces, with a trace on stderr
+// that pipe(8) shows the sender. vdeliver never exits with a bouncing status unless it
+// decided to bounce: too few file descriptors defers at start (4.3.0), and a fatal error
+// that can still happen after start (here: memory, under an address-space limit) kills
+// the process with SIGABRT, which pipe(8) defers ("Command died with signal 6"), with
+// nothing on stderr.
+func TestAttackRuntimeLimits(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("sh not installed")
+	}
+	dir := t.TempDir()
+	bin := buildVdeliver(t, filepath.Join(dir, "bin"))
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:bob/\n"+
+		fmt.Sprintf("virtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\nvirtual_mailbox_limit = 0\n", uid, gid))
+	must(t, os.Mkdir(filepath.Join(dir, "vmail"), 0o755))
+	must(t, os.Chown(filepath.Join(dir, "vmail"), uid, gid))
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	small := func() io.Reader { return strings.NewReader("Subject: x\n\ny\n") }
+	for _, tc := range []struct {
+		name, limit string
+		msg         func() io.Reader
+		want        string
+	}{
+		{"RLIMIT_NOFILE 5", "ulimit -n 5", small, "4.3.0"},
+		{"RLIMIT_NOFILE 6", "ulimit -n 6", small, "4.3.0"},
+		{"RLIMIT_NOFILE 7", "ulimit -n 7", small, "4.3.0"},
+		{"RLIMIT_NOFILE 12", "ulimit -n 12", small, "4.3.0"},
+		{"RLIMIT_NOFILE 63", "ulimit -n 63", small, "4.3.0"},
+		{"RLIMIT_NOFILE 64", "ulimit -n 64", small, "2.0.0"},
+		{"400 MB message in 2 GB of address space", "ulimit -v 2000000", func() io.Reader { return io.LimitReader(zeros{}, 400<<20) }, "SIGABRT"},
+	} {
+		before, err := snapshotTree(dir, nil)
+		must(t, err)
+		cmd := exec.Command("sh", "-c", tc.limit+` && exec "$0" "$@"`, bin, "-c", dir, "--", "bob@example.com")
+		cmd.Stdin = tc.msg()
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if os.Geteuid() == 0 {
+			// Not root: root could raise the hard limit.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		err = cmd.Run()
+		var ee *exec.ExitError
+		got := ""
+		switch {
+		case errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled():
+			got = strings.ToUpper("SIG" + unixSignalName(ee.Sys().(syscall.WaitStatus).Signal()))
+		case errors.As(err, &ee) && ee.ExitCode() != 75:
+			got = fmt.Sprintf("exit %d", ee.ExitCode())
+		case err != nil && ee == nil:
+			t.Fatal(err)
+		default:
+			got, _, _ = strings.Cut(out.String(), " ")
+		}
+		after, err := snapshotTree(dir, func(rel string) bool { return rel == "bin" || strings.HasPrefix(rel, "bin/") })
+		must(t, err)
+		delete(before, "bin")
+		for rel := range before {
+			if rel == "bin" || strings.HasPrefix(rel, "bin/") {
+				delete(before, rel)
+			}
+		}
+		outside, _ := compareTrees(before, after, []string{"vmail/bob"}, uint32(uid), uint32(gid))
+		recordAttack(tc.name, tc.want, got, len(outside))
+		if got != tc.want || errOut.Len() != 0 || len(outside) != 0 {
+			t.Errorf("%s: got %s (stdout %q, stderr %d bytes: %.200q), want %s; changed outside: %v", tc.name, got, out.String(), errOut.Len(), errOut.String(), tc.want, outside)
+		}
+		if got != "SIGABRT" && strings.Count(out.String(), "\n") != 1 {
+			t.Errorf("%s: stdout is not one line: %q", tc.name, out.String())
+		}
+	}
+}
+
+// unixSignalName is "abrt" for SIGABRT, as the row shows it.
+func unixSignalName(s syscall.Signal) string {
+	if s == syscall.SIGABRT {
+		return "abrt"
+	}
+	return fmt.Sprint(int(s))
 }

@@ -27,6 +27,9 @@ var version = ""
 
 func main() {
 	chdir = os.Chdir
+	if !isSubcommand(os.Args) {
+		guardRuntime(startup.active)
+	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -179,6 +182,9 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 					return deliver.Deferf(deliver.CodeConfig, nil, "command line usage error: options must come before the recipients; put -- before them")
 				}
 			}
+		}
+		if resourceErr != nil {
+			return deliver.Deferf(deliver.CodeSystem, resourceErr, "insufficient system resources")
 		}
 		if errors.Is(readErr, rawfile.ErrTooLarge) {
 			return deliver.Bouncef(deliver.CodeTooBig, readErr, "message too big for system")
