@@ -261,12 +261,14 @@ func link(root *beneath.Root, prefix, tmpPath, newPath string, st fs.FileInfo) (
 	// our message.
 	if !sameFile(root, newPath, st) {
 		root.Remove(newPath)
-		return false, errTmpReplaced
+		return false, ErrTmpReplaced
 	}
 	return moved, nil
 }
 
-var errTmpReplaced = errors.New("tmp file was replaced before it was linked")
+// ErrTmpReplaced is wrapped by the error of a delivery whose tmp file was replaced
+// (another file at its name) before it was linked into new/: nothing was delivered.
+var ErrTmpReplaced = errors.New("tmp file was replaced before it was linked")
 
 // sameFile is Postfix's sane_link check: link(2) over NFS can report
 // failure for a request that was carried out.

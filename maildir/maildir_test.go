@@ -699,7 +699,7 @@ func TestFaults(t *testing.T) {
 					return r.Link(oldname, newname)
 				})
 			},
-			op: "link", newPath: true, err: errTmpReplaced,
+			op: "link", newPath: true, err: ErrTmpReplaced,
 		},
 		{
 			name: "name in new/ exists, no hard links",
