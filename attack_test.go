@@ -1152,3 +1152,118 @@ func unixSignalName(s syscall.Signal) string {
 	}
 	return fmt.Sprint(int(s))
 }
+
+// --- the mailbox owner racing its own maildir ---
+
+// While deliveries run, the mailbox owner swaps its own tmp/ and new/ for symlinks out of
+// the base and back. Nothing may escape, and the promise holds for every delivery: a
+// success means its message is in the maildir exactly once, a deferral that it is
+// nowhere (a retry must not deliver it twice), and nothing is left in tmp/.
+func TestAttackMaildirOwnerRace(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildVdeliver(t, filepath.Join(dir, "bin"))
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:bob/\n"+
+		fmt.Sprintf("virtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\n", uid, gid))
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	box := filepath.Join(dir, "vmail", "bob")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		must(t, os.MkdirAll(filepath.Join(box, d), 0o700))
+	}
+	must(t, filepath.WalkDir(filepath.Join(dir, "vmail"), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
+	}))
+	outside := filepath.Join(dir, "outside")
+	must(t, os.Mkdir(outside, 0o777))
+	must(t, os.Chmod(outside, 0o777))
+
+	done := make(chan struct{})
+	var swapper sync.WaitGroup
+	swapper.Add(1)
+	go func() {
+		defer swapper.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			d := filepath.Join(box, []string{"tmp", "new"}[i%2])
+			if os.Rename(d, d+".moved") != nil {
+				continue
+			}
+			os.Symlink(outside, d)
+			time.Sleep(time.Duration(i%7) * 100 * time.Microsecond)
+			os.Remove(d)
+			os.Rename(d+".moved", d)
+			time.Sleep(time.Duration(1+i%5) * 200 * time.Microsecond)
+		}
+	}()
+	const n = 100
+	delivered := make([]bool, n)
+	for i := range n {
+		cmd := exec.Command(bin, "-c", dir, "--", "bob@example.com")
+		cmd.Stdin = strings.NewReader(fmt.Sprintf("Subject: race %d\n\nmessage %d\n", i, i))
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if os.Geteuid() == 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		exit := exitCode(t, cmd.Run())
+		switch {
+		case exit == 0 && strings.HasPrefix(out.String(), "2.0.0 "):
+			delivered[i] = true
+		case exit == 75 && strings.HasPrefix(out.String(), "4."):
+		default:
+			t.Errorf("delivery %d: exit %d, stdout %q, stderr %q", i, exit, out.String(), errOut.String())
+		}
+	}
+	close(done)
+	swapper.Wait()
+
+	copies := make([]int, n)
+	left := 0
+	must(t, filepath.WalkDir(box, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if rel, _ := filepath.Rel(box, p); strings.HasPrefix(rel, "tmp") {
+			left++ // not a delivery: readers do not look in tmp/
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var i int
+		if _, err := fmt.Sscanf(string(b[bytes.Index(b, []byte("\nmessage "))+1:]), "message %d", &i); err == nil && i >= 0 && i < n {
+			copies[i]++
+		}
+		return nil
+	}))
+	lost, dup, deferred := 0, 0, 0
+	for i := range n {
+		switch {
+		case delivered[i] && copies[i] == 0:
+			lost++
+		case delivered[i] && copies[i] > 1, !delivered[i] && copies[i] > 0:
+			dup++
+		}
+		if !delivered[i] {
+			deferred++
+		}
+	}
+	escaped, _ := os.ReadDir(outside)
+	got := fmt.Sprintf("%d lost, %d duplicated, %d left in tmp", lost, dup, left)
+	recordAttack(fmt.Sprintf("maildir owner swapping tmp/ and new/ (%d deliveries)", n), "0 lost, 0 duplicated, 0 left in tmp", got, len(escaped))
+	t.Logf("%d of %d deferred; %s; %d files outside", deferred, n, got, len(escaped))
+	if lost+dup+left+len(escaped) != 0 {
+		t.Errorf("%s, %d outside the base", got, len(escaped))
+	}
+}
