@@ -38,6 +38,10 @@ func runExplain(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "vdeliver explain: %v\n", err)
 		return 1
 	}
+	// Relative table names are read where a delivery reads them.
+	if err := enterQueueDirectory(cf); err != nil {
+		fmt.Fprintf(stderr, "warning: %v: relative table names resolve in the current directory\n", err)
+	}
 	s, st := deliver.Load(cf, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
 	if st != nil {
 		fmt.Fprintf(stderr, "vdeliver explain: %s: %v\n", st.Line(), st.Err)

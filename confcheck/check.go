@@ -18,9 +18,14 @@ import (
 	"syscall"
 	"time"
 
+	"vdeliver/internal/rawfile"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
+
+// maxListFile bounds a /file of a domain list or master.cf as a delivery does: a file
+// that claims more must not decide how much memory check asks for.
+const maxListFile = 16 << 20
 
 // Severity says how bad a finding is: an Error loses, misroutes or defers mail or opens a
 // hole; a Warning works today but is a trap.
@@ -289,7 +294,7 @@ func (c *checker) readMailboxDomains() []listed {
 		switch {
 		case strings.HasPrefix(item, "!"):
 		case strings.HasPrefix(item, "/"):
-			b, err := os.ReadFile(item)
+			b, err := rawfile.ReadFile(item, maxListFile)
 			if err != nil {
 				c.add(file, line, Error, "unreadable", fmt.Sprintf("virtual_mailbox_domains names %s: %v", item, err),
 					"create the file or remove it from virtual_mailbox_domains")
@@ -328,7 +333,7 @@ func (c *checker) inList(param, domain string) bool {
 		hit := false
 		switch {
 		case strings.HasPrefix(item, "/"):
-			b, _ := os.ReadFile(item)
+			b, _ := rawfile.ReadFile(item, maxListFile)
 			for _, w := range strings.Fields(string(b)) {
 				hit = hit || strings.EqualFold(w, domain)
 			}
