@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -1055,7 +1054,10 @@ func TestCompareTrees(t *testing.T) {
 func buildVdeliver(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "vdeliver")
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not in PATH: %v", err)
+	}
 	if out, err := exec.Command(goCmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

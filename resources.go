@@ -95,4 +95,3 @@ func isSubcommand(args []string) bool {
 	_, ok := subcommands[args[1]]
 	return ok
 }
-

@@ -358,28 +358,6 @@ func linkUnsupported(err error) bool {
 		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP)
 }
 
-// renameInRoot moves oldPath to newPath with RENAME_NOREPLACE. Both
-// directories are opened through root and the names passed to renameat2
-// are single elements, so the kernel resolves nothing outside the root.
-func renameInRoot(root *beneath.Root, oldPath, newPath string) error {
-	oldDir, oldBase := splitPath(oldPath)
-	newDir, newBase := splitPath(newPath)
-	od, err := root.Open(oldDir)
-	if err != nil {
-		return err
-	}
-	defer od.Close()
-	nd, err := root.Open(newDir)
-	if err != nil {
-		return err
-	}
-	defer nd.Close()
-	if err := renameNoReplace(od, oldBase, nd, newBase); err != nil {
-		return &os.LinkError{Op: "renameat2", Old: oldPath, New: newPath, Err: err}
-	}
-	return nil
-}
-
 func splitPath(p string) (dir, base string) {
 	i := strings.LastIndexByte(p, '/')
 	if i < 0 {
