@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"vdeliver/internal/beneath"
 )
 
 func init() {
@@ -1050,7 +1052,8 @@ func TestCompareTrees(t *testing.T) {
 // --- the Go runtime's fatal errors ---
 
 // buildVdeliver builds the command itself (not this test binary, which may carry the
-// race detector and its address-space needs) into dir.
+// race detector and its address-space needs) into dir, with the confinement this test
+// binary uses.
 func buildVdeliver(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "vdeliver")
@@ -1058,7 +1061,15 @@ func buildVdeliver(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatalf("go is not in PATH: %v", err)
 	}
-	if out, err := exec.Command(goCmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if r, err := beneath.Open(os.TempDir()); err == nil {
+		if !r.Kernel() {
+			// This test binary confines with os.Root: so does the command it runs.
+			args = append(args, "-tags", "beneath_osroot")
+		}
+		r.Close()
+	}
+	if out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	must(t, os.Chmod(dir, 0o755))
