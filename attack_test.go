@@ -744,9 +744,11 @@ func TestSetuidAttacks(t *testing.T) {
 // run refuses (4.3.5) as it does for main.cf.
 func TestSetuidBaseAndTableOwners(t *testing.T) {
 	in := newSetuidInstall(t, "virtual_gid_maps = texthash:$config_directory/../tables/gids\n"+
-		"virtual_mailbox_base = $config_directory/../spool/vmail\n")
+		"virtual_mailbox_base = $config_directory/../spool/vmail\n"+
+		"virtual_mailbox_domains = $config_directory/../tables/domains\n")
 	tables, spool := filepath.Join(in.dir, "tables"), filepath.Join(in.dir, "spool")
 	writeFile(t, filepath.Join(tables, "gids"), "alice@example.com  5000\nbob@example.com  5000\n")
+	writeFile(t, filepath.Join(tables, "domains"), "# the domains\nexample.com\n")
 	must(t, os.Mkdir(spool, 0o755))
 	must(t, os.Rename(filepath.Join(in.dir, "vmail"), filepath.Join(spool, "vmail")))
 	pipeEnv := []string{"MAIL_CONFIG=" + filepath.Join(in.dir, "etc")}
@@ -774,6 +776,12 @@ func TestSetuidBaseAndTableOwners(t *testing.T) {
 		must(t, os.Chown(tc.path, int(st.Uid), int(st.Gid)))
 		must(t, os.Chmod(tc.path, fi.Mode()))
 	}
+	// A domain list file names a table that the caller owns.
+	writeFile(t, filepath.Join(tables, "callers"), "example.com  ok\n")
+	must(t, os.Chown(filepath.Join(tables, "callers"), mtaUID, vmailGID))
+	writeFile(t, filepath.Join(tables, "domains"), "texthash:"+filepath.Join(tables, "callers")+"\n")
+	in.attack(t, "domain list file naming a table owned by the caller", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+	writeFile(t, filepath.Join(tables, "domains"), "example.com\n")
 	// A world-writable sticky directory above the base is accepted, as /tmp above main.cf.
 	must(t, os.Chmod(spool, fs.ModeSticky|0o777))
 	in.attack(t, "world-writable sticky directory above the base", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "spool/vmail/alice", aliceUID, "--", "alice@example.com")

@@ -315,25 +315,9 @@ func rootOnlyDelivery(cf *maincf.Config) error {
 		if err != nil {
 			return err
 		}
-		for _, item := range lookup.SplitList(list) {
-			item = strings.TrimLeft(item, "!")
-			var files []string
-			dir := ""
-			switch {
-			case strings.HasPrefix(item, "/"):
-				files = []string{item}
-			case strings.Contains(item, ":") && !strings.HasPrefix(item, "["):
-				files, dir = rootonly.TableFiles(item)
-			}
-			if dir != "" {
-				if err := rootOnlyFile(dir, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("%s: table %s: %w", param, item, err)
-				}
-			}
-			for _, f := range files {
-				if err := rootOnlyFile(f, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("%s: table %s: %w", param, item, err)
-				}
+		for _, it := range rootonly.ListFiles(list) {
+			if err := rootOnlyFile(it.File, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: %s: %w", param, it.Item, err)
 			}
 		}
 	}

@@ -6,11 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"vdeliver/internal/rootonly"
-	"vdeliver/lookup"
 )
 
 // relativeTables: a relative table name is read in $queue_directory, where pipe(8) starts
@@ -69,25 +67,15 @@ func (c *checker) setuidOwners() {
 	}
 	for _, param := range append(append([]string{}, tableParams...), "virtual_mailbox_domains", "mydestination") {
 		file, line := c.where(param)
-		for _, item := range lookup.SplitList(c.get(param)) {
-			item = strings.TrimLeft(item, "!")
-			var files []string
-			dir := ""
-			switch {
-			case strings.HasPrefix(item, "/"):
-				files = []string{item}
-			case isTableItem(item):
-				files, dir = rootonly.TableFiles(item)
+		reported := map[string]bool{}
+		for _, it := range rootonly.ListFiles(c.get(param)) {
+			if reported[it.Item] {
+				continue
 			}
-			if dir != "" {
-				files = append([]string{dir}, files...)
-			}
-			for _, f := range files {
-				if err := rootonly.Check(f, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					c.add(file, line, Error, "setuid-table-owner", fmt.Sprintf("%s: %s: %s%s", param, item, errText(err), why),
-						"make the table, its .db/.cdb and every directory above them owned by root and writable by nobody else (chown root, chmod go-w)")
-					break
-				}
+			if err := rootonly.Check(it.File, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				reported[it.Item] = true
+				c.add(file, line, Error, "setuid-table-owner", fmt.Sprintf("%s: %s: %s%s", param, it.Item, errText(err), why),
+					"make the table, its .db/.cdb, a file of a list and every directory above them owned by root and writable by nobody else (chown root, chmod go-w)")
 			}
 		}
 	}

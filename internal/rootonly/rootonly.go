@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"vdeliver/internal/rawfile"
+	"vdeliver/lookup"
 )
 
 // Check returns an error unless only root can change path: the file itself owned by
@@ -107,3 +110,59 @@ func TableFiles(spec string) (files []string, dir string) {
 	}
 	return files, filepath.Dir(abs)
 }
+
+// ListFiles returns, for one main.cf list (a table list, or a domain list with names,
+// /files and type:table items), every file whose content the list depends on, each with
+// the item of the list that brings it in: the tables' files and directories (TableFiles),
+// each /file, and what a /file lists in turn (as deliver's domain lists read it, nested
+// up to 10 deep; a file that cannot be read adds nothing more).
+func ListFiles(list string) []Item {
+	var out []Item
+	listFiles(list, "", 0, &out)
+	return out
+}
+
+// Item is one file a list depends on, and the item of the list (the outermost one) that
+// names it.
+type Item struct {
+	Item, File string
+}
+
+func listFiles(list, outer string, depth int, out *[]Item) {
+	for _, item := range lookup.SplitList(list) {
+		item = strings.TrimLeft(item, "!")
+		from := outer
+		if from == "" {
+			from = item
+		}
+		switch {
+		case strings.HasPrefix(item, "/"):
+			*out = append(*out, Item{from, item})
+			if depth >= 10 {
+				continue
+			}
+			b, err := rawfile.ReadFile(item, maxListFile)
+			if err != nil {
+				continue
+			}
+			var words []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {
+					words = append(words, l)
+				}
+			}
+			listFiles(strings.Join(words, " "), from, depth+1, out)
+		case strings.Contains(item, ":") && !strings.HasPrefix(item, "["):
+			files, dir := TableFiles(item)
+			if dir != "" {
+				*out = append(*out, Item{from, dir})
+			}
+			for _, f := range files {
+				*out = append(*out, Item{from, f})
+			}
+		}
+	}
+}
+
+// maxListFile bounds a /file of a list, as a delivery reads it.
+const maxListFile = 16 << 20

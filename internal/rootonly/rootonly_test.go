@@ -52,3 +52,21 @@ func TestCheckRefusesOthers(t *testing.T) {
 		t.Fatal("Check of a missing relative path = nil")
 	}
 }
+
+// A /file of a list brings in what it lists, nested, each under the outermost item.
+func TestListFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("t", "example.com x\n")
+	write("inner", "# nested\ntexthash:"+dir+"/t\n")
+	write("outer", "example.net\n"+dir+"/inner\n")
+	got := ListFiles("example.org, " + dir + "/outer, !static:x")
+	want := []Item{{dir + "/outer", dir + "/outer"}, {dir + "/outer", dir + "/inner"}, {dir + "/outer", dir}, {dir + "/outer", dir + "/t"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ListFiles = %q\nwant %q", got, want)
+	}
+}
