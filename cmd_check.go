@@ -49,6 +49,11 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	} else {
 		// Relative table names are read where a delivery reads them. A queue_directory
 		// that cannot be entered leaves them where they are; the finding says where.
+		if *master != "" {
+			if abs, err := filepath.Abs(*master); err == nil {
+				*master = abs
+			}
+		}
 		enterQueueDirectory(cf)
 		findings = confcheck.Check(ctx, cf, confcheck.Options{Master: *master})
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"vdeliver/deliver"
 	"vdeliver/maincf"
@@ -86,6 +87,10 @@ func configDirectory(dir string, getenv func(string) string) string {
 	}
 	if dir == "" {
 		dir = "/etc/postfix"
+	}
+	// Absolute: the working directory becomes $queue_directory once main.cf is read.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	return dir
 }
