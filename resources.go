@@ -21,8 +21,7 @@ package main
 //
 // The runtime's own start-up, before any of vdeliver's code runs, can still fail with
 // exit 2 (an RLIMIT_AS of a gigabyte or so; measured at 0.6 and, once, 1.2 GB): nothing in
-// the program can run
-// earlier.
+// the program can run earlier.
 
 import (
 	"fmt"
