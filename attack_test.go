@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"vdeliver/internal/beneath"
 )
 
 func init() {
@@ -38,6 +40,7 @@ func init() {
 	scriptCmds["setenvx"] = cmdSetenvx
 	scriptCmds["hardlink"] = cmdHardlink
 	scriptCmds["waitopen"] = cmdWaitOpen
+	scriptCmds["attempt"] = cmdAttempt
 
 	// A copy of this test binary installed as <dir>/setuid-bin/vdeliver stands in for an
 	// installed vdeliver; its compiled-in configuration directory is <dir>/etc (a real
@@ -62,6 +65,9 @@ type node struct {
 	sum      [32]byte // regular files
 	link     string   // symbolic links
 }
+
+// hugeFile is the size above which the snapshot takes a file's times instead of its bytes.
+const hugeFile = 1 << 30
 
 // snapshotTree records every entry under dir except the names skip accepts (relative,
 // slash-separated).
@@ -89,6 +95,11 @@ func snapshotTree(dir string, skip func(rel string) bool) (map[string]node, erro
 		case fi.IsDir():
 		case fi.Mode()&fs.ModeSymlink != 0:
 			n.link, _ = os.Readlink(p)
+		case fi.Mode().IsRegular() && st.Size > hugeFile:
+			// A sparse file an attack made huge: reading it would take minutes, and any
+			// write moves its mtime or ctime.
+			n.nlink, n.size, n.mtime = uint64(st.Nlink), st.Size, st.Mtim.Nano()
+			n.sum[0], n.sum[1] = byte(st.Ctim.Nano()), byte(st.Ctim.Nano()>>8)
 		case fi.Mode().IsRegular():
 			n.nlink, n.size, n.mtime = uint64(st.Nlink), st.Size, st.Mtim.Nano()
 			f, err := os.Open(p)
@@ -156,6 +167,29 @@ func scriptSkip(rel string) bool {
 
 var snapshots sync.Map // *testscript.TestScript -> map[string]node
 
+// attemptExits holds, per script, the exit code the last attempt wanted and got, for the
+// attack that follows it.
+var attemptExits sync.Map // *testscript.TestScript -> [2]int
+
+// attempt EXIT args...: runs vdeliver as deliver does, but leaves the verdict on the exit
+// code to the next attack, so that an attack that fails still gets its row in the table.
+func cmdAttempt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: attempt exit args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec("vdeliver", args[1:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("running vdeliver: %v", err)
+	}
+	attemptExits.Store(ts, [2]int{want, got})
+}
+
 // snapshot: records the work directory tree, which the next attack compares against.
 func cmdSnapshot(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 0 {
@@ -190,6 +224,11 @@ func cmdAttack(ts *testscript.TestScript, neg bool, args []string) {
 	recordAttack(name, want, got, len(outside))
 	if got != want {
 		ts.Fatalf("%s: status %q, want %s (stdout %q)", name, got, want, out)
+	}
+	if e, ok := attemptExits.LoadAndDelete(ts); ok {
+		if e := e.([2]int); e[0] != e[1] {
+			ts.Fatalf("%s: vdeliver exited %d, want %d", name, e[1], e[0])
+		}
 	}
 	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 		ts.Fatalf("%s: stdout is not exactly one line: %q", name, out)
@@ -493,6 +532,7 @@ func TestTrustedUID(t *testing.T) {
 // with its own compiled-in configuration directory etc/ beside it.
 type setuidInstall struct {
 	dir, bin string
+	cwd      string // the caller's working directory; "" is dir
 }
 
 const (
@@ -580,6 +620,9 @@ func must(t *testing.T, err error) {
 func (in *setuidInstall) command(uid, gid int, env []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.Command(in.bin, args...)
 	cmd.Dir = in.dir
+	if in.cwd != "" {
+		cmd.Dir = in.cwd
+	}
 	cmd.Env = append([]string{}, env...)
 	cmd.Stdin = strings.NewReader(setuidMsg)
 	var out, errOut bytes.Buffer
@@ -688,6 +731,88 @@ func TestSetuidAttacks(t *testing.T) {
 		must(t, os.Chmod(tc.path, fi.Mode()))
 	}
 	in.attack(t, "after the install is restored", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+}
+
+// The base and the tables decide where mail lands and as whom: a caller that can change
+// the base or a directory above it (rename it, put a symlink in its place) or a table
+// file or a directory above one (choose uid and path) owns every mailbox. A setuid-root
+// run refuses (4.3.5) as it does for main.cf.
+func TestSetuidBaseAndTableOwners(t *testing.T) {
+	in := newSetuidInstall(t, "virtual_gid_maps = texthash:$config_directory/../tables/gids\n"+
+		"virtual_mailbox_base = $config_directory/../spool/vmail\n"+
+		"virtual_mailbox_domains = $config_directory/../tables/domains\n")
+	tables, spool := filepath.Join(in.dir, "tables"), filepath.Join(in.dir, "spool")
+	writeFile(t, filepath.Join(tables, "gids"), "alice@example.com  5000\nbob@example.com  5000\n")
+	writeFile(t, filepath.Join(tables, "domains"), "# the domains\nexample.com\n")
+	must(t, os.Mkdir(spool, 0o755))
+	must(t, os.Rename(filepath.Join(in.dir, "vmail"), filepath.Join(spool, "vmail")))
+	pipeEnv := []string{"MAIL_CONFIG=" + filepath.Join(in.dir, "etc")}
+	in.attack(t, "base and tables owned by root", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "spool/vmail/alice", aliceUID, "--", "alice@example.com")
+	for _, tc := range []struct {
+		name string
+		path string
+		mode os.FileMode
+		uid  int
+	}{
+		{"base owned by the caller", filepath.Join(spool, "vmail"), fs.ModeDir | 0o755, mtaUID},
+		{"base group-writable", filepath.Join(spool, "vmail"), fs.ModeDir | 0o775, 0},
+		{"base world-writable and sticky", filepath.Join(spool, "vmail"), fs.ModeDir | fs.ModeSticky | 0o777, 0},
+		{"directory above the base owned by the caller", spool, fs.ModeDir | 0o755, mtaUID},
+		{"table file owned by the caller", filepath.Join(tables, "gids"), 0o644, mtaUID},
+		{"table file writable by others", filepath.Join(in.dir, "etc", "uids"), 0o646, 0},
+		{"directory above a table group-writable", tables, fs.ModeDir | 0o775, 0},
+	} {
+		fi, err := os.Stat(tc.path)
+		must(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		must(t, os.Chown(tc.path, tc.uid, int(st.Gid)))
+		must(t, os.Chmod(tc.path, tc.mode))
+		in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+		must(t, os.Chown(tc.path, int(st.Uid), int(st.Gid)))
+		must(t, os.Chmod(tc.path, fi.Mode()))
+	}
+	// A domain list file names a table that the caller owns.
+	writeFile(t, filepath.Join(tables, "callers"), "example.com  ok\n")
+	must(t, os.Chown(filepath.Join(tables, "callers"), mtaUID, vmailGID))
+	writeFile(t, filepath.Join(tables, "domains"), "texthash:"+filepath.Join(tables, "callers")+"\n")
+	in.attack(t, "domain list file naming a table owned by the caller", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+	writeFile(t, filepath.Join(tables, "domains"), "example.com\n")
+	// A world-writable sticky directory above the base is accepted, as /tmp above main.cf.
+	must(t, os.Chmod(spool, fs.ModeSticky|0o777))
+	in.attack(t, "world-writable sticky directory above the base", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "spool/vmail/alice", aliceUID, "--", "alice@example.com")
+	must(t, os.Chmod(spool, 0o755))
+	// The attack itself: the caller renames the base it can write above and puts a
+	// symlink to a directory of its choosing in its place.
+	must(t, os.Chown(spool, mtaUID, 0))
+	must(t, os.Rename(filepath.Join(spool, "vmail"), filepath.Join(spool, "vmail.real")))
+	must(t, os.Symlink(filepath.Join(in.dir, "outside"), filepath.Join(spool, "vmail")))
+	in.attack(t, "base replaced by a symlink", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+}
+
+// Relative table names resolve in $queue_directory, as for Postfix's daemons, never in
+// the caller's working directory, where the caller would choose uid and mailbox path.
+func TestSetuidRelativeTables(t *testing.T) {
+	in := newSetuidInstall(t, "queue_directory = $config_directory/../queue\n"+
+		"virtual_mailbox_maps = texthash:vmailbox\nvirtual_uid_maps = texthash:uids\n")
+	queue := filepath.Join(in.dir, "queue")
+	writeFile(t, filepath.Join(queue, "vmailbox"), "alice@example.com  alice/\n")
+	writeFile(t, filepath.Join(queue, "uids"), "alice@example.com  5001\n")
+	// The caller's own directory, with tables of its choosing.
+	in.cwd = filepath.Join(in.dir, "outside", "w")
+	writeFile(t, filepath.Join(in.cwd, "vmailbox"), "alice@example.com  bob/injected/\n")
+	writeFile(t, filepath.Join(in.cwd, "uids"), "alice@example.com  5002\n")
+	must(t, filepath.WalkDir(in.cwd, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, mtaUID, vmailGID)
+	}))
+	pipeEnv := []string{"MAIL_CONFIG=" + filepath.Join(in.dir, "etc")}
+	in.attack(t, "relative table names, the caller's working directory", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+	// A queue_directory that cannot be entered defers: the tables are not where the
+	// administrator put them.
+	must(t, os.Rename(queue, queue+".gone"))
+	in.attack(t, "relative table names, no queue_directory", mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
 }
 
 // Mode 4750 with the MTA user's group: nobody else can even start it.
@@ -924,5 +1049,237 @@ func TestCompareTrees(t *testing.T) {
 	}
 	if len(wrong) != 2 || !strings.HasPrefix(wrong[0], "box/h ") || !strings.HasPrefix(wrong[1], "box/mail ") {
 		t.Errorf("wrong owner = %q, want box/h and box/mail", wrong)
+	}
+}
+
+// --- the Go runtime's fatal errors ---
+
+// buildVdeliver builds the command itself (not this test binary, which may carry the
+// race detector and its address-space needs) into dir, with the confinement this test
+// binary uses.
+func buildVdeliver(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "vdeliver")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not in PATH: %v", err)
+	}
+	args := []string{"build", "-o", bin}
+	if r, err := beneath.Open(os.TempDir()); err == nil {
+		if !r.Kernel() {
+			// This test binary confines with os.Root: so does the command it runs.
+			args = append(args, "-tags", "beneath_osroot")
+		}
+		r.Close()
+	}
+	if out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	must(t, os.Chmod(dir, 0o755))
+	return bin
+}
+
+// zeros is an endless message of NUL bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A fatal error of the Go runtime exits 2, which pipe(8) bounces, with a trace on stderr
+// that pipe(8) shows the sender. vdeliver never exits with a bouncing status unless it
+// decided to bounce: too few file descriptors defers at start (4.3.0), and a fatal error
+// that can still happen after start (here: memory, under an address-space limit) kills
+// the process with SIGABRT, which pipe(8) defers ("Command died with signal 6"), with
+// nothing on stderr.
+func TestAttackRuntimeLimits(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("sh not installed")
+	}
+	dir := t.TempDir()
+	bin := buildVdeliver(t, filepath.Join(dir, "bin"))
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:bob/\n"+
+		fmt.Sprintf("virtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\nvirtual_mailbox_limit = 0\n", uid, gid))
+	must(t, os.Mkdir(filepath.Join(dir, "vmail"), 0o755))
+	must(t, os.Chown(filepath.Join(dir, "vmail"), uid, gid))
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	small := func() io.Reader { return strings.NewReader("Subject: x\n\ny\n") }
+	for _, tc := range []struct {
+		name, limit string
+		msg         func() io.Reader
+		want        string
+	}{
+		{"RLIMIT_NOFILE 5", "ulimit -n 5", small, "4.3.0"},
+		{"RLIMIT_NOFILE 6", "ulimit -n 6", small, "4.3.0"},
+		{"RLIMIT_NOFILE 7", "ulimit -n 7", small, "4.3.0"},
+		{"RLIMIT_NOFILE 12", "ulimit -n 12", small, "4.3.0"},
+		{"RLIMIT_NOFILE 63", "ulimit -n 63", small, "4.3.0"},
+		{"RLIMIT_NOFILE 64", "ulimit -n 64", small, "2.0.0"},
+		{"400 MB message in 2 GB of address space", "ulimit -v 2000000", func() io.Reader { return io.LimitReader(zeros{}, 400<<20) }, "SIGABRT"},
+	} {
+		before, err := snapshotTree(dir, nil)
+		must(t, err)
+		cmd := exec.Command("sh", "-c", tc.limit+` && exec "$0" "$@"`, bin, "-c", dir, "--", "bob@example.com")
+		cmd.Stdin = tc.msg()
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if os.Geteuid() == 0 {
+			// Not root: root could raise the hard limit.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		err = cmd.Run()
+		var ee *exec.ExitError
+		got := ""
+		switch {
+		case errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled():
+			got = strings.ToUpper("SIG" + unixSignalName(ee.Sys().(syscall.WaitStatus).Signal()))
+		case errors.As(err, &ee) && ee.ExitCode() != 75:
+			got = fmt.Sprintf("exit %d", ee.ExitCode())
+		case err != nil && ee == nil:
+			t.Fatal(err)
+		default:
+			got, _, _ = strings.Cut(out.String(), " ")
+		}
+		after, err := snapshotTree(dir, func(rel string) bool { return rel == "bin" || strings.HasPrefix(rel, "bin/") })
+		must(t, err)
+		delete(before, "bin")
+		for rel := range before {
+			if rel == "bin" || strings.HasPrefix(rel, "bin/") {
+				delete(before, rel)
+			}
+		}
+		outside, _ := compareTrees(before, after, []string{"vmail/bob"}, uint32(uid), uint32(gid))
+		recordAttack(tc.name, tc.want, got, len(outside))
+		if got != tc.want || errOut.Len() != 0 || len(outside) != 0 {
+			t.Errorf("%s: got %s (stdout %q, stderr %d bytes: %.200q), want %s; changed outside: %v", tc.name, got, out.String(), errOut.Len(), errOut.String(), tc.want, outside)
+		}
+		if got != "SIGABRT" && strings.Count(out.String(), "\n") != 1 {
+			t.Errorf("%s: stdout is not one line: %q", tc.name, out.String())
+		}
+	}
+}
+
+// unixSignalName is "abrt" for SIGABRT, as the row shows it.
+func unixSignalName(s syscall.Signal) string {
+	if s == syscall.SIGABRT {
+		return "abrt"
+	}
+	return fmt.Sprint(int(s))
+}
+
+// --- the mailbox owner racing its own maildir ---
+
+// While deliveries run, the mailbox owner swaps its own tmp/ and new/ for symlinks out of
+// the base and back. Nothing may escape, and the promise holds for every delivery: a
+// success means its message is in the maildir exactly once, a deferral that it is
+// nowhere (a retry must not deliver it twice), and nothing is left in tmp/.
+func TestAttackMaildirOwnerRace(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildVdeliver(t, filepath.Join(dir, "bin"))
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:bob/\n"+
+		fmt.Sprintf("virtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\n", uid, gid))
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	box := filepath.Join(dir, "vmail", "bob")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		must(t, os.MkdirAll(filepath.Join(box, d), 0o700))
+	}
+	must(t, filepath.WalkDir(filepath.Join(dir, "vmail"), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
+	}))
+	outside := filepath.Join(dir, "outside")
+	must(t, os.Mkdir(outside, 0o777))
+	must(t, os.Chmod(outside, 0o777))
+
+	done := make(chan struct{})
+	var swapper sync.WaitGroup
+	swapper.Add(1)
+	go func() {
+		defer swapper.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			d := filepath.Join(box, []string{"tmp", "new"}[i%2])
+			if os.Rename(d, d+".moved") != nil {
+				continue
+			}
+			os.Symlink(outside, d)
+			time.Sleep(time.Duration(i%7) * 100 * time.Microsecond)
+			os.Remove(d)
+			os.Rename(d+".moved", d)
+			time.Sleep(time.Duration(1+i%5) * 200 * time.Microsecond)
+		}
+	}()
+	const n = 100
+	delivered := make([]bool, n)
+	for i := range n {
+		cmd := exec.Command(bin, "-c", dir, "--", "bob@example.com")
+		cmd.Stdin = strings.NewReader(fmt.Sprintf("Subject: race %d\n\nmessage %d\n", i, i))
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if os.Geteuid() == 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		exit := exitCode(t, cmd.Run())
+		switch {
+		case exit == 0 && strings.HasPrefix(out.String(), "2.0.0 "):
+			delivered[i] = true
+		case exit == 75 && strings.HasPrefix(out.String(), "4."):
+		default:
+			t.Errorf("delivery %d: exit %d, stdout %q, stderr %q", i, exit, out.String(), errOut.String())
+		}
+	}
+	close(done)
+	swapper.Wait()
+
+	copies := make([]int, n)
+	left := 0
+	must(t, filepath.WalkDir(box, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if rel, _ := filepath.Rel(box, p); strings.HasPrefix(rel, "tmp") {
+			left++ // not a delivery: readers do not look in tmp/
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var i int
+		if _, err := fmt.Sscanf(string(b[bytes.Index(b, []byte("\nmessage "))+1:]), "message %d", &i); err == nil && i >= 0 && i < n {
+			copies[i]++
+		}
+		return nil
+	}))
+	lost, dup, deferred := 0, 0, 0
+	for i := range n {
+		switch {
+		case delivered[i] && copies[i] == 0:
+			lost++
+		case delivered[i] && copies[i] > 1, !delivered[i] && copies[i] > 0:
+			dup++
+		}
+		if !delivered[i] {
+			deferred++
+		}
+	}
+	escaped, _ := os.ReadDir(outside)
+	got := fmt.Sprintf("%d lost, %d duplicated, %d left in tmp", lost, dup, left)
+	recordAttack(fmt.Sprintf("maildir owner swapping tmp/ and new/ (%d deliveries)", n), "0 lost, 0 duplicated, 0 left in tmp", got, len(escaped))
+	t.Logf("%d of %d deferred; %s; %d files outside", deferred, n, got, len(escaped))
+	if lost+dup+left+len(escaped) != 0 {
+		t.Errorf("%s, %d outside the base", got, len(escaped))
 	}
 }

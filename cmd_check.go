@@ -47,6 +47,14 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		// main.cf itself cannot be read: that is the one finding.
 		findings = []confcheck.Finding{confcheck.LoadFailure(filepath.Join(configDir, "main.cf"), err)}
 	} else {
+		// Relative table names are read where a delivery reads them. A queue_directory
+		// that cannot be entered leaves them where they are; the finding says where.
+		if *master != "" {
+			if abs, err := filepath.Abs(*master); err == nil {
+				*master = abs
+			}
+		}
+		enterQueueDirectory(cf)
 		findings = confcheck.Check(ctx, cf, confcheck.Options{Master: *master})
 	}
 	if *asJSON {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"vdeliver/deliver"
 	"vdeliver/maincf"
@@ -37,6 +38,10 @@ func runExplain(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver explain: %v\n", err)
 		return 1
+	}
+	// Relative table names are read where a delivery reads them.
+	if err := enterQueueDirectory(cf); err != nil {
+		fmt.Fprintf(stderr, "warning: %v: relative table names resolve in the current directory\n", err)
 	}
 	s, st := deliver.Load(cf, func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) })
 	if st != nil {
@@ -82,6 +87,10 @@ func configDirectory(dir string, getenv func(string) string) string {
 	}
 	if dir == "" {
 		dir = "/etc/postfix"
+	}
+	// Absolute: the working directory becomes $queue_directory once main.cf is read.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	return dir
 }

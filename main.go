@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -25,6 +26,10 @@ import (
 var version = ""
 
 func main() {
+	chdir = os.Chdir
+	if !isSubcommand(os.Args) {
+		guardRuntime(startup.active)
+	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -178,6 +183,12 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 				}
 			}
 		}
+		if resourceErr != nil {
+			return deliver.Deferf(deliver.CodeSystem, resourceErr, "insufficient system resources")
+		}
+		if errors.Is(readErr, rawfile.ErrTooLarge) {
+			return deliver.Bouncef(deliver.CodeTooBig, readErr, "message too big for system")
+		}
 		if readErr != nil {
 			return deliver.Deferf(deliver.CodeSystem, readErr, "error reading message: %s", readErr)
 		}
@@ -225,6 +236,22 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 	for _, w := range cf.Warnings() {
 		logger.printf("warning: %s", w)
 	}
+	if d.stateDir != "" {
+		if d.stateDir, err = filepath.Abs(d.stateDir); err != nil {
+			return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
+		}
+	}
+	if err := enterQueueDirectory(cf); err != nil {
+		if startup.active {
+			return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
+		}
+		logger.printf("warning: %v: relative table names resolve in the current directory", err)
+	}
+	if startup.active {
+		if err := rootOnlyDelivery(cf); err != nil {
+			return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", startup.uid, err), "mail system configuration error"), false
+		}
+	}
 	s, st := deliver.Load(cf, func(w string) { logger.printf("warning: %s", w) })
 	if st != nil {
 		return st, false
@@ -243,14 +270,59 @@ func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string)
 	return deliver.Worst(all), true
 }
 
+// chdir is os.Chdir in the command (main sets it). Tests that call run in-process leave
+// it nil: their process keeps its working directory.
+var chdir func(string) error
+
+// enterQueueDirectory makes $queue_directory the working directory, where pipe(8) starts
+// its commands and Postfix's daemons run, so that a relative table name ("texthash:uids")
+// means the same file whoever runs vdeliver and from wherever. For a setuid-root run a
+// failure refuses the delivery: the caller's own directory would choose the tables.
+func enterQueueDirectory(cf *maincf.Config) error {
+	if chdir == nil {
+		return nil
+	}
+	dir, err := cf.Get("queue_directory")
+	if err != nil {
+		return err
+	}
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("queue_directory = %s is not an absolute path", dir)
+	}
+	if err := chdir(dir); err != nil {
+		return fmt.Errorf("queue_directory: %w", err)
+	}
+	return nil
+}
+
 // firstRead is the buffer for a message of unknown size: a pipe's capacity, so that most
 // messages arrive in one buffer and a few reads.
 const firstRead = 64 << 10
 
+// MaxMessage is the largest message vdeliver holds (in memory, as a whole: the mbox
+// record is built and written at once). The sender's message must not decide how much
+// memory is asked for: a refused allocation ends a Go program with exit status 2, which
+// pipe(8) bounces with no reason given. A larger message bounces 5.3.4 "message too big
+// for system", a decision and not a crash; Postfix's message_size_limit (10 MB by
+// default) stops such mail long before.
+const maxMessage = 512 << 20
+
 // readMessage reads all of r, the message: in one buffer of its size from a file, from a
-// pipe (as pipe(8) gives it) first into firstRead bytes.
+// pipe (as pipe(8) gives it) first into firstRead bytes. A message over maxMessage is
+// read to its end all the same, so that the MTA never sees a broken pipe, and is an
+// error wrapping rawfile.ErrTooLarge.
 func readMessage(r io.Reader) ([]byte, error) {
-	return rawfile.ReadAll(r, firstRead)
+	msg, err := rawfile.ReadAll(r, firstRead, maxMessage)
+	if errors.Is(err, rawfile.ErrTooLarge) {
+		if f, ok := r.(*os.File); ok {
+			if fi, serr := f.Stat(); serr == nil && fi.Mode().IsRegular() {
+				return nil, err // a file has no writer waiting
+			}
+		}
+		io.Copy(io.Discard, r)
+		return nil, err
+	}
+	return msg, err
 }
 
 // dashDashBefore reports whether "--" appears in args before the recipients, which makes a

@@ -16,7 +16,11 @@ package main
 //     the caller's own uid and gid for good before main runs, so a subcommand never reads
 //     or writes as root.
 //   - A delivery refuses (4.3.5, exit 75) when the binary, the configuration directory,
-//     main.cf or any directory above them can be changed by anyone but root.
+//     main.cf or any directory above them can be changed by anyone but root; and so, once
+//     main.cf is read, when the mailbox base, a table file or a directory above either can
+//     (rootOnlyDelivery).
+//   - Relative table names are taken in $queue_directory, never in the caller's working
+//     directory (main.go, enterQueueDirectory).
 //   - -c, -o and a MAIL_CONFIG other than the default directory are refused (4.3.5) unless
 //     the caller's uid is listed in vdeliver_trusted_uids of the default main.cf, as
 //     Postfix's set-gid commands refuse an unlisted configuration directory. A trusted
@@ -30,16 +34,18 @@ package main
 // base is opened, so nothing under the base is written as root.
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"vdeliver/deliver"
+	"vdeliver/internal/rootonly"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
@@ -277,60 +283,43 @@ func rootOnlyConfig(dir string) error {
 	return nil
 }
 
-// rootOnlyFile returns an error unless only root can change path: the file itself owned
-// by uid 0 and not writable by group or others. With chain, the same holds for every
-// directory above it, both as written and with symbolic links resolved, except that a
-// directory above may be world-writable when it is sticky. A file that anyone else can
-// change, or replace through a directory above it, is a configuration they write.
-func rootOnlyFile(path string, chain bool) error {
-	fi, err := os.Stat(path)
+// rootOnlyFile is rootonly.Check: only root can change path (and, with chain, every
+// directory above it).
+func rootOnlyFile(path string, chain bool) error { return rootonly.Check(path, chain) }
+
+// setuidListParams are the main.cf lists whose tables and files decide, in a delivery,
+// where mail lands, as whom and whether at all.
+var setuidListParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps",
+	"virtual_alias_maps", "virtual_mailbox_domains", "mydestination"}
+
+// rootOnlyDelivery checks, for a setuid-root run, what main.cf points a delivery at: the
+// base and every directory above it, and every table file (a /file of a domain list too)
+// with every directory above it, must be changeable by root alone. Whoever can rename the
+// base or a directory above it can put a symlink in its place, and whoever can write a
+// table chooses uid and path: either way the caller would choose where each recipient's
+// mail is written, as that recipient. Relative table names are taken in the working
+// directory, $queue_directory by then.
+func rootOnlyDelivery(cf *maincf.Config) error {
+	base, err := cf.Get("virtual_mailbox_base")
 	if err != nil {
 		return err
 	}
-	if err := rootOnlyMode(path, fi, false); err != nil {
-		return err
-	}
-	if !chain {
-		return nil
-	}
-	if !filepath.IsAbs(path) {
-		return fmt.Errorf("%s: not an absolute path", path)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return err
-	}
-	for _, p := range []string{filepath.Clean(path), real} {
-		for q := p; ; q = filepath.Dir(q) {
-			fi, err := os.Lstat(q)
-			if err != nil {
-				return err
-			}
-			// A symbolic link cannot be changed, only replaced through its directory,
-			// which the next step checks.
-			if fi.Mode()&os.ModeSymlink == 0 {
-				if err := rootOnlyMode(q, fi, q != p); err != nil {
-					return err
-				}
-			}
-			if q == "/" || q == "." {
-				break
-			}
+	if base != "" && filepath.IsAbs(base) {
+		// A missing base is the delivery's own error (4.3.5 too).
+		if err := rootOnlyFile(base, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("virtual_mailbox_base: %w", err)
 		}
 	}
-	return nil
-}
-
-func rootOnlyMode(path string, fi os.FileInfo, stickyOK bool) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%s: no owner information", path)
-	}
-	if st.Uid != 0 {
-		return fmt.Errorf("%s is owned by uid %d, not root", path, st.Uid)
-	}
-	if st.Mode&0o022 != 0 && !(stickyOK && fi.IsDir() && st.Mode&syscall.S_ISVTX != 0) {
-		return fmt.Errorf("%s is writable by group or others (mode %04o)", path, st.Mode&0o7777)
+	for _, param := range setuidListParams {
+		list, err := cf.Get(param)
+		if err != nil {
+			return err
+		}
+		for _, it := range rootonly.ListFiles(list) {
+			if err := rootOnlyFile(it.File, true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: %s: %w", param, it.Item, err)
+			}
+		}
 	}
 	return nil
 }

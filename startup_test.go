@@ -210,7 +210,7 @@ func TestReadMessage(t *testing.T) {
 	// A regular file that grew after it was measured: the size is only a hint.
 	data := bytes.Repeat([]byte("0123456789"), firstRead/3)
 	for _, hint := range []int{1, 5, len(data) - 1, len(data), len(data) + 1} {
-		got, err := rawfile.ReadAll(bytes.NewReader(data), hint)
+		got, err := rawfile.ReadAll(bytes.NewReader(data), hint, 1<<30)
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("size hint %d for %d bytes: got %d bytes, err %v", hint, len(data), len(got), err)
 		}
@@ -244,7 +244,7 @@ func (t *trickle) Read(p []byte) (int, error) {
 
 // ReadAll must end for any first size it is given, zero included.
 func TestReadAllZero(t *testing.T) {
-	b, err := rawfile.ReadAll(strings.NewReader("abc"), 0)
+	b, err := rawfile.ReadAll(strings.NewReader("abc"), 0, 3)
 	if err != nil || string(b) != "abc" {
 		t.Fatalf("rawfile.ReadAll(abc, 0) = %q, %v", b, err)
 	}

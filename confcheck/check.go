@@ -18,9 +18,14 @@ import (
 	"syscall"
 	"time"
 
+	"vdeliver/internal/rawfile"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
+
+// maxListFile bounds a /file of a domain list or master.cf as a delivery does: a file
+// that claims more must not decide how much memory check asks for.
+const maxListFile = 16 << 20
 
 // Severity says how bad a finding is: an Error loses, misroutes or defers mail or opens a
 // hole; a Warning works today but is a trap.
@@ -75,6 +80,7 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 		c.add(w.File, w.Line, Warning, "maincf-warning", w.Msg, "remove the earlier entry; Postfix uses the last one")
 	}
 	c.readMaster()
+	c.setuid = c.setuidInstalled()
 	c.openTables()
 	c.domains()
 	c.aliasWildcards()
@@ -83,6 +89,8 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.mailboxPaths()
 	c.tableFiles()
 	c.masterEntries()
+	c.relativeTables()
+	c.setuidOwners()
 	sort.SliceStable(c.out, func(i, j int) bool {
 		if c.out[i].File != c.out[j].File {
 			return c.out[i].File < c.out[j].File
@@ -108,6 +116,8 @@ type checker struct {
 	// pipeUser is the account of the master.cf entry that runs vdeliver, whose rights
 	// decide what vdeliver can read; nil without master.cf.
 	pipeUser *account
+	// setuid: vdeliver is installed setuid-root and writes as each recipient's own ids.
+	setuid bool
 
 	tables map[string]*table // by spec
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
@@ -295,7 +305,7 @@ func (c *checker) readMailboxDomains() []listed {
 		switch {
 		case strings.HasPrefix(item, "!"):
 		case strings.HasPrefix(item, "/"):
-			b, err := os.ReadFile(item)
+			b, err := rawfile.ReadFile(item, maxListFile)
 			if err != nil {
 				c.add(file, line, Error, "unreadable", fmt.Sprintf("virtual_mailbox_domains names %s: %v", item, err),
 					"create the file or remove it from virtual_mailbox_domains")
@@ -334,7 +344,7 @@ func (c *checker) inList(param, domain string) bool {
 		hit := false
 		switch {
 		case strings.HasPrefix(item, "/"):
-			b, _ := os.ReadFile(item)
+			b, _ := rawfile.ReadFile(item, maxListFile)
 			for _, w := range strings.Fields(string(b)) {
 				hit = hit || strings.EqualFold(w, domain)
 			}
@@ -527,7 +537,7 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 	case isUID && n < minUID:
 		c.add(file, line, Error, "uid-below-minimum", fmt.Sprintf("uid %d%s is below virtual_minimum_uid %d: deliveries defer", n, of, minUID),
 			"use a uid of at least virtual_minimum_uid")
-	case c.pipeUser != nil && ((isUID && uint32(n) != c.pipeUser.uid) || (!isUID && uint32(n) != c.pipeUser.gid)):
+	case c.pipeUser != nil && !c.setuid && ((isUID && uint32(n) != c.pipeUser.uid) || (!isUID && uint32(n) != c.pipeUser.gid)):
 		want := c.pipeUser.gid
 		if isUID {
 			want = c.pipeUser.uid

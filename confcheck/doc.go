@@ -30,8 +30,18 @@
 //	uid-invalid, gid-invalid error    an answer that is not a decimal id
 //	uid-not-pipe-user, gid-not-pipe-user
 //	                         error    an id other than master.cf's user=, which is the
-//	                                  only identity a pipe(8) command can have
+//	                                  only identity a pipe(8) command can have (not in a
+//	                                  setuid-root install)
 //	mailbox-dotdot           error    a mailbox path with a ".." element
+//
+// A setuid-root install (the program master.cf runs, or this binary, is root's with the
+// set-uid bit), where a delivery refuses to run on the same conditions:
+//
+//	setuid-base-owner        error    the base or a directory above it can be changed by
+//	                                  someone other than root (a sticky world-writable
+//	                                  directory above aside)
+//	setuid-table-owner       error    the same for a table file (name, .db, .cdb...), a
+//	                                  /file of a domain list, or a directory above them
 //
 // Tables (SPEC §9), for every table of virtual_mailbox_maps, virtual_uid_maps,
 // virtual_gid_maps, virtual_alias_maps and the domain lists:
@@ -48,6 +58,8 @@
 //	                                  or cannot read
 //	table-error, table-warning
 //	                         error/warning what lookup reports while reading a table
+//	table-relative           warning  a table named by a relative path: it is read in
+//	                                  queue_directory, as by Postfix's daemons
 //	maincf-warning           warning  what Postfix logs while reading main.cf
 //	parameter-error          error    a parameter that does not expand or parse
 //

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"vdeliver/internal/rawfile"
 )
 
 // Service is one master.cf entry (master(5)): the seven columns, then the command and its
@@ -137,7 +139,7 @@ func (p PipeAttrs) runsVdeliver() bool {
 // readMaster returns the services of file, or nil and no error when the file does not
 // exist (master.cf is optional for check).
 func readMaster(file string) ([]Service, bool, error) {
-	b, err := os.ReadFile(file)
+	b, err := rawfile.ReadFile(file, maxListFile)
 	if os.IsNotExist(err) {
 		return nil, false, nil
 	}

@@ -20,7 +20,9 @@ import (
 //	EDQUOT, EFBIG                                 5.2.2   bounce (issue 3, as Postfix)
 //	ENOSPC                                        4.3.0   defer
 //	EAGAIN, ESTALE, lock not obtained             4.2.0   defer
-//	mbox is a device, FIFO or socket              5.3.5   bounce
+//	mbox is a device or a FIFO with a reader      5.3.5   bounce
+//	  (a FIFO without one, a socket: ENXIO at     4.2.0   defer
+//	  the open, as for virtual(8))
 //	open/create/lock refused (symlink, links,     4.2.0   defer
 //	  directory, owner, EACCES, ENOENT)
 //	maildir create or link failure                4.2.0   defer (EACCES: log hint)
@@ -94,6 +96,12 @@ func errnoText(err error) string {
 	}
 	if err == nil {
 		return "unknown error"
+	}
+	// The causes the storage packages name themselves, with no path in their text.
+	for _, known := range []error{maildir.ErrTmpReplaced} {
+		if errors.Is(err, known) {
+			return capitalize(known.Error())
+		}
 	}
 	// Not an errno (beneath.ErrEscapes, "path escapes from parent", say): keep the cause,
 	// drop the path, which is for the log only.

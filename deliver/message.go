@@ -57,7 +57,9 @@ func mboxSender(sender string) string {
 
 // deliveredTo collects the Delivered-To values of the primary header block, folded, as
 // delivered_hdr.c does: the block ends at the first line that is neither a header nor a
-// continuation; at most 1000 distinct values are kept.
+// continuation; at most 1000 distinct values are kept. Only the white space after the
+// colon is skipped (ISSPACE, as Postfix): trailing blanks stay part of the value, so
+// "Delivered-To: a@x " is not a@x and Postfix's local(8) and pipe(8) deliver it too.
 func deliveredTo(msg []byte) map[string]bool {
 	seen := map[string]bool{}
 	for len(msg) > 0 && len(seen) < 1000 {
@@ -75,7 +77,7 @@ func deliveredTo(msg []byte) map[string]bool {
 			break
 		}
 		if strings.EqualFold(name, "Delivered-To") {
-			seen[fold(strings.Trim(value, " \t"))] = true
+			seen[fold(strings.TrimLeft(value, " \t\n\v\f\r"))] = true
 		}
 	}
 	return seen

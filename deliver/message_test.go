@@ -39,11 +39,13 @@ func TestPrependedHeaders(t *testing.T) {
 }
 
 func TestDeliveredTo(t *testing.T) {
-	msg := "Received: x\n\tcontinued Delivered-To: hidden@x\nDelivered-To:  Joe@X \n" +
-		"delivered-to: <angle@x>\nDelivered-To : spaced@x\n\nDelivered-To: body@x\n"
+	msg := "Received: x\n\tcontinued Delivered-To: hidden@x\nDelivered-To: \t Joe@X\n" +
+		"delivered-to: <angle@x>\nDelivered-To : spaced@x\nDelivered-To: blank@x \nDelivered-To: tab@x\t\n" +
+		"\nDelivered-To: body@x\n"
 	seen := deliveredTo([]byte(msg))
 	for addr, want := range map[string]bool{
 		"joe@x": true, "JOE@x": true, "spaced@x": true, "hidden@x": false, "body@x": false, "angle@x": false,
+		"blank@x": false, "tab@x": false,
 	} {
 		if got := isLoop(seen, addr); got != want {
 			t.Errorf("isLoop(%q) = %v, want %v (seen %v)", addr, got, want, seen)

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"vdeliver/internal/rawfile"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
@@ -246,6 +246,10 @@ func OpenDomainList(list, dir string, opt lookup.Options) (*DomainList, error) {
 	return d, nil
 }
 
+// maxListFile bounds a /file of a domain list: a file that claims more (sparse,
+// /dev/zero) must not decide how much memory a delivery asks for.
+const maxListFile = 16 << 20
+
 func (d *DomainList) add(list, dir string, opt lookup.Options, depth int) error {
 	if depth > 10 {
 		return errors.New("domain list files nested too deep")
@@ -260,7 +264,7 @@ func (d *DomainList) add(list, dir string, opt lookup.Options, depth int) error 
 		case item == "":
 			return errors.New("empty list element after '!'")
 		case strings.HasPrefix(item, "/"):
-			b, err := os.ReadFile(filepath.Clean(item))
+			b, err := rawfile.ReadFile(filepath.Clean(item), maxListFile)
 			if err != nil {
 				return err
 			}

@@ -38,6 +38,7 @@ const (
 	CodeBadSender     = "5.1.7" // sender that cannot be a mail address
 	CodeMailboxFull   = "5.2.2" // quota or virtual_mailbox_limit
 	CodeWriteError    = "5.3.0" // write error other than space or quota
+	CodeTooBig        = "5.3.4" // message larger than vdeliver holds
 	CodeNotRegular    = "5.3.5" // mailbox is a device or other non-regular file
 	CodeLoop          = "5.4.6" // Delivered-To loop
 	CodeBadMessage    = "5.6.0" // message that cannot be delivered as it is
@@ -56,6 +57,7 @@ var bounceExit = map[string]int{
 	CodeBadSender:     ExDataErr,
 	CodeMailboxFull:   ExCantCreat,
 	CodeWriteError:    ExIOErr,
+	CodeTooBig:        ExCantCreat,
 	CodeNotRegular:    ExConfig,
 	CodeLoop:          ExUnavailable,
 	CodeBadMessage:    ExDataErr,

@@ -1,9 +1,13 @@
 package deliver
 
 import (
+	"io/fs"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
+
+	"vdeliver/maildir"
 )
 
 // Every status vdeliver can answer keeps the pipe(8) contract: class 2 with exit 0, class 4
@@ -129,4 +133,22 @@ func FuzzStatusLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The sender's text names the cause where the storage package knows it, never a path and
+// never "unknown error" for a cause that has a name.
+func TestClassifyTexts(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&maildir.Error{Op: "link", Path: "d/u/new/x", Err: maildir.ErrTmpReplaced},
+			"4.2.0 maildir delivery failed: create maildir file: Tmp file was replaced before it was linked"},
+		{&maildir.Error{Op: "create", Path: "d/u/tmp/x", Err: &fs.PathError{Op: "openat2", Path: "d/u/tmp/x", Err: syscall.ENOSPC}},
+			"4.3.0 maildir delivery failed: create maildir file: No space left on device"},
+	} {
+		if got := classify(tc.err, true).Line(); got != tc.want {
+			t.Errorf("classify(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
 }

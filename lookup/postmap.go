@@ -79,9 +79,12 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
 			Uid: 0, Gid: uint32(os.Getegid()), Groups: []uint32{}}}
 	}
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr cappedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	if stdout.over || stderr.over {
+		return "", false, fmt.Errorf("postmap -q %s: more than %d bytes of output", t.inner, maxPostmapOutput)
+	}
 	msg := strings.TrimSpace(stderr.String())
 	fatal := ""
 	for _, l := range strings.Split(msg, "\n") {
@@ -108,4 +111,24 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 		return "", false, fmt.Errorf("postmap -q: %s", fatal)
 	}
 	return "", false, fmt.Errorf("postmap -q: %w", err)
+}
+
+// maxPostmapOutput bounds what is kept of postmap(1)'s output: a table's value must not
+// decide how much memory a delivery asks for.
+const maxPostmapOutput = 16 << 20
+
+// cappedBuffer keeps at most maxPostmapOutput bytes and notes that there was more; the
+// rest is read and dropped, so that the child is never blocked on a full pipe.
+type cappedBuffer struct {
+	bytes.Buffer
+	over bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := maxPostmapOutput - c.Len(); len(p) > room {
+		c.over = true
+		c.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
 }

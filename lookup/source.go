@@ -182,6 +182,13 @@ func isASCII(s string) bool {
 	return true
 }
 
+// maxSourceFile bounds a table file read whole (hash:, btree:, texthash: sources,
+// regexp:, pcre:): about 5,000,000 entries, held in memory about twice over. A file that
+// claims more (sparse, or /dev/zero through a symlink) must not decide how much memory a
+// delivery asks for: the runtime cannot survive a refused allocation. cdb: has no such
+// bound, as it is never read whole.
+const maxSourceFile = 256 << 20
+
 // readStable reads a whole table file. It reads again when the file changed while it was
 // being read (an editor writing in place), so a table is never half a file.
 func readStable(path string) (string, os.FileInfo, error) {
@@ -199,6 +206,10 @@ func readStable(path string) (string, os.FileInfo, error) {
 			f.Close()
 			return "", nil, fmt.Errorf("%s: is a directory: %w", path, ErrSyntax)
 		}
+		if before.Size() > maxSourceFile {
+			f.Close()
+			return "", nil, fmt.Errorf("%s: %d bytes, larger than %d: use cdb: for a table this large", path, before.Size(), maxSourceFile)
+		}
 		// A strings.Builder grown to the size holds the file once: string([]byte) would
 		// copy it, and a 1,000,000-line table would briefly take twice its size.
 		var b strings.Builder
@@ -207,9 +218,14 @@ func readStable(path string) (string, os.FileInfo, error) {
 		// empty may not be, /proc or a FIFO), not io.Copy: *os.File's WriteTo would take a
 		// detour and a fresh 32 KiB buffer for every table.
 		buf := make([]byte, min(max(before.Size()+1, 4<<10), 64<<10))
-		if _, err := io.CopyBuffer(&b, onlyReader{f}, buf); err != nil {
+		// Never more than one byte past the bound: a file that says it is small may not be.
+		if _, err := io.CopyBuffer(&b, onlyReader{io.LimitReader(f, maxSourceFile+1)}, buf); err != nil {
 			f.Close()
 			return "", nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		if b.Len() > maxSourceFile {
+			f.Close()
+			return "", nil, fmt.Errorf("%s: larger than %d bytes: use cdb: for a table this large", path, maxSourceFile)
 		}
 		after, err := f.Stat()
 		f.Close()

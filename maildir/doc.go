@@ -25,17 +25,18 @@
 //
 //  1. If the message is larger than Options.Limit, fail before touching the
 //     disk.
-//  2. Create tmp/<name> with O_WRONLY|O_CREAT|O_EXCL, mode 0600. O_EXCL never
-//     opens an existing file or follows a symbolic link planted at that name.
-//     On ENOENT create the missing directories (the maildir's parents, tmp/,
-//     new/ and cur/, each 0700), fsync each created directory and its parent,
-//     and try once more.
+//  2. Open tmp/ (on ENOENT create the missing directories: the maildir's
+//     parents, tmp/, new/ and cur/, each 0700, fsync each created directory
+//     and its parent, and open it again) and create <name> in it with
+//     O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600. O_EXCL never opens an
+//     existing file or follows a symbolic link planted at that name.
 //  3. fstat the open file for the final name; write every part, fsync, close
 //     (the close error counts: NFS reports write errors there).
-//  4. link(tmp, new). A hard link never replaces an existing name, unlike
-//     rename(2). As Postfix's sane_link, a link that reports an error while
-//     the new name already refers to our inode succeeded (a retransmitted
-//     NFS request). On ENOENT create new/ and cur/ and link again. Only when
+//  4. Open new/ (creating new/ and cur/ when missing) and link(2) the tmp
+//     name into it: linkat between the two open directories. A hard link
+//     never replaces an existing name, unlike rename(2). As Postfix's
+//     sane_link, a link that reports an error while the new name already
+//     refers to our inode succeeded (a retransmitted NFS request). Only when
 //     the file system says it has no hard links (EPERM, EXDEV, ENOTSUP) is
 //     the file moved with renameat2(RENAME_NOREPLACE), which also refuses to
 //     replace a name; a file system without that flag fails the delivery
@@ -45,19 +46,30 @@
 //     return means the message survives a crash (virtual(8) does not do this
 //     directory fsync).
 //
+// From step 2 on every step works on the directories opened then (beneath
+// the root), never on a path looked up again: a mailbox owner who renames
+// tmp/ or new/ away or puts a symbolic link in their place during a delivery
+// cannot redirect a step, and the cleanup still finds what this call made.
+//
 // # Guarantees
 //
-// On success exactly one new file exists in new/, fully written and fsynced
-// with its directory entry. On any failure nothing this call created is left
-// in tmp/ or new/: a deferred cleanup removes the tmp file and, when a later
-// step fails, the new/ name too. Directories created along the way stay, as
-// with Postfix. A file that already existed is never opened, replaced or
-// removed. The only fault that is not reported is a failure to remove the
-// tmp name after the message reached new/: the message is delivered, and
-// reporting it would make the MTA deliver it a second time. The removal of
-// the tmp name is not fsynced either; after a crash it may come back as a
-// second link to the delivered message, which maildir readers clean out of
-// tmp/ without touching new/.
+// On success exactly one new file exists in the directory that was new/ when
+// the delivery opened it, fully written and fsynced with its directory entry.
+// On any failure nothing this call created is left in tmp/ or new/, even when
+// the owner has renamed them since: a deferred cleanup removes the tmp file
+// and, when a later step fails, the new/ name too. So when the mailbox owner
+// races its own maildir the promise is no loss and no duplicate: a reported
+// success is one copy (wherever the owner has moved the directory since), a
+// reported failure is none, and the MTA's retry delivers it once. A name is
+// removed only while it is still our own file: a file another process put at
+// our tmp name (a pid reused within the same second, or the owner) is left
+// alone. Directories created along the way stay, as with Postfix. A file that
+// already existed is never opened, replaced or removed. The only fault that
+// is not reported is a failure to remove the tmp name after the message
+// reached new/: the message is delivered, and reporting it would make the MTA
+// deliver it a second time. The removal of the tmp name is not fsynced
+// either; after a crash it may come back as a second link to the delivered
+// message, which maildir readers clean out of tmp/ without touching new/.
 //
 // Bytes are written exactly as given: no From_ line, no ">From" quoting, no
 // line-end conversion and no trailing blank line. The caller supplies the

@@ -27,7 +27,8 @@ import (
 	"os"
 	"syscall"
 
-	"vdeliver/internal/beneath"
+	"golang.org/x/sys/unix"
+
 	"vdeliver/internal/faultinject"
 )
 
@@ -70,24 +71,24 @@ func init() {
 		}
 		return realSyncDir(f)
 	}
-	linkFile = func(r *beneath.Root, oldname, newname string) error {
+	linkFile = func(od *os.File, oldname string, nd *os.File, newname string) error {
 		switch {
 		case fault("maildir:link-taken"):
 			// Another process got the name first; its file must survive.
-			if f, err := r.OpenFile(newname, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-				f.WriteString("occupied\n")
-				f.Close()
+			if fd, err := unix.Openat(int(nd.Fd()), newname, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600); err == nil {
+				unix.Write(fd, []byte("occupied\n"))
+				unix.Close(fd)
 			}
-			return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.EPERM}
+			return syscall.EPERM
 		case fault("maildir:link-eperm"), fault("maildir:rename-einval"):
-			return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.EPERM}
+			return syscall.EPERM
 		case fault("maildir:link-lie"):
-			if err := realLink(r, oldname, newname); err != nil {
+			if err := realLink(od, oldname, nd, newname); err != nil {
 				return err
 			}
-			return &os.LinkError{Op: "linkat", Old: oldname, New: newname, Err: syscall.EIO}
+			return syscall.EIO
 		}
-		return realLink(r, oldname, newname)
+		return realLink(od, oldname, nd, newname)
 	}
 	renameNoReplace = func(od *os.File, on string, nd *os.File, nn string) error {
 		if fault("maildir:rename-einval") {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"vdeliver/internal/beneath"
 )
 
@@ -85,7 +87,10 @@ var (
 	syncFile  = (*os.File).Sync
 	closeFile = (*os.File).Close
 	syncDir   = (*os.File).Sync
-	linkFile  = (*beneath.Root).Link
+	// linkFile is linkat(2) between two open directories, never following a symlink.
+	linkFile = func(oldDir *os.File, oldName string, newDir *os.File, newName string) error {
+		return unix.Linkat(int(oldDir.Fd()), oldName, int(newDir.Fd()), newName, 0)
+	}
 	// renameNoReplace is renameat2(RENAME_NOREPLACE) between two open
 	// directories; see rename_linux.go.
 	renameNoReplace = renameat2NoReplace
@@ -103,7 +108,8 @@ var (
 // Every failure is an *Error naming the step. A message over opt.Limit
 // gives Op "write" wrapping both ErrTooLarge and syscall.EFBIG, and nothing
 // is created. After any failure nothing created by this call remains in
-// tmp/ or new/.
+// tmp/ or new/, even if the mailbox owner renamed them during the call (see
+// the package documentation, "Guarantees").
 func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ string, err error) {
 	killpoint("maildir:start")
 	now := time.Now
@@ -140,12 +146,31 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		}
 	}
 
+	// Every step after the tmp file is created works on the directories opened here,
+	// beneath the root: a mailbox owner who renames tmp/ or new/, or puts a symlink in
+	// their place, cannot make a step act elsewhere, and the cleanup finds what this call
+	// made wherever the directory has been moved since.
+	tmpDir, err := openDir(root, sub("tmp"))
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = makeDirs(root, prefix, "tmp", "new", "cur"); err != nil {
+			return "", &Error{Op: "create", Path: tmpPath, Err: err}
+		}
+		tmpDir, err = openDir(root, sub("tmp"))
+	}
+	if err != nil {
+		return "", &Error{Op: "create", Path: tmpPath, Err: err}
+	}
+	defer tmpDir.Close() // after the cleanup below, which uses it
+	tmpBase := tmpPath[strings.LastIndexByte(tmpPath, '/')+1:]
+
 	// The cleanup keys on err, so every failure below must set it.
 	var (
-		newPath   string
-		f         *os.File
-		tmpExists bool // the tmp name is ours to remove
-		newExists bool // the new/ name is ours to remove
+		newPath, newBase string
+		newDir           *os.File
+		f                *os.File
+		st               fs.FileInfo
+		tmpExists        bool // the tmp name is ours to remove
+		newExists        bool // the new/ name is ours to remove
 	)
 	defer func() {
 		if f != nil {
@@ -154,21 +179,17 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		if tmpExists {
 			// XXX: an error here is lost; after success the message is in
 			// new/ and a stray tmp link only wastes a name (SPEC §5 step 7).
-			root.Remove(tmpPath)
+			removeOwn(tmpDir, tmpBase, st)
 		}
 		if err != nil && newExists {
-			root.Remove(newPath)
+			removeOwn(newDir, newBase, st)
+		}
+		if newDir != nil {
+			newDir.Close()
 		}
 	}()
 
-	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	f, err = root.OpenFile(tmpPath, flags, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = makeDirs(root, prefix, "tmp", "new", "cur"); err != nil {
-			return "", &Error{Op: "create", Path: tmpPath, Err: err}
-		}
-		f, err = root.OpenFile(tmpPath, flags, 0o600)
-	}
+	f, err = createAt(tmpDir, tmpBase, tmpPath)
 	if err != nil {
 		// tmpExists stays false: a file already at that name is not ours.
 		return "", &Error{Op: "create", Path: tmpPath, Err: err}
@@ -176,7 +197,7 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 	tmpExists = true
 	killpoint("maildir:tmp-created")
 
-	st, err := f.Stat()
+	st, err = f.Stat()
 	if err != nil {
 		return "", &Error{Op: "create", Path: tmpPath, Err: err}
 	}
@@ -190,7 +211,8 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 	if !ok {
 		return "", &Error{Op: "create", Path: tmpPath, Err: errors.New("no device and inode numbers")}
 	}
-	newPath = sub("new/" + newName(sec, uint64(sys.Dev), uint64(sys.Ino), usec, host))
+	newBase = newName(sec, uint64(sys.Dev), uint64(sys.Ino), usec, host)
+	newPath = sub("new/" + newBase)
 
 	for _, p := range parts {
 		if _, err = writeFile(f, p); err != nil {
@@ -209,7 +231,19 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 	}
 	killpoint("maildir:closed")
 
-	moved, err := link(root, prefix, tmpPath, newPath, st)
+	newDir, err = openDir(root, sub("new"))
+	if errors.Is(err, fs.ErrNotExist) {
+		// new/ or cur/ went missing after tmp/ was there (Postfix does the
+		// same make_dirs here).
+		if err = makeDirs(root, prefix, "new", "cur"); err == nil {
+			newDir, err = openDir(root, sub("new"))
+		}
+	}
+	if err != nil {
+		newDir = nil
+		return "", &Error{Op: "link", Path: newPath, Err: err}
+	}
+	moved, err := link(tmpDir, tmpBase, newDir, newBase, tmpPath, newPath, st)
 	if err != nil {
 		return "", &Error{Op: "link", Path: newPath, Err: err}
 	}
@@ -219,60 +253,102 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		// Not fsynced: should a crash bring the name back, it is a second
 		// link to a delivered message, and readers delete stale tmp/ files
 		// without touching new/. The error is ignored as in the cleanup.
-		root.Remove(tmpPath)
+		removeOwn(tmpDir, tmpBase, st)
 	}
 	killpoint("maildir:tmp-removed")
 
-	if err = syncPath(root, sub("new")); err != nil {
+	if err = syncDir(newDir); err != nil {
 		return "", &Error{Op: "link", Path: newPath, Err: err}
 	}
 	killpoint("maildir:done")
 	return newPath, nil
 }
 
-// link gives the file open as st the name newPath without ever replacing an
-// existing name. moved reports that the tmp name is gone (renamed).
-func link(root *beneath.Root, prefix, tmpPath, newPath string, st fs.FileInfo) (moved bool, err error) {
-	err = linkFile(root, tmpPath, newPath)
-	if err != nil && errors.Is(err, fs.ErrNotExist) {
-		// new/ or cur/ went missing after tmp/ was there (Postfix does the
-		// same make_dirs here). A failure shows in the second link.
-		makeDirs(root, prefix, "new", "cur")
-		err = linkFile(root, tmpPath, newPath)
+// openDir opens the directory name beneath root, for the *at calls of a delivery.
+func openDir(root *beneath.Root, name string) (*os.File, error) {
+	return root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+}
+
+// createAt creates name in dir with O_EXCL, mode 0600: never an existing file, never
+// through a symbolic link. path is the name for errors.
+func createAt(dir *os.File, name, path string) (*os.File, error) {
+	for {
+		fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "openat", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
 	}
-	if err != nil && !sameFile(root, newPath, st) {
+}
+
+// removeOwn removes name from dir only while it is the file st: a file another process
+// has put at that name since (a tmp name is reused when a pid is, and the mailbox owner
+// can do anything in its maildir) is not ours to remove. Without st (the tmp file could
+// not even be described) the name is removed: it was created a moment ago by this call.
+func removeOwn(dir *os.File, name string, st fs.FileInfo) {
+	if dir == nil {
+		return
+	}
+	if st != nil && !sameFile(dir, name, st) {
+		return
+	}
+	unix.Unlinkat(int(dir.Fd()), name, 0)
+}
+
+// link gives the file st, at tmpBase in tmpDir, the name newBase in newDir without ever
+// replacing an existing name. moved reports that the tmp name is gone (renamed).
+// tmpPath and newPath name the two for errors.
+func link(tmpDir *os.File, tmpBase string, newDir *os.File, newBase, tmpPath, newPath string, st fs.FileInfo) (moved bool, err error) {
+	err = linkFile(tmpDir, tmpBase, newDir, newBase)
+	if err != nil {
+		err = &os.LinkError{Op: "linkat", Old: tmpPath, New: newPath, Err: err}
+	}
+	if err != nil && !sameFile(newDir, newBase, st) {
 		if !linkUnsupported(err) {
 			return false, err
 		}
-		if rerr := renameInRoot(root, tmpPath, newPath); rerr != nil {
+		if rerr := renameNoReplace(tmpDir, tmpBase, newDir, newBase); rerr != nil {
 			if errors.Is(rerr, syscall.EINVAL) || errors.Is(rerr, syscall.ENOSYS) {
 				// No RENAME_NOREPLACE either: the file system offers no
 				// way to move without possibly replacing a message.
 				return false, err
 			}
-			return false, rerr
+			return false, &os.LinkError{Op: "renameat2", Old: tmpPath, New: newPath, Err: rerr}
 		}
 		moved = true
 		killpoint("maildir:renamed")
 	}
-	// Names, not descriptors, were linked: if the tmp name was replaced
-	// since we created it (a tmp/ cleaner racing a delivery with the same
-	// tmp name), new/ now holds someone else's file and success would lose
-	// our message.
-	if !sameFile(root, newPath, st) {
-		root.Remove(newPath)
-		return false, errTmpReplaced
+	// Names in the two directories, not the descriptor, were linked: if the tmp name
+	// was replaced since we created it (a tmp/ cleaner, or the owner, racing a delivery
+	// with the same tmp name), new/ now holds someone else's file under a name we made,
+	// and success would lose our message.
+	if !sameFile(newDir, newBase, st) {
+		unix.Unlinkat(int(newDir.Fd()), newBase, 0)
+		return false, ErrTmpReplaced
 	}
 	return moved, nil
 }
 
-var errTmpReplaced = errors.New("tmp file was replaced before it was linked")
+// ErrTmpReplaced is wrapped by the error of a delivery whose tmp file was replaced
+// (another file at its name) before it was linked into new/: nothing was delivered.
+var ErrTmpReplaced = errors.New("tmp file was replaced before it was linked")
 
-// sameFile is Postfix's sane_link check: link(2) over NFS can report
-// failure for a request that was carried out.
-func sameFile(root *beneath.Root, name string, st fs.FileInfo) bool {
-	lst, err := root.Lstat(name)
-	return err == nil && os.SameFile(st, lst)
+// sameFile reports whether name in dir is the file st. It is Postfix's sane_link
+// check (link(2) over NFS can report failure for a request that was carried out), and
+// tells our own file from one put at its name.
+func sameFile(dir *os.File, name string, st fs.FileInfo) bool {
+	want, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	var got unix.Stat_t
+	if unix.Fstatat(int(dir.Fd()), name, &got, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	return uint64(got.Dev) == uint64(want.Dev) && got.Ino == want.Ino
 }
 
 // linkUnsupported reports a link(2) error that means "this file system has
@@ -280,28 +356,6 @@ func sameFile(root *beneath.Root, name string, st fs.FileInfo) bool {
 func linkUnsupported(err error) bool {
 	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EXDEV) ||
 		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP)
-}
-
-// renameInRoot moves oldPath to newPath with RENAME_NOREPLACE. Both
-// directories are opened through root and the names passed to renameat2
-// are single elements, so the kernel resolves nothing outside the root.
-func renameInRoot(root *beneath.Root, oldPath, newPath string) error {
-	oldDir, oldBase := splitPath(oldPath)
-	newDir, newBase := splitPath(newPath)
-	od, err := root.Open(oldDir)
-	if err != nil {
-		return err
-	}
-	defer od.Close()
-	nd, err := root.Open(newDir)
-	if err != nil {
-		return err
-	}
-	defer nd.Close()
-	if err := renameNoReplace(od, oldBase, nd, newBase); err != nil {
-		return &os.LinkError{Op: "renameat2", Old: oldPath, New: newPath, Err: err}
-	}
-	return nil
 }
 
 func splitPath(p string) (dir, base string) {

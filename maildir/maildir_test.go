@@ -18,6 +18,7 @@ import (
 
 	gomaildir "github.com/emersion/go-maildir"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"vdeliver/internal/beneath"
 )
@@ -657,14 +658,14 @@ func TestFaults(t *testing.T) {
 		{
 			name: "link fails with EIO",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(*beneath.Root, string, string) error { return syscall.EIO })
+				stub(t, &linkFile, func(*os.File, string, *os.File, string) error { return syscall.EIO })
 			},
 			op: "link", newPath: true, err: syscall.EIO,
 		},
 		{
 			name: "no hard links and no RENAME_NOREPLACE",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(*beneath.Root, string, string) error { return syscall.EPERM })
+				stub(t, &linkFile, func(*os.File, string, *os.File, string) error { return syscall.EPERM })
 				stub(t, &renameNoReplace, func(*os.File, string, *os.File, string) error { return syscall.EINVAL })
 			},
 			op: "link", newPath: true, err: syscall.EPERM,
@@ -672,11 +673,11 @@ func TestFaults(t *testing.T) {
 		{
 			name: "name in new/ exists",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
-					if err := os.WriteFile(filepath.Join(r.Name(), newname), []byte("older message"), 0o600); err != nil {
+				stub(t, &linkFile, func(od *os.File, oldname string, nd *os.File, newname string) error {
+					if err := os.WriteFile(filepath.Join(nd.Name(), newname), []byte("older message"), 0o600); err != nil {
 						t.Fatal(err)
 					}
-					return r.Link(oldname, newname)
+					return linkAt(od, oldname, nd, newname)
 				})
 			},
 			op: "link", newPath: true, err: syscall.EEXIST,
@@ -684,28 +685,28 @@ func TestFaults(t *testing.T) {
 		{
 			name: "tmp name replaced before the link",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
+				stub(t, &linkFile, func(od *os.File, oldname string, nd *os.File, newname string) error {
 					// Keep our file's inode alive elsewhere: freed, the kernel may hand the
 					// same inode number to the impostor and hide the swap.
-					if err := r.Link(oldname, "kept-inode"); err != nil {
+					if err := linkAt(od, oldname, od, "../kept-inode"); err != nil {
 						t.Fatal(err)
 					}
-					if err := r.Remove(oldname); err != nil {
+					if err := os.Remove(filepath.Join(od.Name(), oldname)); err != nil {
 						t.Fatal(err)
 					}
-					if err := os.WriteFile(filepath.Join(r.Name(), oldname), []byte("impostor"), 0o600); err != nil {
+					if err := os.WriteFile(filepath.Join(od.Name(), oldname), []byte("impostor"), 0o600); err != nil {
 						t.Fatal(err)
 					}
-					return r.Link(oldname, newname)
+					return linkAt(od, oldname, nd, newname)
 				})
 			},
-			op: "link", newPath: true, err: errTmpReplaced,
+			op: "link", newPath: true, err: ErrTmpReplaced,
 		},
 		{
 			name: "name in new/ exists, no hard links",
 			install: func(t *testing.T) {
-				stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
-					if err := os.WriteFile(filepath.Join(r.Name(), newname), []byte("older message"), 0o600); err != nil {
+				stub(t, &linkFile, func(od *os.File, oldname string, nd *os.File, newname string) error {
+					if err := os.WriteFile(filepath.Join(nd.Name(), newname), []byte("older message"), 0o600); err != nil {
 						t.Fatal(err)
 					}
 					return syscall.EOPNOTSUPP
@@ -727,9 +728,9 @@ func TestFaults(t *testing.T) {
 			var linked string
 			tc.install(t)
 			link := linkFile
-			stub(t, &linkFile, func(r *beneath.Root, oldname, newname string) error {
-				linked = newname
-				return link(r, oldname, newname)
+			stub(t, &linkFile, func(od *os.File, oldname string, nd *os.File, newname string) error {
+				linked = "d/u/new/" + newname
+				return link(od, oldname, nd, newname)
 			})
 
 			got, err := Deliver(root, "d/u/", [][]byte{[]byte("Return-Path: <>\n"), []byte("body\n")}, opts())
@@ -754,8 +755,12 @@ func TestFaults(t *testing.T) {
 			if err.Error() != tc.text {
 				t.Errorf("Error() = %q, want %q", err.Error(), tc.text)
 			}
-			if got := entries(t, filepath.Join(base, "d/u/tmp")); len(got) != 0 {
-				t.Errorf("tmp/ = %q, want empty", got)
+			// Nothing of ours is left in tmp/; a file another process put at our tmp
+			// name (the impostor) is not ours to remove.
+			for _, n := range entries(t, filepath.Join(base, "d/u/tmp")) {
+				if b, _ := os.ReadFile(filepath.Join(base, "d/u/tmp", n)); string(b) != "impostor" {
+					t.Errorf("tmp/%s = %q left behind", n, b)
+				}
 			}
 			// A message that was already in new/ is never replaced.
 			newDir := filepath.Join(base, "d/u/new")
@@ -774,32 +779,30 @@ func TestFaults(t *testing.T) {
 func TestLinkRecovery(t *testing.T) {
 	tests := []struct {
 		name string
-		link func(t *testing.T) func(*beneath.Root, string, string) error
+		link func(t *testing.T) func(*os.File, string, *os.File, string) error
 	}{
 		{
 			// Postfix's sane_link: NFS can report failure for a link it made.
 			name: "link made but reported EIO",
-			link: func(t *testing.T) func(*beneath.Root, string, string) error {
-				return func(r *beneath.Root, o, n string) error {
-					if err := r.Link(o, n); err != nil {
+			link: func(t *testing.T) func(*os.File, string, *os.File, string) error {
+				return func(od *os.File, o string, nd *os.File, n string) error {
+					if err := linkAt(od, o, nd, n); err != nil {
 						t.Fatal(err)
 					}
-					return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EIO}
+					return syscall.EIO
 				}
 			},
 		},
 		{
 			name: "no hard links: renameat2 NOREPLACE",
-			link: func(t *testing.T) func(*beneath.Root, string, string) error {
-				return func(r *beneath.Root, o, n string) error {
-					return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM}
-				}
+			link: func(t *testing.T) func(*os.File, string, *os.File, string) error {
+				return func(*os.File, string, *os.File, string) error { return syscall.EPERM }
 			},
 		},
 		{
 			name: "cross-device link",
-			link: func(t *testing.T) func(*beneath.Root, string, string) error {
-				return func(r *beneath.Root, o, n string) error { return syscall.EXDEV }
+			link: func(t *testing.T) func(*os.File, string, *os.File, string) error {
+				return func(*os.File, string, *os.File, string) error { return syscall.EXDEV }
 			},
 		},
 	}
@@ -835,9 +838,10 @@ func TestOrder(t *testing.T) {
 	})
 	stub(t, &syncFile, func(f *os.File) error { events = append(events, "fsync file"); return f.Sync() })
 	stub(t, &closeFile, func(f *os.File) error { events = append(events, "close"); return f.Close() })
-	stub(t, &linkFile, func(r *beneath.Root, o, n string) error {
-		events = append(events, fmt.Sprintf("link %s (tmp/ holds %d)", filepath.Dir(n), len(entries(t, tmpDir))))
-		return r.Link(o, n)
+	stub(t, &linkFile, func(od *os.File, o string, nd *os.File, n string) error {
+		rel, _ := filepath.Rel(base, nd.Name())
+		events = append(events, fmt.Sprintf("link %s (tmp/ holds %d)", rel, len(entries(t, tmpDir))))
+		return linkAt(od, o, nd, n)
 	})
 	stub(t, &syncDir, func(f *os.File) error {
 		rel, _ := filepath.Rel(base, f.Name())
@@ -894,5 +898,84 @@ func TestErrorText(t *testing.T) {
 		if tc.err.Unwrap() != tc.err.Err {
 			t.Errorf("Unwrap() is not Err")
 		}
+	}
+}
+
+// linkAt is linkat(2) between two open directories, as the real linkFile.
+func linkAt(od *os.File, o string, nd *os.File, n string) error {
+	return unix.Linkat(int(od.Fd()), o, int(nd.Fd()), n, 0)
+}
+
+// The mailbox owner renames tmp/ or new/ away during a delivery and puts a symlink out of
+// the base in its place. The promise: no loss and no duplicate. A failure leaves nothing
+// of ours behind, in the directory where we made it (now renamed); a success means the
+// message is there exactly once. Not parallel: seams.
+func TestOwnerSwapsDirectories(t *testing.T) {
+	swap := func(t *testing.T, base, dir string) {
+		t.Helper()
+		p := filepath.Join(base, "d/u", dir)
+		if err := os.Rename(p, p+".moved"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(t.TempDir(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		install func(t *testing.T, base string)
+		fails   bool
+	}{
+		{"tmp/ swapped, then the write fails", func(t *testing.T, base string) {
+			stub(t, &writeFile, func(f *os.File, b []byte) (int, error) {
+				swap(t, base, "tmp")
+				return 0, syscall.EIO
+			})
+		}, true},
+		{"new/ swapped after the link, then its fsync fails", func(t *testing.T, base string) {
+			stub(t, &syncDir, func(f *os.File) error {
+				swap(t, base, "new")
+				return syscall.EIO
+			})
+		}, true},
+		{"new/ swapped after the link", func(t *testing.T, base string) {
+			stub(t, &syncDir, func(f *os.File) error {
+				swap(t, base, "new")
+				return f.Sync()
+			})
+		}, false},
+		{"tmp/ and new/ swapped before the link", func(t *testing.T, base string) {
+			stub(t, &closeFile, func(f *os.File) error {
+				swap(t, base, "tmp")
+				swap(t, base, "new")
+				return f.Close()
+			})
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, base := newRoot(t)
+			for _, d := range []string{"d/u/tmp", "d/u/new", "d/u/cur"} {
+				mkdir(t, filepath.Join(base, d), 0o700)
+			}
+			tc.install(t, base)
+			_, err := Deliver(root, "d/u/", [][]byte{[]byte("m\n")}, opts())
+			if (err != nil) != tc.fails {
+				t.Fatalf("Deliver: %v, want failure %v", err, tc.fails)
+			}
+			var copies []string
+			filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					copies = append(copies, p)
+				}
+				return nil
+			})
+			want := 1
+			if tc.fails {
+				want = 0
+			}
+			if len(copies) != want {
+				t.Fatalf("after %v: %d copies under the base, want %d: %q", err, len(copies), want, copies)
+			}
+		})
 	}
 }

@@ -136,9 +136,12 @@
 // process-wide mutex covers the span from recovery to the record's removal.
 // When the record cannot be created — the directory is not writable (no
 // dotlock, and only the mailbox file is ours), the disk or quota is full, a
-// file of that name belongs to someone else — the delivery goes on without
-// one, exactly as virtual(8) does and with its hole. The record costs a
-// second write of the message and one more fsync per delivery.
+// file of that name belongs to someone else — or the record is larger than
+// 64 MiB, the delivery goes on without one, exactly as virtual(8) does and
+// with its hole. The record costs a second write of the message and one more
+// fsync per delivery. An intent file larger than any vdeliver writes (64 MiB
+// and its header) is removed unread, as one that does not parse: its owner
+// chooses its size, which must not decide how much memory a delivery takes.
 //
 // Release order: the descriptor is closed (dropping the kernel locks), then
 // the dotlock is removed — after success and after every failure. A close

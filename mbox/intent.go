@@ -29,6 +29,17 @@ const intentMagic = "vdeliver-append 2\n"
 // maxIntentHeader bounds the header line; ours is well under 200 bytes.
 const maxIntentHeader = 512
 
+// maxIntentRecord is the largest record an intent record is written for; a larger
+// append goes on without one, unprotected against a torn write as virtual(8)'s. So no
+// intent record vdeliver writes is larger than maxIntentFile, and a larger file is
+// corrupt: removed without being read, as a record that does not parse. Reading it
+// whole would let its size, which its owner chooses, decide how much memory a delivery
+// asks for: a refused allocation ends the process with exit status 2, which bounces.
+const (
+	maxIntentRecord = 64 << 20
+	maxIntentFile   = len(intentMagic) + maxIntentHeader + maxIntentRecord
+)
+
 // Fault seams for tests: the intent record's write and fsync.
 var (
 	writeIntentFile = func(f *os.File, b []byte) (int, error) { return f.Write(b) }
@@ -130,11 +141,16 @@ func recoverAppend(root *beneath.Root, path string, f *os.File, st *syscall.Stat
 		ist.Mode&syscall.S_IFMT != syscall.S_IFREG || ist.Nlink != 1 || int64(ist.Uid) != int64(os.Geteuid()) {
 		return st, nil
 	}
-	data := make([]byte, ist.Size)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return st, nil
+	var in intent
+	var rec []byte
+	ok = false
+	if ist.Size <= int64(maxIntentFile) {
+		data := make([]byte, ist.Size)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return st, nil
+		}
+		in, rec, ok = parseIntent(data)
 	}
-	in, rec, ok := parseIntent(data)
 	// A record that does not parse was cut short while being written, before
 	// the mailbox was touched (it is synced before the first mailbox byte).
 	if ok && in.dev == uint64(st.Dev) && in.ino == st.Ino && st.Size > in.size && st.Size < in.size+in.length &&
@@ -190,8 +206,12 @@ func fragmentIsOurs(root *beneath.Root, path string, st *syscall.Stat_t, old int
 // writeIntent creates, writes and syncs the intent record for appending rec
 // to the file with status st. It returns false, leaving no record, when that
 // cannot be done (an unwritable directory, a full disk, a record left by
-// another uid): the delivery then goes on unprotected, as virtual(8)'s does.
+// another uid, a record over maxIntentRecord): the delivery then goes on
+// unprotected, as virtual(8)'s does.
 func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec []byte) bool {
+	if len(rec) > maxIntentRecord {
+		return false
+	}
 	name := path + intentSuffix
 	// O_EXCL: never through a symlink, never over a file we did not make.
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

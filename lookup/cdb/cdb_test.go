@@ -503,3 +503,33 @@ func TestConcurrentGet(t *testing.T) {
 		}
 	}
 }
+
+// A record whose data is longer than any table value is a format error, not an
+// allocation of the size the file claims.
+func TestValueTooLarge(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.cdb")
+	w, err := Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add([]byte("ok"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add([]byte("big"), make([]byte, maxValue+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if v, ok, err := r.Get([]byte("ok")); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("Get(ok) = %q, %v, %v", v, ok, err)
+	}
+	if _, _, err := r.Get([]byte("big")); !errors.Is(err, ErrFormat) {
+		t.Fatalf("Get(big) error = %v, want ErrFormat", err)
+	}
+}

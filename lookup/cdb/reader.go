@@ -24,6 +24,11 @@ type Reader struct {
 // a probe usually ends within two slots; 8 keeps the buffer on the stack.
 const slotChunk = 8
 
+// maxValue bounds the data of one record: a file (sparse, up to 4 GiB) must not decide
+// how much memory a lookup asks for. No value a table gives vdeliver (a path, an id, an
+// address list) comes near it.
+const maxValue = 16 << 20
+
 // valuePeek is how many bytes past the key one pread fetches, so that a
 // short value (a mailbox path, a uid) comes in the same system call as the
 // key it belongs to.
@@ -161,6 +166,9 @@ func (r *Reader) record(pos uint64, key []byte) ([]byte, bool, error) {
 	}
 	if 8+klen+dlen > avail {
 		return nil, false, r.malformed("data of record at offset %d runs past the records", pos)
+	}
+	if dlen > maxValue {
+		return nil, false, r.malformed("data of record at offset %d is %d bytes, more than %d", pos, dlen, maxValue)
 	}
 	value := make([]byte, dlen)
 	have := copy(value, buf[8+klen:])
