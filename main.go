@@ -64,21 +64,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	// Subcommands are recognised only as the first argument, so no recipient (which always
-	// follows options and "--" when Postfix runs us) can ever be taken for one.
-	if len(args) > 1 {
-		if cmd, ok := subcommands[args[1]]; ok {
-			return cmd(ctx, args[1:], stdin, stdout, stderr, getenv)
-		}
+	// follows options and "--" when Postfix runs us) can ever be taken for one
+	// (commands.go). A setuid-root run that kept its privileges (its first argument is an
+	// option: setuid.go) is a delivery, never a completion request.
+	if isAdminCommandLine(args) && (!startup.active || !strings.HasPrefix(args[1], "-")) {
+		return runAdmin(ctx, args, stdin, stdout, stderr, getenv)
 	}
 	return runDeliver(ctx, args, stdin, stdout, getenv)
 }
-
-// subcommand is an administrator's command (explain, check, postmap, query): it may print
-// freely and uses ordinary exit codes.
-type subcommand func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int
-
-// subcommands is filled by the cmd_*.go files' init functions and never changed after.
-var subcommands = map[string]subcommand{}
 
 // delivery holds what the command line says about one delivery run.
 type delivery struct {

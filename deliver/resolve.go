@@ -24,6 +24,7 @@ type Target struct {
 // Probe records one table query made during resolution.
 type Probe struct {
 	Map   string // virtual_mailbox_maps, virtual_uid_maps, ...
+	Table string // the table of the list that answered or failed; "" for a miss
 	Key   string
 	Found bool
 	Value string
@@ -83,8 +84,8 @@ func (t *Target) find(ctx context.Context, name string, m *lookup.Maps, keys []s
 			forms = append(forms, k.raw)
 		}
 		for _, key := range forms {
-			v, found, err := m.Find(ctx, key, k.fixedOnly)
-			t.Probes = append(t.Probes, Probe{Map: name, Key: key, Found: found, Value: v, Err: err})
+			v, table, found, err := m.FindTable(ctx, key, k.fixedOnly)
+			t.Probes = append(t.Probes, Probe{Map: name, Table: table, Key: key, Found: found, Value: v, Err: err})
 			if err != nil {
 				return "", false, err
 			}
