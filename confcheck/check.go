@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"vdeliver/deliver"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
@@ -49,6 +50,9 @@ func (f Finding) String() string {
 	loc := f.File + ":"
 	if f.Line > 0 {
 		loc += strconv.Itoa(f.Line) + ":"
+	}
+	if f.File == overrideFile {
+		loc = fmt.Sprintf("-o option %d:", f.Line)
 	}
 	return fmt.Sprintf("%s %s: %s [%s]\n\tfix: %s", loc, f.Severity, f.Message, f.Code, f.Fix)
 }
@@ -83,6 +87,8 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.mailboxPaths()
 	c.tableFiles()
 	c.masterEntries()
+	c.unknownParameters()
+	c.mailboxWrites()
 	sort.SliceStable(c.out, func(i, j int) bool {
 		if c.out[i].File != c.out[j].File {
 			return c.out[i].File < c.out[j].File
@@ -112,6 +118,7 @@ type checker struct {
 	tables map[string]*table // by spec
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
 
+	lists         map[string]*deliver.DomainList // inList's, by parameter
 	mailboxList   []listed // mailboxDomains, once read
 	mailboxListed bool
 	order         []*table
@@ -135,6 +142,11 @@ type account struct {
 }
 
 func (c *checker) close() {
+	for _, d := range c.lists {
+		if d != nil {
+			d.Close()
+		}
+	}
 	for _, t := range c.order {
 		if t.t != nil {
 			t.t.Close()
@@ -142,7 +154,12 @@ func (c *checker) close() {
 	}
 }
 
+// overrideFile is the File of a finding about a -o override; Line is its position.
+const overrideFile = "-o"
+
 func (c *checker) add(file string, line int, sev Severity, code, msg, fix string) {
+	// An error that already names the place (maincf's "FILE:LINE: ...") names it once.
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s:%d: ", file, line))
 	c.out = append(c.out, Finding{File: file, Line: line, Severity: sev, Code: code, Message: msg, Fix: fix})
 }
 
@@ -311,36 +328,21 @@ func (c *checker) readMailboxDomains() []listed {
 	return out
 }
 
-// inList is Postfix's domain list match (match_list with exact names, ".parent" patterns,
-// /file words, type:table keys and "!" negation; first match wins). A table error counts
-// as no match: the table's own finding reports it.
+// inList is the delivery's domain list match (deliver.DomainList: exact names, ".parent"
+// patterns, /file words, type:table keys and "!" negation; first match wins), the list
+// opened once per parameter. A list or table error counts as no match: its own finding
+// reports it.
 func (c *checker) inList(param, domain string) bool {
-	for _, item := range lookup.SplitList(c.get(param)) {
-		neg := false
-		for strings.HasPrefix(item, "!") {
-			neg, item = !neg, item[1:]
-		}
-		hit := false
-		switch {
-		case strings.HasPrefix(item, "/"):
-			b, _ := os.ReadFile(item)
-			for _, w := range strings.Fields(string(b)) {
-				hit = hit || strings.EqualFold(w, domain)
-			}
-		case isTableItem(item):
-			if t := c.tables[item]; t != nil && t.t != nil {
-				_, hit, _ = t.t.Lookup(c.ctx, domain)
-			}
-		case strings.HasPrefix(item, "."):
-			hit = strings.HasSuffix(domain, strings.ToLower(item))
-		default:
-			hit = strings.EqualFold(item, domain)
-		}
-		if hit {
-			return !neg
-		}
+	if c.lists == nil {
+		c.lists = map[string]*deliver.DomainList{}
 	}
-	return false
+	d, ok := c.lists[param]
+	if !ok {
+		d, _ = deliver.OpenDomainList(c.get(param), c.cf.Dir(), lookup.Options{ConfigDir: c.cf.Dir()})
+		c.lists[param] = d
+	}
+	hit, err := d.Match(c.ctx, strings.ToLower(domain))
+	return err == nil && hit
 }
 
 // domains: the VIRTUAL_README "NEVER" rules (SPEC §10): a domain has exactly one address
@@ -448,7 +450,7 @@ func (c *checker) ids() {
 	file, line := c.where("virtual_minimum_uid")
 	minUID, err := c.cf.Int("virtual_minimum_uid")
 	if err != nil {
-		c.add(file, line, Error, "parameter-error", err.Error(), "virtual_minimum_uid = 100")
+		c.add(file, line, Error, "parameter-error", err.Error(), "give a number: virtual_minimum_uid = 100")
 		minUID = 100
 	} else if minUID < 100 {
 		c.add(file, line, Warning, "minimum-uid-low", fmt.Sprintf("virtual_minimum_uid = %d lets mailboxes be written as system accounts (uids below 100)", minUID),
@@ -505,11 +507,11 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 	if key != "" {
 		of = " for " + key
 	}
-	n, err := strconv.ParseUint(v, 10, 32)
+	n, err := deliver.ParseID(v)
 	switch {
 	case err != nil:
-		c.add(file, line, Error, what+"-invalid", fmt.Sprintf("%s %q%s is not a decimal number: deliveries defer", what, v, of),
-			"give a numeric "+what+" in "+param)
+		c.add(file, line, Error, what+"-invalid", fmt.Sprintf("%s %q%s is not a valid %s (%v): deliveries defer", what, v, of, what, err),
+			fmt.Sprintf("give a decimal %s from 1 to 4294967294 in %s", what, param))
 	case n == 0:
 		c.add(file, line, Error, what+"-root", fmt.Sprintf("%s 0 (root)%s: vdeliver never writes as root, deliveries defer", what, of),
 			"map to the unprivileged mail account's "+what+", e.g. static:5000")
@@ -529,17 +531,21 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 // mailboxPaths: a ".." element would leave the base; vdeliver defers such a recipient.
 func (c *checker) mailboxPaths() {
 	c.values("virtual_mailbox_maps", func(v, key, file string, line int) {
-		for _, el := range strings.Split(v, "/") {
-			if el == ".." {
-				of := ""
-				if key != "" {
-					of = " of " + key
-				}
-				c.add(file, line, Error, "mailbox-dotdot", fmt.Sprintf("mailbox path %q%s contains \"..\": deliveries defer", v, of),
-					"give a path beneath virtual_mailbox_base without \"..\"")
-				return
-			}
+		err := deliver.CheckMailbox(v)
+		if err == nil {
+			return
 		}
+		of := ""
+		if key != "" {
+			of = " of " + key
+		}
+		if slices.Contains(strings.Split(v, "/"), "..") {
+			c.add(file, line, Error, "mailbox-dotdot", fmt.Sprintf("mailbox path %q%s contains \"..\": deliveries defer", v, of),
+				"give a path beneath virtual_mailbox_base without \"..\"")
+			return
+		}
+		c.add(file, line, Error, "mailbox-invalid", fmt.Sprintf("mailbox path %q%s is refused (%v): deliveries defer", v, of, err),
+			"give a path beneath virtual_mailbox_base, without control characters; end it in / for a maildir")
 	})
 }
 
@@ -888,6 +894,11 @@ func errText(err error) string {
 func LoadFailure(mainFile string, err error) Finding {
 	f := Finding{File: mainFile, Severity: Error, Code: "unreadable", Message: err.Error(),
 		Fix: "create or correct main.cf; every delivery defers until then"}
+	if errors.Is(err, maincf.ErrSyntax) && strings.HasPrefix(err.Error(), "-o ") {
+		f.File, f.Code = overrideFile, "override-syntax"
+		f.Fix = "write the option as -o name=value"
+		return f
+	}
 	if m := warnLine().FindStringSubmatch(err.Error()); m != nil {
 		f.File, f.Message, f.Code = m[1], m[3], "maincf-syntax"
 		f.Line, _ = strconv.Atoi(m[2])

@@ -118,6 +118,10 @@ func TestCheckUnreadableByPipeUser(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "vmail"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The mailbox owner can write the base: only the table is at fault here.
+	if err := os.Chown(filepath.Join(dir, "vmail"), mustAtoi(t, nobody.Uid), mustAtoi(t, nobody.Gid)); err != nil {
+		t.Fatal(err)
+	}
 	write("main.cf", `virtual_mailbox_domains = example.com
 virtual_mailbox_base = `+dir+`/vmail
 virtual_mailbox_maps = hash:`+dir+`/vmailbox
