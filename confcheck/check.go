@@ -119,7 +119,7 @@ type checker struct {
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
 
 	lists         map[string]*deliver.DomainList // inList's, by parameter
-	mailboxList   []listed // mailboxDomains, once read
+	mailboxList   []listed                       // mailboxDomains, once read
 	mailboxListed bool
 	order         []*table
 }
