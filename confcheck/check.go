@@ -118,10 +118,11 @@ type checker struct {
 	tables map[string]*table // by spec
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
 
-	lists         map[string]*deliver.DomainList // inList's, by parameter
-	mailboxList   []listed                       // mailboxDomains, once read
+	mailboxList   []listed // mailboxDomains, once read
 	mailboxListed bool
 	order         []*table
+
+	lists map[string]*deliver.DomainList // inList's, by parameter
 }
 
 // table is one configured lookup table: how main.cf names it and what it holds.
