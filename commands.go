@@ -54,18 +54,25 @@ var subcommands = map[string]subcommand{}
 const completionFlag = "--generate-bash-completion"
 
 // isAdminCommandLine reports whether args (as run gets them) are for the administrator's
-// App: a command name or "help" first, or a completion request with no "--" before it.
+// App: a command name or "help" (or its alias "h") first, or a completion request with no "--" before it.
 func isAdminCommandLine(args []string) bool {
 	if len(args) < 2 {
 		return false
 	}
-	if args[1] == "help" || isCommandName(args[1]) {
+	if args[1] == "help" || args[1] == "h" || isCommandName(args[1]) {
 		return true
 	}
 	if args[len(args)-1] == completionFlag && !slices.Contains(args[1:len(args)-1], "--") {
 		return true
 	}
 	return false
+}
+
+// routesToAdmin is run's choice: args go to the administrator's App, not to the delivery.
+// A setuid-root run keeps its privileges only when its first argument is an option
+// (setuid.go's init drops them otherwise), and such a run is always a delivery.
+func routesToAdmin(args []string, setuid bool) bool {
+	return isAdminCommandLine(args) && (!setuid || !strings.HasPrefix(args[1], "-"))
 }
 
 // isCommandName reports whether name is a registered subcommand, as the first argument.
@@ -193,4 +200,25 @@ func usageArgs(min, max int, what string) cli.BeforeFunc {
 		}
 		return nil
 	}
+}
+
+// commandsHelp is the COMMANDS section of "vdeliver --help": the delivery's App has no
+// commands of its own (commands.go), so its help lists the administrator's.
+func commandsHelp() string {
+	var b strings.Builder
+	b.WriteString("\nCOMMANDS (the first argument; \"vdeliver help COMMAND\" for its options):\n")
+	cmds := adminCommands(&cmdIO{})
+	width := 0
+	for _, c := range cmds {
+		if !c.Hidden {
+			width = max(width, len(c.Name))
+		}
+	}
+	for _, c := range cmds {
+		if !c.Hidden {
+			fmt.Fprintf(&b, "   %-*s  %s\n", width, c.Name, c.Usage)
+		}
+	}
+	fmt.Fprintf(&b, "   %-*s  %s\n", width, "help", "list the commands, or show one command's options")
+	return b.String()
 }

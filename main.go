@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// follows options and "--" when Postfix runs us) can ever be taken for one
 	// (commands.go). A setuid-root run that kept its privileges (its first argument is an
 	// option: setuid.go) is a delivery, never a completion request.
-	if isAdminCommandLine(args) && (!startup.active || !strings.HasPrefix(args[1], "-")) {
+	if routesToAdmin(args, startup.active) {
 		return runAdmin(ctx, args, stdin, stdout, stderr, getenv)
 	}
 	return runDeliver(ctx, args, stdin, stdout, getenv)
@@ -129,7 +129,8 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 			usage = err
 			return err
 		},
-		Flags: deliveryFlags(&d),
+		Flags:                 deliveryFlags(&d),
+		CustomAppHelpTemplate: cli.AppHelpTemplate + commandsHelp(),
 		Action: func(c *cli.Context) error {
 			if c.Bool("version") {
 				fmt.Fprintln(stdout, "vdeliver", versionString())
