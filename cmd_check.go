@@ -51,7 +51,7 @@ func runCheck(c *cli.Context, cio *cmdIO) int {
 		// main.cf itself cannot be read: that is the one finding.
 		findings = []confcheck.Finding{confcheck.LoadFailure(filepath.Join(configDir, "main.cf"), err)}
 	} else {
-		findings = confcheck.Check(c.Context, cf, confcheck.Options{Master: c.String("M")})
+		findings = confcheck.Check(c.Context, cf, confcheck.Options{Master: c.String("M"), SyslogSocket: cio.getenv("VDELIVER_SYSLOG_SOCKET")})
 	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(cio.stdout)

@@ -62,6 +62,9 @@ type Options struct {
 	// Master is the master.cf to read; "" is master.cf beside main.cf. When the file does
 	// not exist the master.cf checks are skipped.
 	Master string
+	// SyslogSocket is the syslog socket the delivery uses instead of the usual places
+	// ($VDELIVER_SYSLOG_SOCKET), "" for those.
+	SyslogSocket string
 }
 
 // Check inspects a loaded main.cf, the tables it names and master.cf, and returns every
@@ -71,6 +74,7 @@ type Options struct {
 func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c := &checker{ctx: ctx, cf: cf, mainFile: filepath.Join(cf.Dir(), "main.cf"), tables: map[string]*table{}, vals: map[string]string{}}
 	c.masterFile = opt.Master
+	c.syslogSocket = opt.SyslogSocket
 	if c.masterFile == "" {
 		c.masterFile = filepath.Join(cf.Dir(), "master.cf")
 	}
@@ -89,6 +93,7 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.masterEntries()
 	c.unknownParameters()
 	c.mailboxWrites()
+	c.logDestination()
 	sort.SliceStable(c.out, func(i, j int) bool {
 		if c.out[i].File != c.out[j].File {
 			return c.out[i].File < c.out[j].File
@@ -122,7 +127,8 @@ type checker struct {
 	mailboxListed bool
 	order         []*table
 
-	lists map[string]*deliver.DomainList // inList's, by parameter
+	lists        map[string]*deliver.DomainList // inList's, by parameter
+	syslogSocket string                         // Options.SyslogSocket
 }
 
 // table is one configured lookup table: how main.cf names it and what it holds.
