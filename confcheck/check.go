@@ -565,6 +565,10 @@ var warnLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(
 func (c *checker) tableFiles() {
 	for _, t := range c.order {
 		file, line := c.where(t.param)
+		if msg, fix, ok := missingModule(t, t.param); ok {
+			c.add(file, line, Error, "table-module-missing", msg, fix)
+			continue
+		}
 		switch {
 		case t.openErr != nil && errors.Is(t.openErr, lookup.ErrUnsupported):
 			c.add(file, line, Error, "table-unsupported", fmt.Sprintf("%s: %v", t.param, t.openErr),
@@ -782,7 +786,7 @@ func (c *checker) masterEntry(s Service) {
 			c.add(mf, u.Line, Error, "master-user-root", fmt.Sprintf("service %s: user=%s: pipe(8) refuses to run commands as root", s.Name, u.Text),
 				"user=vmail (the account that owns the mailboxes)")
 		case err != nil:
-			c.add(mf, u.Line, Error, "master-user-unknown", fmt.Sprintf("service %s: user=%s: %v", s.Name, u.Text, err),
+			c.add(mf, u.Line, Error, "master-user-unknown", fmt.Sprintf("service %s: user=%s: no such account (%s): pipe(8) refuses to run", s.Name, u.Text, accountError(name, err)),
 				"create the account or name an existing one")
 		}
 	}
@@ -851,6 +855,7 @@ func (c *checker) limits(s Service) {
 	}
 	v, err := c.cf.Expand(raw)
 	if n, perr := strconv.Atoi(strings.TrimSpace(v)); err != nil || perr != nil || n != 1 {
+		v = quotedValue(v)
 		c.add(file, line, Error, "recipient-limit", fmt.Sprintf("%s is %s, not 1: pipe(8) gives one exit status to every recipient of a run, so one recipient's failure decides for all", param, v),
 			param+" = 1")
 	}

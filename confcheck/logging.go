@@ -48,7 +48,7 @@ func (c *checker) logDestination() {
 		return
 	}
 	c.add(c.mainFile, 0, Warning, "no-log-destination",
-		fmt.Sprintf("no log destination works: no syslog daemon answers at %s, maillog_file is not set (or postlogd does not answer), and master.cf runs vdeliver without --log-file: every delivery's log line is lost", strings.Join(sockets, ", ")),
+		fmt.Sprintf("no log destination works: no syslog daemon answers at %s, maillog_file is not set (or postlogd does not answer), and no master.cf entry runs vdeliver with --log-file: every delivery's log line is lost", strings.Join(sockets, ", ")),
 		"set maillog_file = /var/log/postfix.log and add the postlog service to master.cf (Postfix 3.4 or later), or start a syslog daemon, or add --log-file /var/log/vdeliver.log to the vdeliver argv")
 }
 
