@@ -51,7 +51,8 @@ func runCheck(c *cli.Context, cio *cmdIO) int {
 		// main.cf itself cannot be read: that is the one finding.
 		findings = []confcheck.Finding{confcheck.LoadFailure(filepath.Join(configDir, "main.cf"), err)}
 	} else {
-		findings = confcheck.Check(c.Context, cf, confcheck.Options{Master: c.String("M"), SyslogSocket: cio.getenv("VDELIVER_SYSLOG_SOCKET")})
+		findings = confcheck.Check(c.Context, cf, confcheck.Options{Master: c.String("M"), SyslogSocket: cio.getenv("VDELIVER_SYSLOG_SOCKET"),
+			DeliveryOptions: deliveryOptionNames()})
 	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(cio.stdout)
@@ -71,4 +72,13 @@ func runCheck(c *cli.Context, cio *cmdIO) int {
 		return 1
 	}
 	return 0
+}
+
+// deliveryOptionNames are the delivery command's option names, for check's argv check.
+func deliveryOptionNames() []string {
+	var names []string
+	for _, f := range deliveryFlags(&delivery{}) {
+		names = append(names, f.Names()...)
+	}
+	return append(names, "h", "help")
 }

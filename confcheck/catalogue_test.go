@@ -48,7 +48,7 @@ var catalogueConfigs = []struct {
 			"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\nvirtual_transport = other\n" +
 			"vdeliver_destination_recipient_limit =\nvdeliver_time_limit = 5s\ndeliver_lock_attempts = 20\n",
 		"master.cf": "vdeliver unix - - y - - pipe flags=FDOR> user=nosuchuser4711 null_sender=x argv=/usr/local/bin/vdeliver ${recipient}\n" +
-			"v2 unix - n n - - pipe user=root argv=/usr/local/bin/vdeliver -f ${sender}\n",
+			"v2 unix - n n - - pipe user=root argv=/usr/local/bin/vdeliver -f ${sender} -d ${user}\n",
 	}, nil},
 	{"master.cf syntax", map[string]string{
 		"main.cf":   "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = DIR\nvirtual_mailbox_maps = static:x/\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n",
@@ -85,7 +85,7 @@ func TestFindingTexts(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, f := range Check(context.Background(), cf, Options{SyslogSocket: filepath.Join(dir, "no-syslog")}) {
+		for _, f := range Check(context.Background(), cf, Options{SyslogSocket: filepath.Join(dir, "no-syslog"), DeliveryOptions: []string{"f", "a", "i", "c", "o"}}) {
 			codes[f.Code] = true
 			where := tc.name + ": " + f.String()
 			if f.Message == "" || f.Fix == "" || f.Code == "" || (f.Severity != Error && f.Severity != Warning) {
@@ -119,7 +119,7 @@ func TestFindingTexts(t *testing.T) {
 	for _, want := range []string{"unknown-parameter", "base-not-writable", "mailbox-dotdot", "mailbox-invalid", "uid-invalid", "gid-invalid",
 		"uid-root", "base-relative", "domains-unset", "table-unsupported", "table-duplicate", "texthash-uppercase", "master-user-unknown",
 		"master-flags", "master-argv", "recipient-limit", "master-syntax", "parameter-error", "alias-wildcard", "domain-in-mydestination",
-		"domain-in-alias-domains", "no-log-destination", "postlog-unreachable", "unreadable", "mbox-dir-missing"} {
+		"domain-in-alias-domains", "no-log-destination", "master-argv-foreign", "postlog-unreachable", "unreadable", "mbox-dir-missing"} {
 		if !codes[want] {
 			t.Errorf("no configuration of the catalogue makes %s (got %v)", want, slices.Sorted(mapsKeys(codes)))
 		}

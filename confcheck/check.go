@@ -65,6 +65,9 @@ type Options struct {
 	// SyslogSocket is the syslog socket the delivery uses instead of the usual places
 	// ($VDELIVER_SYSLOG_SOCKET), "" for those.
 	SyslogSocket string
+	// DeliveryOptions are the names of the delivery command's options (without dashes),
+	// for the master.cf argv check; nil skips it.
+	DeliveryOptions []string
 }
 
 // Check inspects a loaded main.cf, the tables it names and master.cf, and returns every
@@ -75,6 +78,7 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c := &checker{ctx: ctx, cf: cf, mainFile: filepath.Join(cf.Dir(), "main.cf"), tables: map[string]*table{}, vals: map[string]string{}}
 	c.masterFile = opt.Master
 	c.syslogSocket = opt.SyslogSocket
+	c.deliveryOptions = opt.DeliveryOptions
 	if c.masterFile == "" {
 		c.masterFile = filepath.Join(cf.Dir(), "master.cf")
 	}
@@ -127,8 +131,9 @@ type checker struct {
 	mailboxListed bool
 	order         []*table
 
-	lists        map[string]*deliver.DomainList // inList's, by parameter
-	syslogSocket string                         // Options.SyslogSocket
+	lists           map[string]*deliver.DomainList // inList's, by parameter
+	syslogSocket    string                         // Options.SyslogSocket
+	deliveryOptions []string                       // Options.DeliveryOptions
 }
 
 // table is one configured lookup table: how main.cf names it and what it holds.
@@ -819,6 +824,7 @@ func (c *checker) masterEntry(s Service) {
 			"null_sender= (empty)")
 	}
 	c.argv(s, p)
+	c.foreignOptions(s, p)
 	c.limits(s)
 }
 

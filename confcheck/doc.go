@@ -89,6 +89,8 @@
 //	no-log-destination       warning  no syslog daemon answers, no maillog_file and no
 //	                                  --log-file in the vdeliver argv: logs are lost
 //	postlog-unreachable      warning  maillog_file is set, postlogd does not answer
+//	master-argv-foreign      error    an option in the vdeliver argv that vdeliver does
+//	                                  not have (dovecot-lda's -d, -m, -p, -e, -k...)
 //
 // A finding about a -o override has File "-o" and the override's position as Line.
 //
