@@ -97,3 +97,27 @@ func TestLineSeverity(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLineSeverity: every line gets one of Postfix's severities, and a line without a
+// severity word is informational.
+func FuzzLineSeverity(f *testing.F) {
+	for _, s := range []string{"8DeF4: to=<a@b>, status=sent", "warning: x", "NOQUEUE: warning: y", "a: b: error: c", "fatal: z", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sev := lineSeverity(s)
+		switch sev {
+		case sevInfo, sevWarning, sevError, sevCrit:
+		default:
+			t.Fatalf("lineSeverity(%q) = %d", s, sev)
+		}
+		words := []string{"warning: ", "error: ", "fatal: ", "panic: "}
+		has := false
+		for _, w := range words {
+			has = has || strings.Contains(s, w)
+		}
+		if !has && sev != sevInfo {
+			t.Fatalf("lineSeverity(%q) = %d without a severity word", s, sev)
+		}
+	})
+}

@@ -1,11 +1,15 @@
 package confcheck
 
 import (
+	"bytes"
+	"context"
 	_ "embed"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 )
 
 // postfixParameters are the names "postconf -d" lists (Postfix 3.7, with its built-in
@@ -76,10 +80,14 @@ func (c *checker) unknownParameters() {
 	for _, class := range strings.FieldsFunc(c.rawValue("smtpd_restriction_classes"), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
 		used[class] = true
 	}
+	var unknown []string
 	for _, n := range names {
-		if known[n] || used[n] || serviceParameter(n, services) {
-			continue
+		if !known[n] && !used[n] && !serviceParameter(n, services) {
+			unknown = append(unknown, n)
 		}
+	}
+	unknown = c.postconfUnknown(unknown)
+	for _, n := range unknown {
 		file, line := c.cf.Line(n)
 		if file == "" || file == "-o" {
 			file, line = c.mainFile, 0
@@ -151,4 +159,33 @@ func editDistance(a, b string, limit int) int {
 		prev, cur = cur, prev
 	}
 	return min(prev[len(b)], limit)
+}
+
+// postconfUnknown narrows names to those the installed Postfix does not know either: a
+// Postfix newer than the embedded list knows more parameters. postconf(1) warns
+// "NAME: unknown parameter" for each it does not know. Without postconf the embedded list
+// decides.
+func (c *checker) postconfUnknown(names []string) []string {
+	if len(names) == 0 {
+		return names
+	}
+	prog, err := exec.LookPath("postconf")
+	if err != nil {
+		return names
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, append([]string{"-c", c.cf.Dir(), "-d", "-h"}, names...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if cmd.Run() != nil {
+		return names
+	}
+	var out []string
+	for _, n := range names {
+		if strings.Contains(stderr.String(), " "+n+": unknown parameter") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
