@@ -130,8 +130,7 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 			usage = err
 			return err
 		},
-		Flags:                 deliveryFlags(&d),
-		CustomAppHelpTemplate: cli.AppHelpTemplate + commandsHelp(),
+		Flags: deliveryFlags(&d),
 		Action: func(c *cli.Context) error {
 			if c.Bool("version") {
 				fmt.Fprintln(stdout, "vdeliver", versionString())
@@ -151,6 +150,10 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		if a == "-h" || a == "--help" || a == "-help" {
 			helpShown = true
 		}
+	}
+	if helpShown {
+		// Built only for the help: a delivery does not pay for it.
+		app.CustomAppHelpTemplate = cli.AppHelpTemplate + commandsHelp()
 	}
 	err := app.RunContext(ctx, args)
 	if helpShown && usage == nil && err == nil {
