@@ -157,6 +157,30 @@ var diffCases = []diffCase{
 			os.Chmod(base+"/example.com/a", 0o666)
 			os.Chown(base+"/example.com/a", uid+1, gid)
 		}, want: "4.2.0 delivery failed to mailbox: destination is not owned by recipient"},
+	{name: "mbox flock held by another process",
+		maincf: "virtual_mailbox_lock = flock\n",
+		vmbox:  "a@example.com example.com/a\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com", uid, gid)
+			writeOwned(t, base+"/example.com/a", "", uid, gid)
+			chownAll(t, base, uid, gid)
+			f, err := os.Open(base + "/example.com/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "4.2.0 delivery failed to mailbox: unable to lock for exclusive access: Resource temporarily unavailable"},
+	{name: "mbox dotlock held",
+		vmbox: "a@example.com example.com/a\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com", uid, gid)
+			writeOwned(t, base+"/example.com/a", "", uid, gid)
+			writeOwned(t, base+"/example.com/a.lock", "", uid, gid)
+			chownAll(t, base, uid, gid)
+		}, want: "4.2.0 delivery failed to mailbox: unable to create lock file: File exists"},
 	{name: "uid below virtual_minimum_uid",
 		maincf: "virtual_minimum_uid = 4000000000\n",
 		vmbox:  "a@example.com example.com/a/\n",
