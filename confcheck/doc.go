@@ -87,7 +87,8 @@
 //	table-module-missing     error    a table type postmap(1) lacks the module for; the
 //	                                  fix names the Debian package (postfix-mysql...)
 //	no-log-destination       warning  no syslog daemon answers, no maillog_file and no
-//	                                  --log-file in the vdeliver argv: logs are lost
+//	                                  --log-file in master.cf's vdeliver argv: logs are
+//	                                  lost (only checked with that master.cf entry)
 //	postlog-unreachable      warning  maillog_file is set, postlogd does not answer
 //	master-argv-foreign      error    an option in the vdeliver argv that vdeliver does
 //	                                  not have (dovecot-lda's -d, -m, -p, -e, -k...)

@@ -12,7 +12,8 @@ var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}
 
 // logDestination: a delivery logs to the postlog socket when maillog_file is set, else to
 // syslog, else to --log-file (README "Command line"). When none of them works, every log
-// line, deferrals and bounces included, is lost without a word.
+// line, deferrals and bounces included, is lost without a word. Reported when master.cf
+// has the entry that runs vdeliver, whose argv tells whether --log-file is given.
 func (c *checker) logDestination() {
 	sockets := syslogSockets
 	if c.syslogSocket != "" {
@@ -44,7 +45,9 @@ func (c *checker) logDestination() {
 			fmt.Sprintf("maillog_file = %s, but postlogd's socket %s cannot be reached (%v): vdeliver's log %s", mf, p, errText(err), to),
 			"add the postlog service to master.cf (postlog unix-dgram n - n - 1 postlogd) and run \"postfix reload\"")
 	}
-	if syslogOK || c.masterLogFile() {
+	// Only with the master.cf entry that runs vdeliver is it known whether the command has
+	// --log-file; without one (a check of main.cf alone) that is left open.
+	if syslogOK || len(c.vdeliverServices()) == 0 || c.masterLogFile() {
 		return
 	}
 	c.add(c.mainFile, 0, Warning, "no-log-destination",
