@@ -173,6 +173,10 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	switch {
 	case err == nil:
 		return cio.code
+	case errors.As(err, &ec) && strings.HasPrefix(err.Error(), "No help topic for "):
+		// urfave/cli's answer to "help NAME" for an unknown name (exit 3): a usage error.
+		fmt.Fprintf(stderr, "vdeliver help: no command %s; \"vdeliver help\" lists them\n", strings.TrimPrefix(err.Error(), "No help topic for "))
+		return 2
 	case errors.As(err, &ec):
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintln(stderr, msg)
