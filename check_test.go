@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -19,6 +20,7 @@ func init() {
 	scriptCmds["pipeuser"] = cmdPipeUser
 	scriptCmds["subst"] = cmdSubst
 	scriptCmds["cmpwork"] = cmdCmpWork
+	scriptCmds["chownid"] = cmdChownID
 }
 
 // pipeuser: sets PIPEUSER, PIPEUID and PIPEGID to the account a master.cf user= can name
@@ -39,6 +41,27 @@ func cmdPipeUser(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("PIPEUSER", name)
 	ts.Setenv("PIPEUID", u.Uid)
 	ts.Setenv("PIPEGID", u.Gid)
+}
+
+// chownid uid gid path: gives path (recursively) to uid:gid when running as root (the mailbox owner
+// of a check script, which must be able to write the base); nothing otherwise.
+func cmdChownID(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: chownid uid gid path")
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	uid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	gid, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	ts.Check(filepath.WalkDir(ts.MkAbs(args[2]), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	}))
 }
 
 // subst file...: replaces @NAME@ with the value of the environment variable NAME, for

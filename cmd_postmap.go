@@ -11,13 +11,54 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"vdeliver/lookup"
 	"vdeliver/lookup/cdb"
 )
 
-func init() { subcommands["postmap"] = runPostmap }
+func init() { commands = append(commands, postmapCommand) }
+
+// postmapCommand keeps postmap(1)'s own option syntax (grouped single letters, as getopt
+// reads them: -fw), so it parses its arguments itself; the flags listed here are for the
+// help, the completion and the manual page.
+func postmapCommand(cio *cmdIO) *cli.Command {
+	usage, description, _ := strings.Cut(postmapUsage, "\n")
+	return &cli.Command{
+		Name:            "postmap",
+		Usage:           "build cdb tables as Postfix's postmap(1) does, or query tables",
+		UsageText:       strings.TrimPrefix(usage, "usage: "),
+		Description:     strings.TrimSpace(dedent(description)),
+		SkipFlagParsing: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "c", Usage: "Postfix configuration directory"},
+			&cli.StringFlag{Name: "q", Usage: "look the key up (- reads keys from standard input)"},
+			&cli.BoolFlag{Name: "f", Usage: "do not fold keys to lower case"},
+			&cli.BoolFlag{Name: "r", Usage: "a duplicate key: the last value wins"},
+			&cli.BoolFlag{Name: "w", Usage: "a duplicate key: the first value wins, silently"},
+			&cli.BoolFlag{Name: "N", Usage: "store keys and values with a trailing NUL"},
+			&cli.BoolFlag{Name: "n", Usage: "no trailing NUL (the default)"},
+			&cli.BoolFlag{Name: "o", Usage: "root running on another user's source: the table stays root's"},
+			&cli.BoolFlag{Name: "p", Usage: "the table gets mode 0644, not the source's permissions"},
+		},
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if n := len(args); n > 0 && args[n-1] == completionFlag {
+				// SkipFlagParsing hands urfave/cli's completion request to us too.
+				for _, f := range c.Command.Flags {
+					fmt.Fprintln(cio.stdout, "-"+f.Names()[0])
+				}
+				return nil
+			}
+			if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+				return cli.ShowCommandHelp(c.Lineage()[1], "postmap")
+			}
+			cio.code = runPostmap(c.Context, append([]string{"postmap"}, args...), cio.stdin, cio.stdout, cio.stderr, cio.getenv)
+			return nil
+		},
+	}
+}
 
 const postmapUsage = `usage: vdeliver postmap [-fNnoprw] [-c config_dir] [-q key] type:file...
 
@@ -141,10 +182,6 @@ func parsePostmapArgs(args []string) (*postmapOpts, error) {
 
 // runPostmap: vdeliver postmap [-fNnoprw] [-c config_dir] [-q key] type:file...
 func runPostmap(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 2 && (args[1] == "--help" || args[1] == "-help") {
-		fmt.Fprintln(stdout, postmapUsage)
-		return 0
-	}
 	o, err := parsePostmapArgs(args[1:])
 	if err != nil {
 		usage, _, _ := strings.Cut(postmapUsage, "\n")

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/urfave/cli/v2"
 
 	"vdeliver/lookup"
 )
 
-func init() { subcommands["query"] = runQuery }
+func init() { commands = append(commands, queryCommand) }
 
 const queryUsage = `usage: vdeliver query [-c config_dir] [-f] type:table key
 
@@ -26,31 +24,37 @@ const queryUsage = `usage: vdeliver query [-c config_dir] [-f] type:table key
    2 a usage error or a table that cannot be read (an empty value counts, as it does
    for delivery).`
 
-// runQuery: vdeliver query [-c config_dir] [-f] type:table key.
-func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("vdeliver query", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("c", "", "Postfix configuration directory for postmap(1)-read tables (default $MAIL_CONFIG, else /etc/postfix)")
-	noFold := fs.Bool("f", false, "use the key as given, without folding it to lower case")
-	usage, _, _ := strings.Cut(queryUsage, "\n")
-	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, queryUsage)
-			return 0
-		}
-		return 2
+// queryCommand: vdeliver query [-c config_dir] [-f] type:table key.
+func queryCommand(cio *cmdIO) *cli.Command {
+	usage, description, _ := strings.Cut(queryUsage, "\n")
+	return &cli.Command{
+		Name:        "query",
+		Usage:       "print the value a table (or a list of tables) gives a key, as the delivery reads it",
+		UsageText:   strings.TrimPrefix(usage, "usage: "),
+		Description: strings.TrimSpace(dedent(description)),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "c", Usage: "Postfix configuration directory for postmap(1)-read tables (default $MAIL_CONFIG, else /etc/postfix)"},
+			&cli.BoolFlag{Name: "f", Usage: "use the key as given, without folding it to lower case"},
+		},
+		Before: usageArgs(2, 2, "a table and a key"),
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError(c, err)
+		},
+		Action: func(c *cli.Context) error {
+			cio.code = runQuery(c, cio)
+			return nil
+		},
 	}
-	if fs.NArg() != 2 {
-		fmt.Fprintf(stderr, "vdeliver query: need a table and a key, got %d arguments\n%s\n", fs.NArg(), usage)
-		return 2
-	}
-	spec, key := fs.Arg(0), fs.Arg(1)
-	if !*noFold {
+}
+
+func runQuery(c *cli.Context, cio *cmdIO) int {
+	spec, key := c.Args().Get(0), c.Args().Get(1)
+	if !c.Bool("f") {
 		key = strings.ToLower(key)
 	}
+	stderr := cio.stderr
 	warn := func(s string) { fmt.Fprintf(stderr, "vdeliver query: warning: %s\n", s) }
-	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: configDirectory(*dir, getenv), Warn: warn})
+	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: configDirectory(c.String("c"), cio.getenv), Warn: warn})
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
 		return 2
@@ -60,7 +64,7 @@ func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "vdeliver query: no table in %q\n", spec)
 		return 2
 	}
-	v, found, err := m.Find(ctx, key, false)
+	v, found, err := m.Find(c.Context, key, false)
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
 		return 2
@@ -68,6 +72,15 @@ func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if !found {
 		return 1
 	}
-	fmt.Fprintln(stdout, v)
+	fmt.Fprintln(cio.stdout, v)
 	return 0
+}
+
+// dedent removes the indentation the usage texts share.
+func dedent(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, "   ")
+	}
+	return strings.Join(lines, "\n")
 }

@@ -27,7 +27,7 @@ var version = ""
 
 func main() {
 	chdir = os.Chdir
-	if !isSubcommand(os.Args) {
+	if !routesToAdmin(os.Args, startup.active) {
 		guardRuntime(startup.active)
 	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
@@ -69,21 +69,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	// Subcommands are recognised only as the first argument, so no recipient (which always
-	// follows options and "--" when Postfix runs us) can ever be taken for one.
-	if len(args) > 1 {
-		if cmd, ok := subcommands[args[1]]; ok {
-			return cmd(ctx, args[1:], stdin, stdout, stderr, getenv)
-		}
+	// follows options and "--" when Postfix runs us) can ever be taken for one
+	// (commands.go). A setuid-root run that kept its privileges (its first argument is an
+	// option: setuid.go) is a delivery, never a completion request.
+	if routesToAdmin(args, startup.active) {
+		return runAdmin(ctx, args, stdin, stdout, stderr, getenv)
 	}
 	return runDeliver(ctx, args, stdin, stdout, getenv)
 }
-
-// subcommand is an administrator's command (explain, check, postmap, query): it may print
-// freely and uses ordinary exit codes.
-type subcommand func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int
-
-// subcommands is filled by the cmd_*.go files' init functions and never changed after.
-var subcommands = map[string]subcommand{}
 
 // delivery holds what the command line says about one delivery run.
 type delivery struct {
@@ -113,7 +106,7 @@ func deliveryFlags(d *delivery) []cli.Flag {
 		&cli.StringFlag{Name: "f", Aliases: []string{"sender"}, Usage: "envelope sender; empty for the null sender", Destination: &d.sender},
 		&cli.StringFlag{Name: "a", Aliases: []string{"original-recipient"}, Usage: "original recipient, written as X-Original-To", Destination: &d.origRcpt},
 		&cli.StringFlag{Name: "i", Aliases: []string{"queue-id"}, Usage: "queue id, for the log", Destination: &d.queueID},
-		&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no syslog socket exists", Destination: &d.logFile},
+		&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no log socket can be reached (neither postlog, with maillog_file set, nor syslog)", Destination: &d.logFile},
 		&cli.BoolFlag{Name: "no-loop-check", Usage: "deliver even when the message already carries Delivered-To: <recipient>", Destination: &d.noLoopCheck},
 		&cli.BoolFlag{Name: "expand-aliases", Usage: "expand virtual_alias_maps first (only when the MTA has not: Postfix's cleanup(8) already did)", Destination: &d.expandAliases},
 		&cli.StringFlag{Name: "forward-command", Value: "/usr/sbin/sendmail -i", Usage: "sendmail-compatible command for alias results outside virtual_mailbox_domains; \"-f SENDER -- ADDRESS\" is appended", Destination: &d.forwardCommand},
@@ -162,6 +155,10 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 			helpShown = true
 		}
 	}
+	if helpShown {
+		// Built only for the help: a delivery does not pay for it.
+		app.CustomAppHelpTemplate = cli.AppHelpTemplate + commandsHelp()
+	}
 	err := app.RunContext(ctx, args)
 	if helpShown && usage == nil && err == nil {
 		return 0
@@ -196,12 +193,18 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	}()
 	// Installed setuid-root: the caller chooses neither the configuration nor the log file.
 	st = setuidPolicy(startup, args, &d, st)
-	logger := openLog(d.logFile, getenv("VDELIVER_SYSLOG_SOCKET"))
+	// main.cf is read before the log is opened: maillog_file decides where the log goes.
+	var cf *maincf.Config
+	var cfErr error
+	if st == nil {
+		cf, cfErr = d.config(getenv)
+	}
+	logger := openLog(d.logFile, getenv("VDELIVER_SYSLOG_SOCKET"), postlogSocket(cf))
 	defer logger.close()
 	start := time.Now()
 	logged := false
 	if st == nil {
-		st, logged = deliverAll(ctx, d, msg, getenv, logger)
+		st, logged = deliverAll(ctx, d, cf, cfErr, msg, getenv, logger)
 	}
 	if !logged {
 		// A run that ended before any delivery still gets its one line per recipient, so
@@ -220,16 +223,18 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	return st.Exit
 }
 
-// deliverAll loads the configuration and runs the delivery; logged says whether Run has
-// already written the per-recipient log lines.
-func deliverAll(ctx context.Context, d delivery, msg []byte, getenv func(string) string, logger *logger) (*deliver.Status, bool) {
-	cf := d.cf
-	var err error
-	if cf != nil {
-		err = applyOverrides(cf, d.overrides)
-	} else {
-		cf, err = loadConfig(d.configDir, d.overrides, getenv)
+// config is main.cf as the delivery reads it: as setuidPolicy read it, or from the
+// configuration directory, with the -o overrides.
+func (d *delivery) config(getenv func(string) string) (*maincf.Config, error) {
+	if d.cf != nil {
+		return d.cf, applyOverrides(d.cf, d.overrides)
 	}
+	return loadConfig(d.configDir, d.overrides, getenv)
+}
+
+// deliverAll runs the delivery with main.cf (cf, or the error reading it); logged says
+// whether Run has already written the per-recipient log lines.
+func deliverAll(ctx context.Context, d delivery, cf *maincf.Config, err error, msg []byte, getenv func(string) string, logger *logger) (*deliver.Status, bool) {
 	if err != nil {
 		return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
 	}
@@ -340,30 +345,73 @@ func firstLine(err error) string {
 	return s
 }
 
-// logger writes to syslog (facility mail, ident vdeliver, with pid) when a socket exists,
-// else to --log-file, else nowhere: never to stderr, which pipe(8) would show the sender.
+// logger writes each line to one place: the postlog socket when main.cf sets
+// maillog_file (as Postfix's own programs do), else the syslog socket, else --log-file,
+// else nowhere; never to stderr, which pipe(8) would show the sender. Each line has the
+// severity Postfix would give it (lineSeverity), and the ident is "vdeliver" with the
+// pid: not "postfix/vdeliver", because pipe(8) already logs every delivery under
+// postfix/pipe, and log summarisers (pflogsumm) would count each message twice.
 type logger struct {
-	mu     sync.Mutex
-	sys    *os.File // the syslog socket
-	stream bool     // sys is a stream socket: each message ends in a newline
-	file   *os.File
+	mu      sync.Mutex
+	sys     *os.File // the syslog or postlog socket
+	stream  bool     // sys is a stream socket: each message ends in a newline
+	postlog bool     // sys is Postfix's postlog socket: postlogd's format
+	host    string   // for the postlog format
+	file    *os.File
 }
 
 // syslogSockets are where syslog(3) (and log/syslog) look for the local syslog daemon.
 var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}
 
-// syslogPriority is facility mail, severity info.
-const syslogPriority = 2<<3 | 6
+// Syslog facility mail and the severities Postfix logs with.
+const (
+	facilityMail = 2 << 3
+	sevError     = 3
+	sevWarning   = 4
+	sevInfo      = 6
+	sevCrit      = 2 // Postfix's fatal
+)
 
 // syslogTimeout bounds each write to the syslog socket: a syslog daemon that does not
 // read must not hold the delivery until pipe(8)'s time limit bounces it.
 const syslogTimeout = time.Second
 
-// openLog opens the syslog socket (socket, when not empty, instead of the usual places:
-// $VDELIVER_SYSLOG_SOCKET, for a chroot or a test) and the --log-file. Neither failing
-// is an error: logging never changes what the MTA is told.
-func openLog(file, socket string) *logger {
+// postlogSocket is Postfix's postlog socket when main.cf sets maillog_file:
+// $queue_directory/public/$postlog_service_name, where postlogd(8) listens; "" otherwise.
+func postlogSocket(cf *maincf.Config) string {
+	if cf == nil {
+		return ""
+	}
+	if v, err := cf.Get("maillog_file"); err != nil || strings.TrimSpace(v) == "" {
+		return ""
+	}
+	q, err := cf.Get("queue_directory")
+	if err != nil || q == "" {
+		return ""
+	}
+	name := "postlog"
+	if cf.IsSet("postlog_service_name") {
+		if v, err := cf.Get("postlog_service_name"); err == nil && v != "" {
+			name = v
+		}
+	}
+	return filepath.Join(q, "public", name)
+}
+
+// openLog opens the log: the postlog socket (when not empty), else the syslog socket
+// (socket, when not empty, instead of the usual places: $VDELIVER_SYSLOG_SOCKET, for a
+// chroot or a test), else the --log-file. None working is not an error: logging never
+// changes what the MTA is told (vdeliver check reports a delivery without a log).
+func openLog(file, socket, postlog string) *logger {
 	l := &logger{}
+	if postlog != "" {
+		if f, _, ok := dialSyslog(postlog); ok {
+			l.sys, l.postlog = f, true
+			l.host, _ = os.Hostname()
+			l.host, _, _ = strings.Cut(l.host, ".")
+			return l
+		}
+	}
 	paths := syslogSockets
 	if socket != "" {
 		paths = []string{socket}
@@ -371,7 +419,7 @@ func openLog(file, socket string) *logger {
 	for _, p := range paths {
 		if f, stream, ok := dialSyslog(p); ok {
 			l.sys, l.stream = f, stream
-			break
+			return l
 		}
 	}
 	if file != "" {
@@ -421,6 +469,29 @@ func dialSyslog(path string) (f *os.File, stream bool, ok bool) {
 	return nil, false, false
 }
 
+// lineSeverity is the syslog severity of a log line, from the word Postfix puts before
+// the text of every line that is not informational ("warning: ", "error: ", "fatal: "),
+// at the start or after the queue id ("8DeF4: warning: ...").
+func lineSeverity(s string) int {
+	rest := s
+	for range 2 {
+		switch {
+		case strings.HasPrefix(rest, "warning: "):
+			return sevWarning
+		case strings.HasPrefix(rest, "error: "):
+			return sevError
+		case strings.HasPrefix(rest, "fatal: "), strings.HasPrefix(rest, "panic: "):
+			return sevCrit
+		}
+		id, after, ok := strings.Cut(rest, ": ")
+		if !ok || strings.ContainsAny(id, " =<") {
+			break
+		}
+		rest = after
+	}
+	return sevInfo
+}
+
 func (l *logger) line(s string) {
 	// One record per line: a queue id or address with a newline must not forge log lines.
 	s = strings.Map(func(r rune) rune {
@@ -431,18 +502,23 @@ func (l *logger) line(s string) {
 	}, s)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.sys != nil {
+	switch {
+	case l.postlog:
+		// msg_logger's format, which postlogd(8) expects: "Mmm dd hh:mm:ss host
+		// TAG[PID]: MSG", one datagram per line.
+		msg := fmt.Sprintf("%s %s vdeliver[%d]: %s", time.Now().Format("Jan 02 15:04:05"), l.host, os.Getpid(), s)
+		l.sys.Write([]byte(msg))
+	case l.sys != nil:
 		// syslog(3)'s local format, as log/syslog writes it: "<PRI>Mmm dd hh:mm:ss
 		// TAG[PID]: MSG". A syslog daemon that does not read must not hold the delivery
 		// until pipe(8)'s time limit bounces it.
-		msg := fmt.Sprintf("<%d>%s vdeliver[%d]: %s", syslogPriority, time.Now().Format(time.Stamp), os.Getpid(), s)
+		msg := fmt.Sprintf("<%d>%s vdeliver[%d]: %s", facilityMail|lineSeverity(s), time.Now().Format(time.Stamp), os.Getpid(), s)
 		if l.stream {
 			msg += "\n"
 		}
 		// One write per record (one datagram); the send timeout set at connect bounds it.
 		l.sys.Write([]byte(msg))
-	}
-	if l.file != nil {
+	case l.file != nil:
 		fmt.Fprintf(l.file, "%s vdeliver[%d]: %s\n", time.Now().Format(time.StampMicro), os.Getpid(), s)
 	}
 }

@@ -86,12 +86,3 @@ func enoughFiles() error {
 	}
 	return fmt.Errorf("RLIMIT_NOFILE is %d, a delivery needs %d open files", lim.Cur, minFiles)
 }
-
-// isSubcommand reports whether args run an administrator's subcommand.
-func isSubcommand(args []string) bool {
-	if len(args) < 2 {
-		return false
-	}
-	_, ok := subcommands[args[1]]
-	return ok
-}

@@ -234,8 +234,9 @@ func TestSyslogWarning(t *testing.T) {
 	}
 	lines := sd.lines()
 	src := filepath.Join(dir, "vmailbox")
-	want := syslogHeaderText(pid) + fmt.Sprintf(`warning: %s: %s.db is older than its source; run "postmap hash:%s"`, src, src, src)
-	if len(lines) != 2 || !regexp.MustCompile(syslogHeader(pid)).MatchString(lines[0]) || stripStamp(lines[0]) != want {
+	// Severity warning: <20> is facility mail (2) and severity warning (4).
+	want := strings.Replace(syslogHeaderText(pid), "<22>", "<20>", 1) + fmt.Sprintf(`warning: %s: %s.db is older than its source; run "postmap hash:%s"`, src, src, src)
+	if len(lines) != 2 || !regexp.MustCompile(strings.Replace(syslogHeader(pid), "<22>", "<20>", 1)).MatchString(lines[0]) || stripStamp(lines[0]) != want {
 		t.Fatalf("syslog lines %q, want a warning first:\n%q", lines, want)
 	}
 	if !strings.Contains(lines[1], "8DeF4: to=<alice@example.com>, relay=vdeliver, ") {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"vdeliver/deliver"
 	"vdeliver/internal/rawfile"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
@@ -55,6 +56,9 @@ func (f Finding) String() string {
 	if f.Line > 0 {
 		loc += strconv.Itoa(f.Line) + ":"
 	}
+	if f.File == overrideFile {
+		loc = fmt.Sprintf("-o option %d:", f.Line)
+	}
 	return fmt.Sprintf("%s %s: %s [%s]\n\tfix: %s", loc, f.Severity, f.Message, f.Code, f.Fix)
 }
 
@@ -63,6 +67,12 @@ type Options struct {
 	// Master is the master.cf to read; "" is master.cf beside main.cf. When the file does
 	// not exist the master.cf checks are skipped.
 	Master string
+	// SyslogSocket is the syslog socket the delivery uses instead of the usual places
+	// ($VDELIVER_SYSLOG_SOCKET), "" for those.
+	SyslogSocket string
+	// DeliveryOptions are the names of the delivery command's options (without dashes),
+	// for the master.cf argv check; nil skips it.
+	DeliveryOptions []string
 }
 
 // Check inspects a loaded main.cf, the tables it names and master.cf, and returns every
@@ -72,6 +82,8 @@ type Options struct {
 func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c := &checker{ctx: ctx, cf: cf, mainFile: filepath.Join(cf.Dir(), "main.cf"), tables: map[string]*table{}, vals: map[string]string{}}
 	c.masterFile = opt.Master
+	c.syslogSocket = opt.SyslogSocket
+	c.deliveryOptions = opt.DeliveryOptions
 	if c.masterFile == "" {
 		c.masterFile = filepath.Join(cf.Dir(), "master.cf")
 	}
@@ -91,6 +103,9 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.masterEntries()
 	c.relativeTables()
 	c.setuidOwners()
+	c.unknownParameters()
+	c.mailboxWrites()
+	c.logDestination()
 	sort.SliceStable(c.out, func(i, j int) bool {
 		if c.out[i].File != c.out[j].File {
 			return c.out[i].File < c.out[j].File
@@ -125,6 +140,10 @@ type checker struct {
 	mailboxList   []listed // mailboxDomains, once read
 	mailboxListed bool
 	order         []*table
+
+	lists           map[string]*deliver.DomainList // inList's, by parameter
+	syslogSocket    string                         // Options.SyslogSocket
+	deliveryOptions []string                       // Options.DeliveryOptions
 }
 
 // table is one configured lookup table: how main.cf names it and what it holds.
@@ -145,6 +164,11 @@ type account struct {
 }
 
 func (c *checker) close() {
+	for _, d := range c.lists {
+		if d != nil {
+			d.Close()
+		}
+	}
 	for _, t := range c.order {
 		if t.t != nil {
 			t.t.Close()
@@ -152,7 +176,12 @@ func (c *checker) close() {
 	}
 }
 
+// overrideFile is the File of a finding about a -o override; Line is its position.
+const overrideFile = "-o"
+
 func (c *checker) add(file string, line int, sev Severity, code, msg, fix string) {
+	// An error that already names the place (maincf's "FILE:LINE: ...") names it once.
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s:%d: ", file, line))
 	c.out = append(c.out, Finding{File: file, Line: line, Severity: sev, Code: code, Message: msg, Fix: fix})
 }
 
@@ -332,36 +361,21 @@ func (c *checker) readMailboxDomains() []listed {
 	return out
 }
 
-// inList is Postfix's domain list match (match_list with exact names, ".parent" patterns,
-// /file words, type:table keys and "!" negation; first match wins). A table error counts
-// as no match: the table's own finding reports it.
+// inList is the delivery's domain list match (deliver.DomainList: exact names, ".parent"
+// patterns, /file words, type:table keys and "!" negation; first match wins), the list
+// opened once per parameter. A list or table error counts as no match: its own finding
+// reports it.
 func (c *checker) inList(param, domain string) bool {
-	for _, item := range lookup.SplitList(c.get(param)) {
-		neg := false
-		for strings.HasPrefix(item, "!") {
-			neg, item = !neg, item[1:]
-		}
-		hit := false
-		switch {
-		case strings.HasPrefix(item, "/"):
-			b, _ := rawfile.ReadFile(item, maxListFile)
-			for _, w := range strings.Fields(string(b)) {
-				hit = hit || strings.EqualFold(w, domain)
-			}
-		case isTableItem(item):
-			if t := c.tables[item]; t != nil && t.t != nil {
-				_, hit, _ = t.t.Lookup(c.ctx, domain)
-			}
-		case strings.HasPrefix(item, "."):
-			hit = strings.HasSuffix(domain, strings.ToLower(item))
-		default:
-			hit = strings.EqualFold(item, domain)
-		}
-		if hit {
-			return !neg
-		}
+	if c.lists == nil {
+		c.lists = map[string]*deliver.DomainList{}
 	}
-	return false
+	d, ok := c.lists[param]
+	if !ok {
+		d, _ = deliver.OpenDomainList(c.get(param), c.cf.Dir(), lookup.Options{ConfigDir: c.cf.Dir()})
+		c.lists[param] = d
+	}
+	hit, err := d.Match(c.ctx, strings.ToLower(domain))
+	return err == nil && hit
 }
 
 // domains: the VIRTUAL_README "NEVER" rules (SPEC §10): a domain has exactly one address
@@ -469,7 +483,7 @@ func (c *checker) ids() {
 	file, line := c.where("virtual_minimum_uid")
 	minUID, err := c.cf.Int("virtual_minimum_uid")
 	if err != nil {
-		c.add(file, line, Error, "parameter-error", err.Error(), "virtual_minimum_uid = 100")
+		c.add(file, line, Error, "parameter-error", err.Error(), "give a number: virtual_minimum_uid = 100")
 		minUID = 100
 	} else if minUID < 100 {
 		c.add(file, line, Warning, "minimum-uid-low", fmt.Sprintf("virtual_minimum_uid = %d lets mailboxes be written as system accounts (uids below 100)", minUID),
@@ -526,11 +540,11 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 	if key != "" {
 		of = " for " + key
 	}
-	n, err := strconv.ParseUint(v, 10, 32)
+	n, err := deliver.ParseID(v)
 	switch {
 	case err != nil:
-		c.add(file, line, Error, what+"-invalid", fmt.Sprintf("%s %q%s is not a decimal number: deliveries defer", what, v, of),
-			"give a numeric "+what+" in "+param)
+		c.add(file, line, Error, what+"-invalid", fmt.Sprintf("%s %q%s is not a valid %s (%v): deliveries defer", what, v, of, what, err),
+			fmt.Sprintf("give a decimal %s from 1 to 4294967294 in %s", what, param))
 	case n == 0:
 		c.add(file, line, Error, what+"-root", fmt.Sprintf("%s 0 (root)%s: vdeliver never writes as root, deliveries defer", what, of),
 			"map to the unprivileged mail account's "+what+", e.g. static:5000")
@@ -550,17 +564,21 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 // mailboxPaths: a ".." element would leave the base; vdeliver defers such a recipient.
 func (c *checker) mailboxPaths() {
 	c.values("virtual_mailbox_maps", func(v, key, file string, line int) {
-		for _, el := range strings.Split(v, "/") {
-			if el == ".." {
-				of := ""
-				if key != "" {
-					of = " of " + key
-				}
-				c.add(file, line, Error, "mailbox-dotdot", fmt.Sprintf("mailbox path %q%s contains \"..\": deliveries defer", v, of),
-					"give a path beneath virtual_mailbox_base without \"..\"")
-				return
-			}
+		err := deliver.CheckMailbox(v)
+		if err == nil {
+			return
 		}
+		of := ""
+		if key != "" {
+			of = " of " + key
+		}
+		if slices.Contains(strings.Split(v, "/"), "..") {
+			c.add(file, line, Error, "mailbox-dotdot", fmt.Sprintf("mailbox path %q%s contains \"..\": deliveries defer", v, of),
+				"give a path beneath virtual_mailbox_base without \"..\"")
+			return
+		}
+		c.add(file, line, Error, "mailbox-invalid", fmt.Sprintf("mailbox path %q%s is refused (%v): deliveries defer", v, of, err),
+			"give a path beneath virtual_mailbox_base, without control characters; end it in / for a maildir")
 	})
 }
 
@@ -573,6 +591,10 @@ var warnLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(
 func (c *checker) tableFiles() {
 	for _, t := range c.order {
 		file, line := c.where(t.param)
+		if msg, fix, ok := missingModule(t, t.param); ok {
+			c.add(file, line, Error, "table-module-missing", msg, fix)
+			continue
+		}
 		switch {
 		case t.openErr != nil && errors.Is(t.openErr, lookup.ErrUnsupported):
 			c.add(file, line, Error, "table-unsupported", fmt.Sprintf("%s: %v", t.param, t.openErr),
@@ -790,7 +812,7 @@ func (c *checker) masterEntry(s Service) {
 			c.add(mf, u.Line, Error, "master-user-root", fmt.Sprintf("service %s: user=%s: pipe(8) refuses to run commands as root", s.Name, u.Text),
 				"user=vmail (the account that owns the mailboxes)")
 		case err != nil:
-			c.add(mf, u.Line, Error, "master-user-unknown", fmt.Sprintf("service %s: user=%s: %v", s.Name, u.Text, err),
+			c.add(mf, u.Line, Error, "master-user-unknown", fmt.Sprintf("service %s: user=%s: no such account (%s): pipe(8) refuses to run", s.Name, u.Text, accountError(name, err)),
 				"create the account or name an existing one")
 		}
 	}
@@ -823,6 +845,7 @@ func (c *checker) masterEntry(s Service) {
 			"null_sender= (empty)")
 	}
 	c.argv(s, p)
+	c.foreignOptions(s, p)
 	c.limits(s)
 }
 
@@ -859,6 +882,7 @@ func (c *checker) limits(s Service) {
 	}
 	v, err := c.cf.Expand(raw)
 	if n, perr := strconv.Atoi(strings.TrimSpace(v)); err != nil || perr != nil || n != 1 {
+		v = quotedValue(v)
 		c.add(file, line, Error, "recipient-limit", fmt.Sprintf("%s is %s, not 1: pipe(8) gives one exit status to every recipient of a run, so one recipient's failure decides for all", param, v),
 			param+" = 1")
 	}
@@ -909,6 +933,11 @@ func errText(err error) string {
 func LoadFailure(mainFile string, err error) Finding {
 	f := Finding{File: mainFile, Severity: Error, Code: "unreadable", Message: err.Error(),
 		Fix: "create or correct main.cf; every delivery defers until then"}
+	if errors.Is(err, maincf.ErrSyntax) && strings.HasPrefix(err.Error(), "-o ") {
+		f.File, f.Code = overrideFile, "override-syntax"
+		f.Fix = "write the option as -o name=value"
+		return f
+	}
 	if m := warnLine().FindStringSubmatch(err.Error()); m != nil {
 		f.File, f.Message, f.Code = m[1], m[3], "maincf-syntax"
 		f.Line, _ = strconv.Atoi(m[2])

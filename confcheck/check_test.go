@@ -2,6 +2,7 @@ package confcheck
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -118,6 +119,10 @@ func TestCheckUnreadableByPipeUser(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "vmail"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The mailbox owner can write the base: only the table is at fault here.
+	if err := os.Chown(filepath.Join(dir, "vmail"), mustAtoi(t, nobody.Uid), mustAtoi(t, nobody.Gid)); err != nil {
+		t.Fatal(err)
+	}
 	write("main.cf", `virtual_mailbox_domains = example.com
 virtual_mailbox_base = `+dir+`/vmail
 virtual_mailbox_maps = hash:`+dir+`/vmailbox
@@ -132,7 +137,14 @@ vdeliver_destination_recipient_limit = 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Check(context.Background(), cf, Options{})
+	// A syslog daemon that answers: the log destination is not what this test is about.
+	syslog := filepath.Join(dir, "log")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslog, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := Check(context.Background(), cf, Options{SyslogSocket: syslog})
 	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 3, Severity: Error, Code: "unreadable",
 		Message: "hash:" + dir + "/vmailbox: nobody cannot read " + dir + "/vmailbox (mode 0600, owner 0:0)",
 		Fix:     "make " + dir + "/vmailbox readable by nobody (chmod o+r, or chgrp " + nobody.Gid + " and g+r)"}}
@@ -146,7 +158,7 @@ vdeliver_destination_recipient_limit = 1
 	if err := os.Chmod(filepath.Join(dir, "vmailbox"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if got := Check(context.Background(), cf, Options{}); len(got) != 0 {
+	if got := Check(context.Background(), cf, Options{SyslogSocket: syslog}); len(got) != 0 {
 		t.Fatalf("group-readable table: findings %v", got)
 	}
 }

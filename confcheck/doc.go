@@ -83,6 +83,30 @@
 //	                                  kinds x (deliver_lock_attempts-1) x 1.25 x
 //	                                  deliver_lock_delay
 //
+// What the delivery itself would meet, with the delivery's own rules (deliver.ParseID,
+// deliver.CheckMailbox, deliver.DomainList):
+//
+//	unknown-parameter        warning  a main.cf parameter Postfix does not know, no
+//	                                  master.cf service defines and no value refers to
+//	                                  ("postconf -n": unused parameter), with the closest
+//	                                  known name
+//	base-not-writable, mailbox-not-writable
+//	                         error    the uid and gid a mailbox belongs to cannot create
+//	                                  or write the directory its delivery writes in (by
+//	                                  mode bits, with that gid only): 4.2.0
+//	mbox-dir-missing         error    the directory of an mbox does not exist: 4.2.0
+//	mailbox-invalid          error    a mailbox path with a control character, or empty
+//	table-module-missing     error    a table type postmap(1) lacks the module for; the
+//	                                  fix names the Debian package (postfix-mysql...)
+//	no-log-destination       warning  no syslog daemon answers, no maillog_file and no
+//	                                  --log-file in master.cf's vdeliver argv: logs are
+//	                                  lost (only checked with that master.cf entry)
+//	postlog-unreachable      warning  maillog_file is set, postlogd does not answer
+//	master-argv-foreign      error    an option in the vdeliver argv that vdeliver does
+//	                                  not have (dovecot-lda's -d, -m, -p, -e, -k...)
+//
+// A finding about a -o override has File "-o" and the override's position as Line.
+//
 // # master.cf syntax (master(5))
 //
 // A line whose first non-blank character is "#" and a blank line are dropped; a line that

@@ -326,43 +326,83 @@ func (r *run) prepare(ctx context.Context, env Envelope) (*Target, *Status) {
 	if !r.opt.NoLoopCheck && isLoop(r.loops, env.Recipient) {
 		return nil, Bouncef(CodeLoop, nil, "mail forwarding loop for %s", env.Recipient)
 	}
-	if !strings.HasPrefix(r.s.Base, "/") {
-		return nil, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", r.s.Base),
-			"mail system configuration error")
+	if st := r.enter(t); st != nil {
+		return nil, st
+	}
+	return t, nil
+}
+
+// enter becomes t's owner and opens the base, once per run: after the identity switch,
+// so the confinement and every check beneath it are the recipient's. Explain's storage
+// probe (probe.go) goes through the same steps.
+func (r *run) enter(t *Target) *Status {
+	if st := checkBase(r.s.Base); st != nil {
+		return st
 	}
 	if err := r.id.become(t.UID, t.GID); err != nil {
-		return nil, Deferf(CodeConfig, err, "mail system configuration error")
+		return Deferf(CodeConfig, err, "mail system configuration error")
 	}
 	if r.root == nil {
 		root, err := beneath.Open(r.s.Base)
 		if err != nil {
-			return nil, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base: %w", err), "mail system configuration error")
+			return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base: %w", err), "mail system configuration error")
 		}
 		r.root = root
 	}
-	return t, nil
+	return nil
+}
+
+// checkBase refuses a relative or empty virtual_mailbox_base, as virtual(8) does.
+func checkBase(base string) *Status {
+	if !strings.HasPrefix(base, "/") {
+		return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", base),
+			"mail system configuration error")
+	}
+	return nil
 }
 
 // write puts the message into the prepared mailbox.
 func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
-		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, maildir.Options{
-			Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now,
-		})
+		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, r.maildirOptions())
 		if err != nil {
 			return classify(err, true)
 		}
 		return Delivered("delivered to maildir").withLog(r.s.Base + "/" + name)
 	}
-	err := mbox.Deliver(ctx, r.root, t.Path, mboxSender(env.Sender), hdr, r.msg, mbox.Options{
-		Locks: r.s.Locks, Attempts: r.s.LockAttempts, Delay: r.s.LockDelay, StaleAge: r.s.StaleLock,
-		Limit: r.s.Limit, Owner: int(t.UID), StrictOwner: r.s.StrictOwner, Now: r.opt.Now,
-	})
+	err := mbox.Deliver(ctx, r.root, t.Path, mboxSender(env.Sender), hdr, r.msg, r.mboxOptions(t))
 	if err != nil {
 		return classify(err, false)
 	}
 	return Delivered("delivered to mailbox").withLog(r.s.Base + "/" + t.Path)
+}
+
+// probe is write without writing: the checks the storage step makes before its first
+// write, with the same arguments, classified the same way.
+func (r *run) probe(env Envelope, t *Target) *Status {
+	hdr := prependedHeaders(env, r.s.OrigRcpt)
+	if t.Maildir {
+		if err := maildir.Probe(r.root, t.Path, int64(len(hdr)+len(r.msg)), r.maildirOptions().Limit); err != nil {
+			return classify(err, true)
+		}
+		return Delivered("delivered to maildir")
+	}
+	if err := mbox.Probe(r.root, t.Path, mboxSender(env.Sender), hdr, r.msg, r.mboxOptions(t)); err != nil {
+		return classify(err, false)
+	}
+	return Delivered("delivered to mailbox")
+}
+
+func (r *run) maildirOptions() maildir.Options {
+	return maildir.Options{Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now}
+}
+
+func (r *run) mboxOptions(t *Target) mbox.Options {
+	return mbox.Options{
+		Locks: r.s.Locks, Attempts: r.s.LockAttempts, Delay: r.s.LockDelay, StaleAge: r.s.StaleLock,
+		Limit: r.s.Limit, Owner: int(t.UID), StrictOwner: r.s.StrictOwner, Now: r.opt.Now,
+	}
 }
 
 // withLog records where the message went, for the log line only.

@@ -33,6 +33,7 @@ type Explanation struct {
 	SizeLimit    int64       `json:"size_limit"`
 	Status       string      `json:"status"`
 	Exit         int         `json:"exit"`
+	ProbedAs     string      `json:"probed_as,omitempty"` // the identity the storage checks ran as
 	Detail       string      `json:"detail,omitempty"`
 	Aliases      *AliasView  `json:"aliases,omitempty"` // virtual_alias_maps, see alias.go
 }
@@ -40,22 +41,53 @@ type Explanation struct {
 // ProbeView is one table query as explain shows it.
 type ProbeView struct {
 	Map    string `json:"map"`
+	Table  string `json:"table,omitempty"` // the table of the list that answered or failed
 	Key    string `json:"key"`
 	Result string `json:"result"` // hit, miss or error
 	Value  string `json:"value,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
 
-// Explain resolves rcpt and checks, without writing and without changing identity, what a
-// delivery would find under the base.
-func (s *Settings) Explain(ctx context.Context, rcpt string) *Explanation {
+// ExplainOptions are what a delivery would get besides the recipient.
+type ExplainOptions struct {
+	Env Envelope // sender and original recipient; Recipient is ignored
+	// Message is the message as the delivery would read it; nil when none is given: the
+	// size checks then use an empty one, and the empty-message and loop checks are left out.
+	Message     []byte
+	NoLoopCheck bool
+	// Probe runs the storage probe as the recipient and returns its status. nil runs it
+	// in this process, which is right only when this process does not have to switch
+	// identity (not root): RunProbe switches for good.
+	Probe func(StorageProbe) *Status
+}
+
+// Explain follows a delivery to rcpt up to the point of writing and says what it would
+// do, step by step: the envelope checks, the resolution, and then the identity switch,
+// the base opened after it and the storage step's checks, run as the recipient through
+// opt.Probe. Nothing is written. The status is the one the delivery would give, unless
+// something changes in between (a lock taken, a disk filling).
+func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions) *Explanation {
 	e := &Explanation{Recipient: rcpt, Folded: fold(rcpt), MinimumUID: s.MinUID, Base: s.Base, SizeLimit: s.Limit}
 	_, e.Domain, _ = splitAt(e.Folded)
 	e.Aliases = s.ExplainAliases(ctx, rcpt)
-	t, st := s.Resolve(ctx, rcpt)
-	e.DomainListed = st == nil || st.Code != CodeUnknownDomain
+	env := opt.Env
+	env.Recipient = rcpt
+	var msg []byte
+	if opt.Message != nil {
+		msg = Normalize(opt.Message)
+	}
+	// The delivery's order: the envelope, then the resolution, the loop check, the
+	// identity switch and the storage step.
+	var st *Status
+	if opt.Message != nil {
+		st = (&run{s: s, msg: msg}).checkEnvelope(env)
+	} else {
+		st = (&run{s: s, msg: []byte("\n")}).checkEnvelope(env)
+	}
+	t, rst := s.Resolve(ctx, rcpt)
+	e.DomainListed = rst == nil || rst.Code != CodeUnknownDomain
 	for _, p := range t.Probes {
-		v := ProbeView{Map: p.Map, Key: p.Key, Result: "miss"}
+		v := ProbeView{Map: p.Map, Table: p.Table, Key: p.Key, Result: "miss"}
 		switch {
 		case p.Err != nil:
 			v.Result, v.Error = "error", p.Err.Error()
@@ -75,15 +107,28 @@ func (s *Settings) Explain(ctx context.Context, rcpt string) *Explanation {
 		}
 	}
 	if st == nil {
+		st = rst
+	}
+	if st == nil && opt.Message != nil && !opt.NoLoopCheck && isLoop(deliveredTo(msg), rcpt) {
+		st = Bouncef(CodeLoop, nil, "mail forwarding loop for %s", rcpt)
+	}
+	if rst == nil {
 		e.UID, e.GID = &t.UID, &t.GID
-		st = s.confinement(e, t)
+		s.confinement(e, t)
 	}
 	if st == nil {
-		if t.Maildir {
-			st = Delivered("delivered to maildir")
+		p := StorageProbe{Base: s.Base, Path: t.Path, Maildir: t.Maildir, UID: t.UID, GID: t.GID, Limit: s.Limit,
+			Locks: s.Locks, LockAttempts: s.LockAttempts, LockDelay: s.LockDelay, StaleLock: s.StaleLock,
+			StrictOwner: s.StrictOwner, OrigRcpt: s.OrigRcpt, Env: env, Message: msg}
+		if opt.Probe != nil {
+			st = opt.Probe(p)
 		} else {
-			st = Delivered("delivered to mailbox")
+			st = RunProbe(p)
 		}
+		e.ProbedAs = fmt.Sprintf("uid %d gid %d", t.UID, t.GID)
+	}
+	if s.SoftBounce {
+		st = st.SoftBounce()
 	}
 	e.Status, e.Exit = st.Line(), st.Exit
 	if st.Err != nil && !st.OK() {
@@ -92,23 +137,24 @@ func (s *Settings) Explain(ctx context.Context, rcpt string) *Explanation {
 	return e
 }
 
-// confinement reports whether the mailbox path can be reached beneath the base without
-// leaving it (a symlink that points outside, say), walking what exists of it.
-func (s *Settings) confinement(e *Explanation, t *Target) *Status {
+// confinement describes whether the mailbox path can be reached beneath the base without
+// leaving it (a symlink that points outside, say), walking what exists of it with this
+// process's rights. The status comes from the storage probe, run as the recipient.
+func (s *Settings) confinement(e *Explanation, t *Target) {
 	if !strings.HasPrefix(s.Base, "/") {
 		e.Confinement = "base is not an absolute path"
-		return Deferf(CodeConfig, errors.New("virtual_mailbox_base is relative or empty"), "mail system configuration error")
+		return
 	}
 	root, err := beneath.Open(s.Base)
 	if err != nil {
 		e.Confinement = fmt.Sprintf("base cannot be opened: %v", err)
-		return Deferf(CodeConfig, err, "mail system configuration error")
+		return
 	}
 	defer root.Close()
 	p := strings.TrimSuffix(t.Path, "/")
 	if p == "" {
 		e.Confinement = "the base itself"
-		return nil
+		return
 	}
 	_, err = root.Stat(p)
 	switch {
@@ -117,12 +163,8 @@ func (s *Settings) confinement(e *Explanation, t *Target) *Status {
 	case errors.Is(err, fs.ErrNotExist):
 		e.Confinement = "beneath the base (not created yet)"
 	default:
-		// What the delivery itself would meet: opening beneath the base fails, and the
-		// storage step defers (4.2.0), as classify says for a refused open.
 		e.Confinement = fmt.Sprintf("refused: %v", err)
-		return Deferf(CodeMailboxBusy, err, "mailbox path leaves the base or cannot be reached: %s", errnoText(err))
 	}
-	return nil
 }
 
 // WriteText prints an explanation for a person, one step a line.
@@ -138,9 +180,9 @@ func (e *Explanation) WriteText(w io.Writer) {
 	for _, l := range e.Lookups {
 		switch l.Result {
 		case "hit":
-			fmt.Fprintf(w, "lookup:       %s %q -> hit %q\n", l.Map, l.Key, l.Value)
+			fmt.Fprintf(w, "lookup:       %s %q -> hit %q (%s)\n", l.Map, l.Key, l.Value, l.Table)
 		case "error":
-			fmt.Fprintf(w, "lookup:       %s %q -> error: %s\n", l.Map, l.Key, l.Error)
+			fmt.Fprintf(w, "lookup:       %s %q -> error (%s): %s\n", l.Map, l.Key, l.Table, l.Error)
 		default:
 			fmt.Fprintf(w, "lookup:       %s %q -> miss\n", l.Map, l.Key)
 		}
@@ -156,6 +198,9 @@ func (e *Explanation) WriteText(w io.Writer) {
 	}
 	if e.Format == "mbox" {
 		fmt.Fprintf(w, "locks:        %s (%d attempts, %s apart)\n", strings.Join(e.Locks, ", "), e.LockAttempts, e.LockDelay)
+	}
+	if e.ProbedAs != "" {
+		fmt.Fprintf(w, "storage:      checked as %s, after the identity switch\n", e.ProbedAs)
 	}
 	limit := "none"
 	if e.SizeLimit > 0 {

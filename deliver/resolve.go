@@ -24,6 +24,7 @@ type Target struct {
 // Probe records one table query made during resolution.
 type Probe struct {
 	Map   string // virtual_mailbox_maps, virtual_uid_maps, ...
+	Table string // the table of the list that answered or failed; "" for a miss
 	Key   string
 	Found bool
 	Value string
@@ -83,8 +84,8 @@ func (t *Target) find(ctx context.Context, name string, m *lookup.Maps, keys []s
 			forms = append(forms, k.raw)
 		}
 		for _, key := range forms {
-			v, found, err := m.Find(ctx, key, k.fixedOnly)
-			t.Probes = append(t.Probes, Probe{Map: name, Key: key, Found: found, Value: v, Err: err})
+			v, table, found, err := m.FindTable(ctx, key, k.fixedOnly)
+			t.Probes = append(t.Probes, Probe{Map: name, Table: table, Key: key, Found: found, Value: v, Err: err})
 			if err != nil {
 				return "", false, err
 			}
@@ -125,7 +126,7 @@ func (s *Settings) Resolve(ctx context.Context, rcpt string) (*Target, *Status) 
 	}
 	t.Mailbox = mailbox
 	t.Maildir = strings.HasSuffix(mailbox, "/")
-	if err := checkMailbox(mailbox); err != nil {
+	if err := CheckMailbox(mailbox); err != nil {
 		return t, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_maps: bad mailbox path %q for %s: %w", mailbox, t.Folded, err),
 			"mail system configuration error")
 	}
@@ -167,16 +168,17 @@ func (s *Settings) id(ctx context.Context, t *Target, name string, m *lookup.Map
 	if !found {
 		return 0, Deferf(CodeConfig, fmt.Errorf("recipient %s: not found in %s", t.Folded, name), "mail system configuration error")
 	}
-	id, err := parseID(v)
+	id, err := ParseID(v)
 	if err != nil {
 		return 0, Deferf(CodeConfig, fmt.Errorf("%s: bad id %q for %s: %w", name, v, t.Folded, err), "mail system configuration error")
 	}
 	return id, nil
 }
 
-// parseID accepts what Postfix 3.12 accepts: the whole string decimal, no sign, no
-// overflow, and not (uid_t)-1, which the kernel reads as "leave unchanged".
-func parseID(s string) (uint64, error) {
+// ParseID accepts what Postfix 3.12 accepts for a uid or gid: the whole string decimal,
+// no sign, no overflow, and not (uid_t)-1, which the kernel reads as "leave unchanged".
+// The delivery, explain and check all use it.
+func ParseID(s string) (uint64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, errors.New("not a decimal number")
 	}
@@ -187,10 +189,11 @@ func parseID(s string) (uint64, error) {
 	return n, nil
 }
 
-// checkMailbox refuses table results that would leave the base or are unusable: any ".."
-// element, including a trailing "x/.." that Postfix itself misses (path traversal), and
-// NUL bytes.
-func checkMailbox(m string) error {
+// CheckMailbox refuses table results that would leave the base or are unusable: any ".."
+// element, including a trailing "x/.." that Postfix itself misses (path traversal),
+// control characters and NUL bytes, and an empty path. The delivery, explain and check
+// all use it.
+func CheckMailbox(m string) error {
 	if strings.IndexByte(m, 0) >= 0 || hasControl(m) {
 		return errors.New("control character in path")
 	}

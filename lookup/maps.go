@@ -38,28 +38,35 @@ func OpenMaps(list string, opt Options) (*Maps, error) {
 // is an error wrapping ErrEmptyValue naming the table (Postfix maps_find: "empty string
 // result is not allowed").
 func (m *Maps) Find(ctx context.Context, key string, fixedOnly bool) (value string, found bool, err error) {
+	value, _, found, err = m.FindTable(ctx, key, fixedOnly)
+	return value, found, err
+}
+
+// FindTable is Find that also names the table of the list that answered, or whose error
+// ended the search ("" for a miss).
+func (m *Maps) FindTable(ctx context.Context, key string, fixedOnly bool) (value, table string, found bool, err error) {
 	if m == nil {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	for _, t := range m.tables {
 		if fixedOnly && !t.Fixed() {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return "", false, err
+			return "", t.Name(), false, err
 		}
 		v, ok, err := t.Lookup(ctx, key)
 		if err != nil {
-			return "", false, fmt.Errorf("table %s: %w", t.Name(), err)
+			return "", t.Name(), false, fmt.Errorf("table %s: %w", t.Name(), err)
 		}
 		if ok {
 			if v == "" {
-				return "", false, fmt.Errorf("table %s: key %q: %w", t.Name(), key, ErrEmptyValue)
+				return "", t.Name(), false, fmt.Errorf("table %s: key %q: %w", t.Name(), key, ErrEmptyValue)
 			}
-			return v, true, nil
+			return v, t.Name(), true, nil
 		}
 	}
-	return "", false, nil
+	return "", "", false, nil
 }
 
 // Tables returns the tables in search order.

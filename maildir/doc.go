@@ -81,4 +81,10 @@
 // 0666 (left to the umask), never fsyncs the file or the directory, and
 // renames into new/, which can replace an existing message. Its reading side
 // is fine and the tests use it to read deliveries back.
+//
+// # Probe
+//
+// Probe answers what Deliver would meet before its first write (the limit, a tmp/ or
+// new/ the process may not write, a directory it would have to create in and may not),
+// with the same errors, and creates nothing: vdeliver explain runs it as the recipient.
 package maildir

@@ -154,4 +154,10 @@
 // sentinel (ErrLockBusy, ErrSymlink, ...) and the errno (syscall.ENOSPC,
 // syscall.EDQUOT, syscall.EISDIR, ...), so the caller can map it to a
 // delivery status as mbox_dsn does.
+//
+// # Probe
+//
+// Probe answers what Deliver would meet before its first write (the dotlock's directory,
+// a lock held, the safe-open refusals, the limit), with the same errors, and writes
+// nothing: vdeliver explain runs it as the recipient.
 package mbox

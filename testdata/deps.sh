@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, when they are missing:
 # Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre/-lmdb, dotlockfile and
-# flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler.
+# flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler,
+# zsh and fish (the completion scripts run in them).
 set -euo pipefail
 need=()
 command -v postmap >/dev/null || need+=(postfix)
@@ -13,6 +14,8 @@ command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v strace >/dev/null || need+=(strace)   # shows the confinement's system calls
 command -v cc >/dev/null || need+=(gcc)   # builds the LD_PRELOAD library of the setuid attack test
+command -v zsh >/dev/null || need+=(zsh)   # runs the zsh completion script
+command -v fish >/dev/null || need+=(fish)   # runs the fish completion script
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing ${need[*]}; install them as root (apt-get install ${need[*]})" >&2

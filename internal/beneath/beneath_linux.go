@@ -1,6 +1,7 @@
 package beneath
 
 import (
+	"io/fs"
 	"os"
 	"sync"
 	"syscall"
@@ -111,4 +112,26 @@ func ignoringEINTR(fn func() error) error {
 			return err
 		}
 	}
+}
+
+// WritableDir reports whether the process may create entries in the directory name
+// beneath the root: the kernel's access(2) check, for write and search, with the
+// effective ids. It opens the directory with O_PATH, which needs no read permission on
+// it, so the answer is the one a create beneath it would get, without creating anything.
+func (r *Root) WritableDir(name string) error {
+	if name == "" {
+		name = "."
+	}
+	f, err := r.OpenFile(name, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = ignoringEINTR(func() error {
+		return unix.Faccessat(int(f.Fd()), ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS)
+	})
+	if err != nil {
+		return &fs.PathError{Op: "access", Path: name, Err: err}
+	}
+	return nil
 }
