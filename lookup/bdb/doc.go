@@ -43,7 +43,8 @@
 // on its page and on the pages chained through next_pgno. An item's first
 // byte is its type: 1 the bytes follow; 3 off-page, pgno at byte 4 and total
 // length at byte 8; 2 on-page duplicates (2-byte length, data, 2-byte length,
-// repeated; the first is the answer).
+// repeated; the first is the answer). A bucket's first page may be all zeros:
+// Berkeley DB allocated it and never wrote it, because no key hashed there.
 //
 // Btree: internal pages (type 3) hold items len (2), type (1), unused (1),
 // pgno (4), nrecs (4), key[len]; the first item's key stands for "less than

@@ -369,6 +369,19 @@ type page struct {
 
 // read returns page pgno, which must be of one of the given types.
 func (v *view) read(pgno uint32, types ...uint8) (*page, error) {
+	b, err := v.readRaw(pgno)
+	if err != nil {
+		return nil, err
+	}
+	p, err := parsePage(v.m, b, pgno, types...)
+	if err != nil {
+		return nil, v.wrap(err)
+	}
+	return p, nil
+}
+
+// readRaw returns the bytes of page pgno.
+func (v *view) readRaw(pgno uint32) ([]byte, error) {
 	m := v.m
 	if pgno == 0 || pgno > m.lastPgno {
 		return nil, v.r.malformed("page %d outside the file's pages 1-%d", pgno, m.lastPgno)
@@ -383,7 +396,16 @@ func (v *view) read(pgno uint32, types ...uint8) (*page, error) {
 		}
 		return nil, v.r.malformed("page %d beyond the end of the file", pgno)
 	}
-	return parsePage(m, b, pgno, types...)
+	return b, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // parsePage decodes and checks the header of page pgno: its number, its type,
@@ -466,10 +488,20 @@ func (v *view) hashGet(key []byte) ([]byte, bool, error) {
 	if pg > uint64(m.lastPgno) {
 		return nil, false, v.r.malformed("bucket %d on page %d, beyond the last page %d", bucket, pg, m.lastPgno)
 	}
-	for pgno := uint32(pg); pgno != 0; {
-		p, err := v.read(pgno, pHash, pHashUnsorted)
+	for pgno, first := uint32(pg), true; pgno != 0; first = false {
+		b, err := v.readRaw(pgno)
 		if err != nil {
 			return nil, false, err
+		}
+		// A bucket that never held an item may be a page Berkeley DB allocated
+		// but never wrote: all zeros, an empty bucket. postmap leaves one when a
+		// table's few keys all hash to other buckets.
+		if first && allZero(b) {
+			return nil, false, nil
+		}
+		p, err := parsePage(m, b, pgno, pHash, pHashUnsorted)
+		if err != nil {
+			return nil, false, v.wrap(err)
 		}
 		if p.entries%2 != 0 {
 			return nil, false, v.r.malformed("hash page %d has an odd number of items (%d)", pgno, p.entries)
