@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -87,9 +89,16 @@ const lockWait = 30 * time.Second
 type Reader struct {
 	f    *os.File     // nil for an in-memory file (tests)
 	ra   io.ReaderAt  // f, or the in-memory file
-	size func() int64 // current size of the file, -1 on error
-	path string
-	kind Kind
+	stat func() int64 // current size of the file, -1 on error
+	// size is the file's size when last looked at: Get asks again only when
+	// the metadata page claims more pages than that.
+	size atomic.Int64
+	// pageSize is the page size last seen: Get reads a btree's metadata page
+	// and page 1, its root, in one pread when it has not changed.
+	pageSize atomic.Int64
+	pool     sync.Pool // of *[]byte: page buffers
+	path     string
+	kind     Kind
 }
 
 // Open opens the file at path, which must be a Berkeley DB file of the given
@@ -115,20 +124,24 @@ func Open(path string, kind Kind) (*Reader, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: not a regular file (%s): %w", path, fi.Mode().Type(), ErrFormat)
 	}
-	r := &Reader{f: f, ra: f, path: path, kind: kind, size: func() int64 {
+	r := &Reader{f: f, ra: f, path: path, kind: kind, stat: func() int64 {
 		fi, err := f.Stat()
 		if err != nil {
 			return -1
 		}
 		return fi.Size()
 	}}
+	r.size.Store(fi.Size())
 	unlock, err := r.lock(context.Background())
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	_, err = r.view()
+	v, err := r.view()
 	unlock()
+	if err == nil {
+		v.release()
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -138,7 +151,9 @@ func Open(path string, kind Kind) (*Reader, error) {
 
 // newReader reads an in-memory file, without locking.
 func newReader(data []byte, kind Kind) *Reader {
-	return &Reader{ra: bytes.NewReader(data), path: "test.db", kind: kind, size: func() int64 { return int64(len(data)) }}
+	r := &Reader{ra: bytes.NewReader(data), path: "test.db", kind: kind, stat: func() int64 { return int64(len(data)) }}
+	r.size.Store(int64(len(data)))
+	return r
 }
 
 // Close closes the file.
@@ -166,6 +181,7 @@ func (r *Reader) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	defer v.release()
 	if v.m.kind == Hash {
 		return v.hashGet(key)
 	}
@@ -322,34 +338,71 @@ type view struct {
 	r      *Reader
 	m      *meta
 	size   int64
-	budget int // page reads left
+	budget int      // page reads left
+	page1  []byte   // page 1, read with the metadata page, or nil
+	bufs   [][]byte // buffers to give back to the pool
 }
 
 func (r *Reader) view() (*view, error) {
-	size := r.size()
-	if size < 0 {
-		return nil, r.malformed("cannot stat the file")
+	ps := r.pageSize.Load()
+	if r.kind != Btree {
+		ps = 0 // a hash bucket is on page 1 seldom: reading it costs more than it saves
 	}
-	var b [metaRead]byte
-	if n, err := r.ra.ReadAt(b[:], 0); n < len(b) {
+	b := r.buffer(int(max(metaRead, 2*ps)))
+	n, err := r.ra.ReadAt(b, 0)
+	if n < metaRead {
 		if err != nil && err != io.EOF {
 			return nil, fmt.Errorf("%s: %w", r.path, err)
 		}
-		return nil, r.malformed("%d bytes, shorter than a metadata page", size)
+		return nil, r.malformed("%d bytes, shorter than a metadata page", n)
 	}
-	m, err := parseMeta(b[:])
+	m, err := parseMeta(b[:metaRead])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r.path, err)
 	}
+	var page1 []byte
+	if int64(m.pageSize) == ps && n == len(b) {
+		page1 = b[ps:]
+	}
+	r.pageSize.Store(int64(m.pageSize))
 	if m.kind != r.kind {
 		return nil, r.malformed("a %s file, not %s", m.kind, r.kind)
+	}
+	// The file's size bounds every loop and allocation. A sound file has
+	// last_pgno+1 pages; only when it claims more (a file rebuilt larger since
+	// it was last looked at, or a lie) is the size asked for again, which
+	// saves a system call on every lookup.
+	size := r.size.Load()
+	if (int64(m.lastPgno)+1)*int64(m.pageSize) > size {
+		if size = r.stat(); size < 0 {
+			return nil, r.malformed("cannot stat the file")
+		}
+		r.size.Store(size)
 	}
 	pages := size / int64(m.pageSize)
 	// A lookup in a sound file reads each page at most a few times (a tree
 	// page once, an overflow page once per comparison with its key and once
 	// as the value), so the budget stops every cycle of pages without
 	// refusing any real file.
-	return &view{r: r, m: m, size: size, budget: int(4*pages + 64)}, nil
+	return &view{r: r, m: m, size: size, budget: int(4*pages + 64), page1: page1, bufs: [][]byte{b}}, nil
+}
+
+// buffer returns a buffer of n bytes, from the pool when one is large enough.
+// Its content is garbage: every use overwrites it with a read.
+func (r *Reader) buffer(n int) []byte {
+	if p, ok := r.pool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n)
+}
+
+// release returns the view's page buffers to the pool. Nothing returned by Get
+// refers to them: values are copies.
+func (v *view) release() {
+	for _, b := range v.bufs {
+		v.r.pool.Put(&b)
+	}
+	v.bufs = nil
 }
 
 func (r *Reader) malformed(format string, args ...any) error {
@@ -389,7 +442,11 @@ func (v *view) readRaw(pgno uint32) ([]byte, error) {
 	if v.budget--; v.budget < 0 {
 		return nil, v.r.malformed("more pages visited than the file has: a cycle of pages")
 	}
-	b := make([]byte, m.pageSize)
+	if pgno == 1 && v.page1 != nil {
+		return v.page1, nil
+	}
+	b := v.r.buffer(int(m.pageSize))
+	v.bufs = append(v.bufs, b)
 	if n, err := v.r.ra.ReadAt(b, int64(pgno)*int64(m.pageSize)); n < len(b) {
 		if err != nil && err != io.EOF {
 			return nil, fmt.Errorf("%s: %w", v.r.path, err)
