@@ -646,7 +646,10 @@ func (v *view) readOverflow(first, tlen uint32) ([]byte, error) {
 		out = append(out, chunk...)
 		return true
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // compareOverflow compares key with the tlen-byte item of the overflow chain
