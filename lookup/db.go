@@ -52,27 +52,27 @@ func openDB(spec, typ, path string, opt *Options) (Table, error) {
 
 func (t *dbTable) Lookup(ctx context.Context, key string) (string, bool, error) {
 	try := t.try.Load()
+	var keys [][]byte
 	if try&tryNul != 0 {
-		v, ok, err := t.r.Get(ctx, append([]byte(key), 0))
-		if err != nil {
-			return "", false, fmt.Errorf("table %s: %w", t.name, err)
-		}
-		if ok {
-			t.try.Store(tryNul)
-			return cString(v), true, nil
-		}
+		keys = append(keys, append([]byte(key), 0))
 	}
 	if try&tryNoNul != 0 {
-		v, ok, err := t.r.Get(ctx, []byte(key))
-		if err != nil {
-			return "", false, fmt.Errorf("table %s: %w", t.name, err)
-		}
-		if ok {
-			t.try.Store(tryNoNul)
-			return cString(v), true, nil
-		}
+		keys = append(keys, []byte(key))
 	}
-	return "", false, nil
+	// Both forms under one lock and one read of the metadata page.
+	i, v, err := t.r.GetFirst(ctx, keys...)
+	if err != nil {
+		return "", false, fmt.Errorf("table %s: %w", t.name, err)
+	}
+	if i < 0 {
+		return "", false, nil
+	}
+	if len(keys[i]) > len(key) {
+		t.try.Store(tryNul)
+	} else {
+		t.try.Store(tryNoNul)
+	}
+	return cString(v), true, nil
 }
 
 func (t *dbTable) Close() error { return t.r.Close() }

@@ -172,20 +172,39 @@ func (r *Reader) Close() error {
 // first, and an error wrapping ErrFormat if the pages on the way are corrupt.
 // A corrupt file is never reported as a missing key.
 func (r *Reader) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
+	i, v, err := r.GetFirst(ctx, key)
+	return v, i == 0, err
+}
+
+// GetFirst looks the keys up in order under one lock and returns the index and
+// value of the first one present, or -1 when none is. It fails as Get does.
+func (r *Reader) GetFirst(ctx context.Context, keys ...[]byte) (int, []byte, error) {
 	unlock, err := r.lock(ctx)
 	if err != nil {
-		return nil, false, err
+		return -1, nil, err
 	}
 	defer unlock()
 	v, err := r.view()
 	if err != nil {
-		return nil, false, err
+		return -1, nil, err
 	}
 	defer v.release()
-	if v.m.kind == Hash {
-		return v.hashGet(key)
+	for i, key := range keys {
+		var val []byte
+		var found bool
+		if v.m.kind == Hash {
+			val, found, err = v.hashGet(key)
+		} else {
+			val, found, err = v.btreeGet(key)
+		}
+		if err != nil {
+			return -1, nil, err
+		}
+		if found {
+			return i, val, nil
+		}
 	}
-	return v.btreeGet(key)
+	return -1, nil, nil
 }
 
 // lock takes a shared flock(2), as Postfix's dict_db does around each lookup,
