@@ -65,8 +65,8 @@
 // page size and type, that a page read is page n of the file and of the
 // expected type, that every item lies inside its page, that an off-page item
 // is no longer than the file, that a btree descends one level per page. No
-// loop visits more pages than the file has, so a cycle of pages is an error,
-// not a hang. Every violation is an error wrapping ErrFormat; nothing
+// lookup reads more than four times as many pages as the file has (a sound
+// file needs a few), so a cycle of pages is an error, not a hang. Every violation is an error wrapping ErrFormat; nothing
 // panics, and no buffer larger than the file is allocated.
 //
 // Files the reader cannot answer for exactly (encrypted, with several
