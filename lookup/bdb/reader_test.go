@@ -210,10 +210,14 @@ func TestLock(t *testing.T) {
 	if _, _, err := r.Get(ctx, []byte("bob@example.com\x00")); !errors.Is(err, ErrLocked) {
 		t.Fatalf("Get under an exclusive lock = %v; want ErrLocked", err)
 	}
+	fd := int(f.Fd())
+	unlocked := make(chan struct{})
 	go func() {
+		defer close(unlocked)
 		time.Sleep(50 * time.Millisecond)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		syscall.Flock(fd, syscall.LOCK_UN)
 	}()
+	defer func() { <-unlocked }() // before f.Close
 	v, ok, err := r.Get(context.Background(), []byte("bob@example.com\x00"))
 	if string(v) != "example.com/bob\x00" || !ok || err != nil {
 		t.Fatalf("Get after unlock = %q, %v, %v", v, ok, err)
