@@ -206,9 +206,10 @@ func TestDBAgainstPostmap(t *testing.T) {
 	}
 }
 
-// bigEndian copies the table into a big-endian file with 512-byte pages (Berkeley DB's
-// own db_dump and db_load -c db_lorder=4321,db_pagesize=512: what a big-endian machine
-// writes, with long chains of off-page items) and requires the same answers from it.
+// bigEndian copies the table into a big-endian file with 512-byte pages and page
+// checksums (Berkeley DB's own db_dump and db_load -c db_lorder=4321, db_pagesize=512,
+// chksum=1: what a big-endian machine writes, with long chains of off-page items and
+// 32-byte page headers) and requires the same answers from it.
 // Without db5.3-util it is skipped (CI installs it).
 func bigEndian(t *testing.T, typ, path string, recs map[string]string, absent []string) {
 	t.Helper()
@@ -223,7 +224,7 @@ func bigEndian(t *testing.T, typ, path string, recs map[string]string, absent []
 	}
 	be := path + "-be"
 	d := exec.Command(dump, path+".db")
-	l := exec.Command(load, "-c", "db_lorder=4321", "-c", "db_pagesize=512", be+".db")
+	l := exec.Command(load, "-c", "db_lorder=4321", "-c", "db_pagesize=512", "-c", "chksum=1", be+".db")
 	pipe, err := d.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -238,8 +239,8 @@ func bigEndian(t *testing.T, typ, path string, recs map[string]string, absent []
 	if err := d.Wait(); err != nil {
 		t.Fatalf("db5.3_dump: %v", err)
 	}
-	if b, err := os.ReadFile(be + ".db"); err != nil || len(b) < 16 || b[12] != 0 || b[20] != 0 || b[21] != 0 || b[22] != 2 || b[23] != 0 {
-		t.Fatalf("%s.db is not a big-endian file of 512-byte pages: %v", be, err)
+	if b, err := os.ReadFile(be + ".db"); err != nil || len(b) < 32 || b[12] != 0 || b[20] != 0 || b[21] != 0 || b[22] != 2 || b[23] != 0 || b[26]&1 == 0 {
+		t.Fatalf("%s.db is not a big-endian file of 512-byte pages with checksums: %v", be, err)
 	}
 	tab, err := Open(typ+":"+be, Options{})
 	if err != nil {

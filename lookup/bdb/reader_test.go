@@ -57,7 +57,7 @@ func mustOpen(t testing.TB, path string, kind Kind) *Reader {
 }
 
 // The committed files (testdata/gen.sh) in both kinds and byte orders, with
-// and without the trailing NUL, answer every key of their source, with the
+// and without the trailing NUL, with and without page checksums, answer every key of their source, with the
 // long key and the long value stored off-page, and no other form of a key.
 func TestPostmapFiles(t *testing.T) {
 	t.Parallel()
@@ -70,6 +70,8 @@ func TestPostmapFiles(t *testing.T) {
 		{"postmap-btree.db", Btree, true},
 		{"be-hash.db", Hash, true},
 		{"be-btree.db", Btree, true},
+		{"chksum-hash.db", Hash, true},
+		{"chksum-btree.db", Btree, true},
 		{"postmap-nonul-hash.db", Hash, false},
 		{"postmap-nonul-btree.db", Btree, false},
 	} {

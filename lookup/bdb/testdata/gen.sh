@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the committed .db files from postmap.src with Debian's postmap (Postfix
-# 3.7, Berkeley DB 5.3) and db5.3_load, which writes the big-endian copies (db_lorder):
-# the tests then need neither installed. Run from this directory.
+# 3.7, Berkeley DB 5.3) and db5.3_load, which writes the big-endian copies (db_lorder)
+# and copies with page checksums (chksum): the tests then need neither installed.
+# Run from this directory.
 set -euo pipefail
 conf=$(mktemp -d)
 trap 'rm -rf "$conf"' EXIT
@@ -32,6 +33,8 @@ for kind in hash btree; do
 	postmap -c "$conf" "$kind:$kind.src" 2>/dev/null
 	mv "$kind.src.db" "postmap-$kind.db"
 	db5.3_dump "postmap-$kind.db" | db5.3_load -c db_lorder=4321 "be-$kind.db"
+	# With page checksums: a 32-byte page header.
+	db5.3_dump "postmap-$kind.db" | db5.3_load -c chksum=1 "chksum-$kind.db"
 	cp postmap.src "$kind.src"
 	postmap -n -c "$conf" "$kind:$kind.src" 2>/dev/null   # -n: keys and values without the NUL
 	mv "$kind.src.db" "postmap-nonul-$kind.db"
