@@ -24,7 +24,7 @@
 //	btree: 88 root
 //
 // Every other page starts with a 26-byte header (32 with checksums, metaflags
-// bit 0x01):
+// bit 0x01, which postmap never sets; the checksums are not verified):
 //
 //	0 lsn (8)  8 pgno (4)  12 prev_pgno (4)  16 next_pgno (4)
 //	20 entries (2)  22 hf_offset (2)  24 level (1)  25 type (1)
