@@ -319,3 +319,42 @@ func TestDBRebuiltWhileOpen(t *testing.T) {
 		})
 	}
 }
+
+// A file holding keys in both forms (postmap -N, then postmap -n -i): like Postfix,
+// the first hit decides which form the table uses, and later lookups try only that
+// one. "postmap -q -" asks its keys in one process, so it shows Postfix's memory.
+func TestDBRemembersKeyForm(t *testing.T) {
+	bin, cfg := realPostmap(t)
+	for _, typ := range []string{"hash", "btree"} {
+		path := filepath.Join(t.TempDir(), "mixed")
+		if err := os.WriteFile(path, []byte("a@x withnul\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "-N", "-c", cfg, typ+":"+path).CombinedOutput(); err != nil {
+			t.Fatalf("postmap -N: %v: %s", err, out)
+		}
+		add := exec.Command(bin, "-n", "-i", "-c", cfg, typ+":"+path)
+		add.Stdin = strings.NewReader("b@x nonul\n")
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("postmap -n -i: %v: %s", err, out)
+		}
+		for _, order := range [][]string{{"a@x", "b@x"}, {"b@x", "a@x"}} {
+			pm := postmapBatch(t, bin, cfg, typ+":"+path, order)
+			if len(pm) != 1 {
+				t.Fatalf("%s: postmap -q - %q answered %q; want only the first key", typ, order, pm)
+			}
+			tab, err := Open(typ+":"+path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range order {
+				v, found, err := tab.Lookup(context.Background(), k)
+				pv, pfound := pm[k]
+				if err != nil || found != pfound || v != pv {
+					t.Errorf("%s, keys %q: Lookup(%q) = %q, %v, %v; postmap: %q, %v", typ, order, k, v, found, err, pv, pfound)
+				}
+			}
+			tab.Close()
+		}
+	}
+}
