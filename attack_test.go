@@ -567,8 +567,8 @@ func newSetuidInstall(t *testing.T, extraCF string) *setuidInstall {
 	must(t, os.Chmod(in.bin, os.ModeSetuid|0o750))
 	cf := "virtual_mailbox_domains = example.com\n" +
 		"virtual_mailbox_base = " + dir + "/vmail\n" +
-		"virtual_mailbox_maps = hash:" + dir + "/etc/vmailbox\n" +
-		"virtual_uid_maps = hash:" + dir + "/etc/uids\n" +
+		"virtual_mailbox_maps = texthash:" + dir + "/etc/vmailbox\n" +
+		"virtual_uid_maps = texthash:" + dir + "/etc/uids\n" +
 		"virtual_gid_maps = static:5000\n" +
 		"virtual_mailbox_lock = flock\n" +
 		"deliver_lock_delay = 1s\n" +
@@ -833,7 +833,7 @@ func TestSetuidSubcommandRunsAsCaller(t *testing.T) {
 	writeFile(t, secret, "alice@example.com  SECRET-VALUE/\n")
 	must(t, os.Chmod(secret, 0o600))
 	writeFile(t, filepath.Join(in.dir, "evil", "main.cf"), "virtual_mailbox_domains = example.com\n"+
-		"virtual_mailbox_base = "+in.dir+"/outside\nvirtual_mailbox_maps = hash:"+secret+"\n"+
+		"virtual_mailbox_base = "+in.dir+"/outside\nvirtual_mailbox_maps = texthash:"+secret+"\n"+
 		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n")
 	must(t, os.Chown(filepath.Join(in.dir, "evil", "main.cf"), mtaUID, vmailGID))
 	before, err := snapshotTree(in.dir, nil)

@@ -70,10 +70,10 @@ const postmapUsage = `usage: vdeliver postmap [-fNnoprw] [-c config_dir] [-q key
    someone else, that owner (-o: stays root). The new table replaces the old one
    atomically: it is written to a temporary file, fsynced and renamed.
 
-   vdeliver reads hash: and btree: tables from their source text, so it needs no .db
-   file; building one (for Postfix) and building any other type is left to Postfix's
-   postmap, run with the same options, when it is installed ($VDELIVER_POSTMAP, else
-   postmap in $PATH, else /usr/sbin/postmap). regexp:, pcre:, texthash:, static: and
+   hash: and btree: tables are read, by vdeliver as by Postfix, from the Berkeley DB
+   file file.db; building it and any other type is left to Postfix's postmap, run with
+   the same options, when it is installed ($VDELIVER_POSTMAP, else postmap in $PATH,
+   else /usr/sbin/postmap). regexp:, pcre:, texthash:, static: and
    inline: tables are read as they are: there is nothing to build.
 
    -q key looks key up in the tables in order, as vdeliver reads them (any type), and
@@ -212,8 +212,8 @@ func postmapBuild(ctx context.Context, o *postmapOpts, spec string, stdout, stde
 	bin, err := findPostfixPostmap(getenv)
 	if err != nil {
 		if typ == "hash" || typ == "btree" {
-			return fmt.Errorf("vdeliver reads %s: tables from their source text %s and needs no %s.db; "+
-				"building %s.db for Postfix needs Postfix's postmap, which is not installed (%v)", typ, name, name, name, err)
+			return fmt.Errorf("vdeliver reads %s: tables from %s.db, which only Postfix's postmap builds, "+
+				"and it is not installed (%v); texthash:%s reads the source text as it is", typ, name, err, name)
 		}
 		return fmt.Errorf("vdeliver cannot build %s: tables, and Postfix's postmap is not installed (%v)", typ, err)
 	}

@@ -252,7 +252,8 @@ func (c *checker) openTables() {
 		}
 		switch t.typ {
 		case "hash", "btree":
-			t.source, t.compiled = t.name, t.name+".db"
+			// vdeliver reads the .db, as Postfix does; the text is what postmap compiles.
+			t.source, t.compiled = t.name+".db", t.name+".db"
 		case "texthash", "regexp", "pcre":
 			t.source = t.name
 		case "cdb":
@@ -265,6 +266,11 @@ func (c *checker) openTables() {
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
 			t.entries, _ = readEntries(t.name)
+		}
+		if t.typ == "hash" || t.typ == "btree" {
+			// What postmap says when it compiles the text (skipped lines, duplicates):
+			// lookup reads only the .db, which keeps none of it.
+			_, _ = lookup.ReadSource(t.name, lookup.SourceOptions{Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		}
 	}
 	for _, p := range tableParams {
@@ -600,6 +606,10 @@ func (c *checker) tableFiles() {
 			c.add(file, line, Error, "table-unsupported", fmt.Sprintf("%s: %v", t.param, t.openErr),
 				"use a table type vdeliver reads (hash, btree, texthash, cdb, lmdb through postmap, regexp, pcre, static, inline, sql)")
 			continue
+		case t.openErr != nil && errors.Is(t.openErr, fs.ErrNotExist) && t.compiled != "" && exists(t.name):
+			c.add(file, line, Error, "table-not-built", fmt.Sprintf("%s: %s has no %s: postmap has never been run on it, so every delivery defers", t.param, t.name, t.compiled),
+				fmt.Sprintf("postmap %s:%s", t.typ, t.name))
+			continue
 		case t.openErr != nil && (errors.Is(t.openErr, fs.ErrNotExist) || errors.Is(t.openErr, fs.ErrPermission)):
 			c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.param, t.openErr),
 				"create the table, or make it readable by the user vdeliver runs as")
@@ -636,8 +646,8 @@ func (c *checker) tableFiles() {
 				}
 			}
 		}
-		// Postfix's daemons read the compiled file, vdeliver reads the source: they
-		// disagree until postmap runs again.
+		// The source was edited after postmap ran: neither Postfix nor vdeliver sees
+		// the edit until postmap runs again.
 		var src, dst string
 		switch t.typ {
 		case "hash", "btree":
@@ -650,7 +660,7 @@ func (c *checker) tableFiles() {
 			d, err2 := os.Stat(dst)
 			if err1 == nil && err2 == nil && s.ModTime().After(d.ModTime()) {
 				c.add(file, line, Warning, "table-stale",
-					fmt.Sprintf("%s is newer than %s: postmap has not been run since the last edit, so Postfix and vdeliver see different tables", src, dst),
+					fmt.Sprintf("%s is newer than %s: postmap has not been run since the last edit, so neither Postfix nor vdeliver sees it", src, dst),
 					fmt.Sprintf("postmap %s:%s", t.typ, t.name))
 			}
 		}
@@ -666,6 +676,12 @@ func (c *checker) tableFiles() {
 			c.add(c.mainFile, 0, Error, "unreadable", err.Error(), "make main.cf readable by "+c.pipeUser.name+" (chmod 0644)")
 		}
 	}
+}
+
+// exists tells whether a file exists, whatever its type.
+func exists(file string) bool {
+	_, err := os.Lstat(file)
+	return err == nil
 }
 
 // canRead tells whether a by mode bits can read file: search permission on every

@@ -125,7 +125,7 @@ func TestCheckUnreadableByPipeUser(t *testing.T) {
 	}
 	write("main.cf", `virtual_mailbox_domains = example.com
 virtual_mailbox_base = `+dir+`/vmail
-virtual_mailbox_maps = hash:`+dir+`/vmailbox
+virtual_mailbox_maps = texthash:`+dir+`/vmailbox
 virtual_uid_maps = static:`+nobody.Uid+`
 virtual_gid_maps = static:`+nobody.Gid+`
 virtual_transport = vdeliver
@@ -146,7 +146,7 @@ vdeliver_destination_recipient_limit = 1
 	defer l.Close()
 	got := Check(context.Background(), cf, Options{SyslogSocket: syslog})
 	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 3, Severity: Error, Code: "unreadable",
-		Message: "hash:" + dir + "/vmailbox: nobody cannot read " + dir + "/vmailbox (mode 0600, owner 0:0)",
+		Message: "texthash:" + dir + "/vmailbox: nobody cannot read " + dir + "/vmailbox (mode 0600, owner 0:0)",
 		Fix:     "make " + dir + "/vmailbox readable by nobody (chmod o+r, or chgrp " + nobody.Gid + " and g+r)"}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("Check (-want +got):\n%s", d)

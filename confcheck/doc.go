@@ -47,7 +47,10 @@
 // virtual_gid_maps, virtual_alias_maps and the domain lists:
 //
 //	table-stale              warning  the source is newer than its .db or .cdb: postmap
-//	                                  has not been run, Postfix and vdeliver disagree
+//	                                  has not been run since the edit, which neither
+//	                                  Postfix nor vdeliver sees
+//	table-not-built          error    a hash: or btree: source without its .db: every
+//	                                  delivery defers until postmap runs
 //	table-duplicate          warning  a duplicate key (postmap keeps the first); error for
 //	                                  texthash, where it makes every lookup fail
 //	texthash-uppercase       error    an upper-case key in a texthash table: never matches

@@ -45,7 +45,7 @@ func TestExpandAliases(t *testing.T) {
 		},
 		{
 			name: "quoted-localpart-asked-quoted-never-raw",
-			cf:   "virtual_alias_maps = hash:$DIR/virtual\n",
+			cf:   "virtual_alias_maps = texthash:$DIR/virtual\n",
 			files: map[string]string{"virtual": `"john doe"@example.com  jd@example.com` + "\n" +
 				"john doe@example.com  wrong@example.com\n"},
 			rcpt: "John Doe@example.com", want: []string{"jd@example.com"},
@@ -53,7 +53,7 @@ func TestExpandAliases(t *testing.T) {
 		},
 		{
 			name:  "list-commas-spaces-comments-brackets-quotes-bare-localpart",
-			cf:    "virtual_alias_maps = hash:$DIR/virtual\n",
+			cf:    "virtual_alias_maps = texthash:$DIR/virtual\n",
 			files: map[string]string{"virtual": `list@example.com  a@x.example, <b@x.example> (the b list) c@x.example,,"d e"@x.example  bare` + "\n"},
 			rcpt:  "list@example.com",
 			want:  []string{"a@x.example", "b@x.example", "c@x.example", "d e@x.example", "bare@host.example"},
@@ -90,7 +90,7 @@ func TestExpandAliases(t *testing.T) {
 		},
 		{
 			name: "recursion-self-reference-stops-duplicates-removed-first-spelling-kept",
-			cf:   "virtual_alias_maps = hash:$DIR/virtual\n",
+			cf:   "virtual_alias_maps = texthash:$DIR/virtual\n",
 			files: map[string]string{"virtual": "a@example.com  b@example.com, c@example.com, a@example.com\n" +
 				"b@example.com  d@example.com\n" +
 				"c@example.com  c@example.com, D@example.com, e@example.com\n"},
@@ -140,12 +140,12 @@ func TestExpandAliases(t *testing.T) {
 		},
 		{
 			name: "a table that cannot be opened: 4.3.5",
-			cf:   "virtual_alias_maps = hash:$DIR/missing\n",
+			cf:   "virtual_alias_maps = texthash:$DIR/missing\n",
 			rcpt: "l@example.com", code: CodeConfig,
 		},
 		{
 			name:  "result-without-an-address-defers-4.3.5",
-			cf:    "virtual_alias_maps = hash:$DIR/virtual\n",
+			cf:    "virtual_alias_maps = texthash:$DIR/virtual\n",
 			files: map[string]string{"virtual": "l@example.com  ,(nothing)\n"},
 			rcpt:  "l@example.com", code: CodeConfig, log: `non-address result ",(nothing)"`,
 		},
@@ -204,7 +204,7 @@ func TestExpandAliases(t *testing.T) {
 // The reasons a sender sees name the limit, never a table or path; the log gets detail.
 func TestExpandAliasesReasons(t *testing.T) {
 	s := settings(t, "virtual_mailbox_domains = example.com\nvirtual_alias_recursion_limit = 5\n"+
-		"virtual_alias_maps = hash:$DIR/virtual\n", map[string]string{"virtual": "a@example.com b@example.com\nb@example.com a@example.com\n"})
+		"virtual_alias_maps = texthash:$DIR/virtual\n", map[string]string{"virtual": "a@example.com b@example.com\nb@example.com a@example.com\n"})
 	_, st := s.ExpandAliases(t.Context(), "a@example.com")
 	if st == nil || st.Line() != "4.6.0 alias expansion error: alias loop, or nesting deeper than virtual_alias_recursion_limit (5)" || st.Exit != ExTempFail {
 		t.Fatalf("loop: %v", st)
@@ -212,7 +212,7 @@ func TestExpandAliasesReasons(t *testing.T) {
 	if !strings.Contains(st.Err.Error(), "unreasonable nesting for a@example.com: 5 lookups along one address") {
 		t.Fatalf("loop log detail: %v", st.Err)
 	}
-	s = settings(t, "virtual_mailbox_domains = example.com\nvirtual_alias_maps = hash:$DIR/missing\n", nil)
+	s = settings(t, "virtual_mailbox_domains = example.com\nvirtual_alias_maps = texthash:$DIR/missing\n", nil)
 	_, st = s.ExpandAliases(t.Context(), "a@example.com")
 	if st == nil || st.Line() != "4.3.5 mail system configuration error" || strings.Contains(st.Reason, "missing") {
 		t.Fatalf("table error: %v", st)

@@ -30,7 +30,7 @@ func BenchmarkDeliverMaildir(b *testing.B) {
 	}
 	writeFile(b, filepath.Join(dir, "vmailbox"), "alice@example.com example.com/alice/\nbob@example.com example.com/bob\n")
 	cf := fmt.Sprintf("virtual_mailbox_domains = example.com, example.net\nvirtual_mailbox_base = %s\n"+
-		"virtual_mailbox_maps = hash:%s/vmailbox\nvirtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\n",
+		"virtual_mailbox_maps = texthash:%s/vmailbox\nvirtual_uid_maps = static:%d\nvirtual_gid_maps = static:%d\n",
 		base, dir, os.Geteuid(), os.Getegid())
 	c, err := maincf.Parse(strings.NewReader(cf), "main.cf")
 	if err != nil {
@@ -54,7 +54,7 @@ func BenchmarkDeliverMaildir(b *testing.B) {
 }
 
 // BenchmarkResolve100k is the per-process cost of resolving one recipient against a
-// 100,000-entry hash: source: loading main.cf and the tables, then one resolution.
+// 100,000-entry texthash: source: loading main.cf and the tables, then one resolution.
 func BenchmarkResolve100k(b *testing.B) {
 	dir := b.TempDir()
 	f, err := os.Create(filepath.Join(dir, "vmailbox"))
@@ -70,7 +70,7 @@ func BenchmarkResolve100k(b *testing.B) {
 	}
 	f.Close()
 	cf := "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = /vmail\n" +
-		"virtual_mailbox_maps = hash:" + dir + "/vmailbox\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"
+		"virtual_mailbox_maps = texthash:" + dir + "/vmailbox\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"
 	b.ReportAllocs()
 	for b.Loop() {
 		c, err := maincf.Parse(strings.NewReader(cf), "main.cf")

@@ -95,7 +95,7 @@ func TestResolve(t *testing.T) {
 		{name: "gid 0", cf: base + "virtual_mailbox_maps = static:a/\nvirtual_gid_maps = static:0\n", rcpt: "a@example.com", code: CodeConfig},
 		{name: "gid miss", cf: base + "virtual_mailbox_maps = static:a/\nvirtual_gid_maps = inline:{ x=5000 }\n", rcpt: "a@example.com", code: CodeConfig},
 		{name: "table error defers and is never a miss", cf: base + "virtual_mailbox_maps = texthash:$DIR/dup\n", files: map[string]string{"dup": "a@example.com a/\na@example.com b/\n"}, rcpt: "a@example.com", code: CodeConfig},
-		{name: "per-user uid from a table", cf: base + "virtual_mailbox_maps = static:a/\nvirtual_uid_maps = hash:$DIR/uids\n", files: map[string]string{"uids": "a@example.com 5001\n@example.com 5002\n"}, rcpt: "A@example.com", mailbox: "a/", maildir: true, uid: 5001, gid: 5000},
+		{name: "per-user uid from a table", cf: base + "virtual_mailbox_maps = static:a/\nvirtual_uid_maps = texthash:$DIR/uids\n", files: map[string]string{"uids": "a@example.com 5001\n@example.com 5002\n"}, rcpt: "A@example.com", mailbox: "a/", maildir: true, uid: 5001, gid: 5000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := settings(t, tc.cf, tc.files)
@@ -137,7 +137,7 @@ func TestLoadRefuses(t *testing.T) {
 		"minimum uid 0":    "virtual_minimum_uid = 0\n",
 		"negative limit":   "virtual_mailbox_limit = -1\n",
 		"bad table type":   "virtual_mailbox_maps = nosuch:/x\n",
-		"missing table":    "virtual_mailbox_maps = hash:/nonexistent/vmailbox\n",
+		"missing table":    "virtual_mailbox_maps = texthash:/nonexistent/vmailbox\n",
 		"bad number":       "deliver_lock_attempts = many\n",
 		"bad macro":        "virtual_mailbox_base = ${\n",
 		"missing dom file": "virtual_mailbox_domains = /nonexistent/domains\n",

@@ -237,7 +237,7 @@ func newBox(t *testing.T, format string, mount string) *box {
 	must(t, os.Chown(base, uid, gid))
 	cf := fmt.Sprintf(`virtual_mailbox_domains = example.com
 virtual_mailbox_base = %s
-virtual_mailbox_maps = hash:$config_directory/vmailbox
+virtual_mailbox_maps = texthash:$config_directory/vmailbox
 virtual_uid_maps = static:%d
 virtual_gid_maps = static:%d
 virtual_minimum_uid = 1

@@ -8,11 +8,16 @@
 //
 // # Table types
 //
-//	hash:/f, btree:/f  the source text /f that postmap(1) compiles into /f.db, read
-//	                   directly: keys folded to lower case, first duplicate wins (warning
-//	                   "duplicate entry"); a warning when /f.db is older than /f
-//	texthash:/f        the same format, keys not folded; a duplicate key makes every
-//	                   lookup fail, as for a Postfix daemon
+//	hash:/f, btree:/f  the Berkeley DB file /f.db that postmap(1) writes, as Postfix's
+//	                   dict_db.c reads it (package lookup/bdb): keys tried with and then
+//	                   without a trailing NUL, the form that works is remembered; a
+//	                   shared flock(2) around each lookup, as postmap rewrites the file
+//	                   in place under an exclusive one. The source text /f is not read
+//	                   (postmap folded its keys and kept the first of duplicates). No
+//	                   /f.db: Open fails with the OS error and "run postmap hash:/f"; a
+//	                   warning when /f is newer than /f.db (and older than 100 s)
+//	texthash:/f        the source text itself, read whole at Open, keys not folded; a
+//	                   duplicate key makes every lookup fail, as for a Postfix daemon
 //	cdb:/f             the cdb file /f.cdb; keys tried with and without a trailing NUL,
 //	                   the form that works is remembered
 //	lmdb:/f            the LMDB file /f.lmdb (package lmdb: read-only, pread, under
@@ -40,7 +45,7 @@
 // smtputf8_enable=yes uses full Unicode case folding, which differs for a few characters
 // (ß, final sigma).
 //
-// # Source text format (postmap(1), texthash)
+// # Source text format (texthash, and what postmap(1) compiles; ReadSource)
 //
 //	file     = { physical-line "\n" }
 //	logical  = first-line { continuation | comment | blank }

@@ -44,7 +44,7 @@ func section(s, name string) string {
 // FuzzParseSource: the source parser never panics; every key it stores is folded and
 // looks up to the value of its first definition.
 func FuzzParseSource(f *testing.F) {
-	seedFromGolden(f, func(table, _ string) { f.Add(table) }, "hash", "btree", "texthash")
+	seedFromGolden(f, func(table, _ string) { f.Add(table) }, "source", "texthash")
 	f.Add("a b\n  c\n#x\n\"q k\" v\r\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		var entries []entry

@@ -109,7 +109,7 @@ func Open(spec string, opt Options) (Table, error) {
 	var t Table
 	switch typ {
 	case "hash", "btree":
-		t, err = openSource(spec, typ, name, &opt)
+		t, err = openDB(spec, typ, name, &opt)
 	case "texthash":
 		t, err = openTexthash(spec, name, &opt)
 	case "static":

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"vdeliver/lookup/bdb"
 	"vdeliver/lookup/cdb"
 )
 
@@ -127,7 +128,7 @@ func TestOpenMaps(t *testing.T) {
 	if err := os.WriteFile(src, []byte("joe@example.com example.com/joe/\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := OpenMaps("hash:"+src+", inline:{@example.com=catchall/} static:{ }", Options{})
+	m, err := OpenMaps("texthash:"+src+", inline:{@example.com=catchall/} static:{ }", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,15 @@ func TestOpenErrors(t *testing.T) {
 		{spec: "memcache:/etc/x.cf", want: ErrUnsupported},
 		{spec: "nocolon", want: ErrSyntax},
 		{spec: "proxy:nocolon", want: ErrSyntax},
-		{spec: "hash:" + dir, want: ErrSyntax},
+		{spec: "texthash:" + dir, want: ErrSyntax},
+		{spec: "hash:" + filepath.Join(dir, "sub"), want: bdb.ErrFormat},
+		{spec: "btree:" + filepath.Join(dir, "text"), want: bdb.ErrFormat},
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "text.db"), []byte("a@example.com a/\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		tab, err := Open(tc.spec, Options{})
@@ -209,32 +218,102 @@ func TestProxyOpensInner(t *testing.T) {
 	}
 }
 
+// copyDB puts one of the bdb package's postmap-built files at path.db, next to a source
+// text path.
+func copyDB(t *testing.T, file, path string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("bdb", "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".db", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("bob@example.com example.com/bob\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// As dict_db.c: a warning when the source was edited after the .db was built, unless
+// within the last 100 seconds (postmap may be running).
 func TestStaleDBWarning(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "vmailbox")
-	for _, f := range []string{src + ".db", src} {
-		if err := os.WriteFile(f, []byte("a b\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old := time.Now().Add(-time.Hour)
+	copyDB(t, "postmap-btree.db", src)
 	var warnings []string
 	opt := Options{Warn: func(m string) { warnings = append(warnings, m) }}
-	if _, err := Open("hash:"+src, opt); err != nil {
-		t.Fatal(err)
+	setTimes := func(srcAge, dbAge time.Duration) {
+		t.Helper()
+		for f, age := range map[string]time.Duration{src: srcAge, src + ".db": dbAge} {
+			at := time.Now().Add(-age)
+			if err := os.Chtimes(f, at, at); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if len(warnings) != 0 {
-		t.Errorf("fresh .db: warnings %q", warnings)
+	for _, tc := range []struct {
+		srcAge, dbAge time.Duration
+		warn          bool
+	}{
+		{time.Hour, 0, false},
+		{time.Hour, 2 * time.Hour, true},
+		{10 * time.Second, time.Hour, false},
+	} {
+		warnings = nil
+		setTimes(tc.srcAge, tc.dbAge)
+		tab, err := Open("btree:"+src, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab.Close()
+		var want []string
+		if tc.warn {
+			want = []string{src + ": " + src + ".db is older than its source; run \"postmap btree:" + src + "\""}
+		}
+		if diff := cmp.Diff(want, warnings); diff != "" {
+			t.Errorf("source %v old, .db %v old: warnings (-want +got):\n%s", tc.srcAge, tc.dbAge, diff)
+		}
 	}
-	if err := os.Chtimes(src+".db", old, old); err != nil {
-		t.Fatal(err)
+}
+
+// hash: and btree: read the .db, not the source text, with keys and values written
+// with or without the trailing NUL, and never fold the key.
+func TestDB(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	for _, tc := range []struct{ typ, file string }{
+		{"hash", "postmap-hash.db"}, {"btree", "postmap-btree.db"}, {"hash", "be-hash.db"},
+		{"hash", "postmap-nonul-hash.db"}, {"btree", "postmap-nonul-btree.db"},
+	} {
+		path := filepath.Join(dir, tc.file)
+		copyDB(t, tc.file, path)
+		// Not in the .db: the source is not read.
+		if err := os.WriteFile(path, []byte("source@example.com source/\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tab, err := Open(tc.typ+":"+path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []struct{ key, want string }{
+			{"bob@example.com", "example.com/bob"},
+			{"user@example.com", "example.com/user/"},
+			{"@example.net", "example.net/catchall/"},
+			{"big@example.com", strings.Repeat("v", 6000)},
+			{"User@Example.COM", ""},
+			{"source@example.com", ""},
+			{"bob@example.com\x00", ""},
+		} {
+			v, found, err := tab.Lookup(ctx, q.key)
+			if err != nil || found != (q.want != "") || v != q.want {
+				t.Errorf("%s %s: Lookup(%q) = %.30q, %v, %v; want %.30q", tc.typ, tc.file, q.key, v, found, err, q.want)
+			}
+		}
+		tab.Close()
 	}
-	if _, err := Open("btree:"+src, opt); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{src + ": " + src + ".db is older than its source; run \"postmap btree:" + src + "\""}
-	if diff := cmp.Diff(want, warnings); diff != "" {
-		t.Errorf("warnings (-want +got):\n%s", diff)
+	_, err := Open("hash:"+filepath.Join(dir, "vmailbox"), Options{})
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasSuffix(err.Error(), `; run "postmap hash:`+filepath.Join(dir, "vmailbox")+`"`) {
+		t.Errorf("missing .db: %v; want ErrNotExist and the postmap to run", err)
 	}
 }
 

@@ -242,7 +242,7 @@ func readStable(path string) (string, os.FileInfo, error) {
 // onlyReader hides every method but Read, so io.CopyBuffer uses the buffer it is given.
 type onlyReader struct{ io.Reader }
 
-// textTable is a hash:, btree: or texthash: table held in memory.
+// textTable is a texthash: table held in memory.
 type textTable struct {
 	base
 	m map[string]string
@@ -256,28 +256,6 @@ func (t *textTable) Lookup(ctx context.Context, key string) (string, bool, error
 	}
 	v, ok := t.m[key]
 	return v, ok, nil
-}
-
-// openSource reads the source text of a hash: or btree: table, the file postmap(1)
-// compiles into name.db, with postmap's rules: keys folded, first duplicate wins.
-func openSource(spec, typ, path string, opt *Options) (Table, error) {
-	data, fi, err := readStable(path)
-	if err != nil {
-		return nil, fmt.Errorf("table %s: %w", spec, err)
-	}
-	if db, err := os.Stat(path + ".db"); err == nil && db.ModTime().Before(fi.ModTime()) {
-		opt.warnf("%s: %s.db is older than its source; run \"postmap %s:%s\"", path, path, typ, path)
-	}
-	t := &textTable{base: base{name: spec, fixed: true}, m: make(map[string]string, strings.Count(data, "\n")+1)}
-	warn := func(s string) { opt.warnf("%s", s) }
-	parseSource(path, data, true, warn, func(e entry) {
-		if _, dup := t.m[e.key]; dup {
-			opt.warnf("%s:%d: duplicate entry: %q", path, e.line, e.key)
-			return
-		}
-		t.m[e.key] = e.value
-	})
-	return t, nil
 }
 
 // openTexthash reads a texthash: table: the same source format, keys not folded, and a

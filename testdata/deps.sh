@@ -2,7 +2,8 @@
 # Installs the Debian packages the test suite drives for real, when they are missing:
 # Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre/-lmdb, dotlockfile and
 # flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler,
-# zsh and fish (the completion scripts run in them).
+# zsh and fish (the completion scripts run in them), Berkeley DB's db5.3_dump/db5.3_load
+# (big-endian copies of postmap's hash: and btree: files).
 set -euo pipefail
 need=()
 command -v postmap >/dev/null || need+=(postfix)
@@ -12,6 +13,7 @@ command -v postmap >/dev/null || need+=(postfix)
 command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
 command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
+command -v db5.3_load >/dev/null || need+=(db5.3-util)   # big-endian .db files for lookup's tests
 command -v strace >/dev/null || need+=(strace)   # shows the confinement's system calls
 command -v cc >/dev/null || need+=(gcc)   # builds the LD_PRELOAD library of the setuid attack test
 command -v zsh >/dev/null || need+=(zsh)   # runs the zsh completion script
