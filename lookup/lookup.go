@@ -34,6 +34,10 @@ type Options struct {
 	// ConfigDir is passed to postmap(1) as -c when a table type is looked up through
 	// Postfix's own postmap; "" leaves postmap's default ($MAIL_CONFIG, /etc/postfix).
 	ConfigDir string
+	// Proxymap, when not nil, is the proxymap(8) server that proxy:TYPE:NAME tables are
+	// asked through. Nil, or a socket that cannot be opened, sends them to postmap(1)
+	// like any other type vdeliver does not read itself.
+	Proxymap *Proxymap
 }
 
 func (o *Options) warnf(format string, args ...any) {
@@ -85,13 +89,22 @@ func Open(spec string, opt Options) (Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	// proxy: only changes which process opens the table; virtual(8) strips it too
-	// (DICT_FLAG_NO_PROXY under PARANOID).
+	// proxy: only changes which process opens the table. Through proxymap(8) the table
+	// is read by Postfix's own code with Postfix's privileges; without it the inner
+	// table is read as if proxy: were not there, as virtual(8) does (DICT_FLAG_NO_PROXY
+	// under PARANOID).
 	inner := spec
+	proxied := typ == "proxy"
 	for typ == "proxy" {
 		inner = name
 		if typ, name, err = ParseSpec(inner); err != nil {
 			return nil, fmt.Errorf("table %q: %w", spec, err)
+		}
+	}
+	if proxied && opt.Proxymap != nil && typ != "tcp" && typ != "socketmap" && typ != "memcache" {
+		t, err := openProxy(spec, inner, !patternTypes[typ], &opt)
+		if t != nil || err != nil {
+			return t, err
 		}
 	}
 	var t Table
