@@ -8,7 +8,9 @@ import (
 	"io"
 	"strings"
 
+	"vdeliver/deliver"
 	"vdeliver/lookup"
+	"vdeliver/maincf"
 )
 
 func init() { subcommands["query"] = runQuery }
@@ -50,7 +52,19 @@ func runQuery(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		key = strings.ToLower(key)
 	}
 	warn := func(s string) { fmt.Fprintf(stderr, "vdeliver query: warning: %s\n", s) }
-	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: configDirectory(*dir, getenv), Warn: warn})
+	confDir := configDirectory(*dir, getenv)
+	opt := lookup.Options{ConfigDir: confDir, Warn: warn}
+	// proxy: tables are asked through the proxymap(8) of the Postfix that main.cf
+	// describes, as a delivery asks them; without a main.cf they go to postmap(1).
+	if cf, err := maincf.Load(confDir); err == nil {
+		q, err1 := cf.Get("queue_directory")
+		svc, err2 := cf.Get("proxymap_service_name")
+		if err1 == nil && err2 == nil {
+			opt.Proxymap = lookup.NewProxymap(deliver.ProxymapSocket(q, svc))
+			defer opt.Proxymap.Close()
+		}
+	}
+	m, err := lookup.OpenMaps(spec, opt)
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
 		return 2

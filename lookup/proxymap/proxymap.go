@@ -8,15 +8,31 @@
 // ends with an empty name (one more NUL). Numbers are unsigned decimal text.
 //
 //	server, once per connection:  protocol=proxymap_protocol
+//
+// Postfix 3.11 changed the requests. Up to 3.10:
+//
+//	open request:    request=open table=TYPE:NAME flags=N
+//	open reply:      status=N flags=N
+//	lookup request:  request=lookup table=TYPE:NAME flags=N key=KEY
+//	lookup reply:    status=N value=VALUE
+//
+// where flags are the client's dictionary flags, and the server keeps the table's own.
+// From 3.11 on:
+//
 //	open request:    request=open table=TYPE:NAME instance_flags=N
 //	open reply:      status=N flags=N
 //	lookup request:  request=lookup table=TYPE:NAME instance_flags=N flags=N key=KEY
 //	lookup reply:    status=N flags=N value=VALUE
 //
-// The table is named without "proxy:". instance_flags are the dictionary flags the
-// client opened the table with (the server keeps one instance per name and flags); the
-// flags of a lookup are the table's flags as the server last reported them, which carry
-// what the table's own code needs (fixed or pattern keys, whether keys end in a NUL).
+// where instance_flags are the client's flags (the server keeps one instance per name
+// and flags) and flags are the table's flags as the server last reported them, which
+// carry what the table's own code needs (fixed or pattern keys, whether keys end in a
+// NUL). The server announces no version: Open sends the old form first and, when the
+// server calls it invalid (status 3, because it reads attributes strictly and so stops
+// in the middle of the request), connects again and sends the new one; the form that
+// worked is kept for the connection. The table is named without "proxy:". The open
+// reply's flags tell fixed-key from pattern tables in both versions.
+//
 // Replies are read strictly, as Postfix's client does (ATTR_FLAG_STRICT): exactly the
 // expected attributes, in order, then the end of the list.
 //
@@ -91,11 +107,13 @@ var ErrProtocol = errors.New("proxymap protocol error")
 // Conn is one connection to proxymap(8), used for every request of a process, one
 // request at a time.
 type Conn struct {
-	mu   sync.Mutex
-	f    *os.File
-	r    *bufio.Reader
-	path string
-	err  error // sticky: the connection failed
+	mu    sync.Mutex
+	f     *os.File
+	r     *bufio.Reader
+	path  string
+	err   error // sticky: the connection failed
+	v311  bool  // the server speaks Postfix 3.11's request form
+	known bool  // an open succeeded: the form is settled
 }
 
 // Dial connects to the proxymap socket at path and reads the server's protocol
@@ -146,31 +164,72 @@ func (c *Conn) Path() string { return c.path }
 
 // Open asks the server to open table (TYPE:NAME, without proxy:) with the dictionary
 // flags inst, and returns the reply's status and the table's flags, to be sent with each
-// lookup. A status other than StatusOK is not an error here: the caller decides.
+// lookup. A status other than StatusOK is not an error here: the caller decides. Open
+// may connect again (see the package documentation), with the process's current
+// privileges: call it before giving them up.
 func (c *Conn) Open(ctx context.Context, table string, inst uint32) (status int, flags uint32, err error) {
-	req, err := request("open", "table", table, "instance_flags", u32(inst))
-	if err != nil {
-		return 0, 0, err
-	}
-	err = c.do(ctx, req, func() error {
-		v, err := readAttrs(c.r, "status", "flags")
-		if err == nil {
-			status, flags, err = statusFlags(v)
+	for {
+		c.mu.Lock()
+		v311, known := c.v311, c.known
+		c.mu.Unlock()
+		attr := "flags"
+		if v311 {
+			attr = "instance_flags"
 		}
-		return err
-	})
-	return status, flags, err
+		req, err := request("open", "table", table, attr, u32(inst))
+		if err != nil {
+			return 0, 0, err
+		}
+		err = c.do(ctx, req, func() error {
+			v, err := readAttrs(c.r, "status", "flags")
+			if err == nil {
+				status, flags, err = statusFlags(v)
+			}
+			return err
+		})
+		if err != nil || status != StatusBad || known || v311 {
+			if err == nil && status == StatusOK {
+				c.mu.Lock()
+				c.known = true
+				c.mu.Unlock()
+			}
+			return status, flags, err
+		}
+		// An older request form than the server speaks: the rest of the request is
+		// still unread on its side, so only a new connection is in step.
+		if err := c.redial(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
 }
 
-// Lookup asks for key in table, opened with inst, sending the table's current flags.
-// It returns the reply's status, the table's flags as the server now reports them, and
-// the value (meaningful for StatusOK only).
+// Lookup asks for key in table, opened with inst; flags are the table's flags as Open or
+// the last Lookup returned them. It returns the reply's status, the table's flags as the
+// server now reports them, and the value (meaningful for StatusOK only).
 func (c *Conn) Lookup(ctx context.Context, table string, inst, flags uint32, key string) (status int, newFlags uint32, value string, err error) {
-	req, err := request("lookup", "table", table, "instance_flags", u32(inst), "flags", u32(flags), "key", key)
+	c.mu.Lock()
+	v311 := c.v311
+	c.mu.Unlock()
+	var req []byte
+	if v311 {
+		req, err = request("lookup", "table", table, "instance_flags", u32(inst), "flags", u32(flags), "key", key)
+	} else {
+		req, err = request("lookup", "table", table, "flags", u32(inst), "key", key)
+	}
 	if err != nil {
 		return 0, 0, "", err
 	}
+	newFlags = flags
 	err = c.do(ctx, req, func() error {
+		if !v311 {
+			v, err := readAttrs(c.r, "status", "value")
+			if err == nil {
+				var st uint32
+				st, err = number("status", v[0])
+				status, value = int(st), v[1]
+			}
+			return err
+		}
 		v, err := readAttrs(c.r, "status", "flags", "value")
 		if err == nil {
 			status, newFlags, err = statusFlags(v)
@@ -179,6 +238,24 @@ func (c *Conn) Lookup(ctx context.Context, table string, inst, flags uint32, key
 		return err
 	})
 	return status, newFlags, value, err
+}
+
+// redial replaces the connection by a new one that speaks the 3.11 request form.
+func (c *Conn) redial(ctx context.Context) error {
+	n, err := Dial(ctx, c.path)
+	if err != nil {
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f != nil {
+		c.f.Close()
+	}
+	c.f, c.r, c.v311 = n.f, n.r, true
+	return nil
 }
 
 // Close closes the connection.

@@ -20,6 +20,12 @@ const hello = "protocol\x00proxymap_protocol\x00\x00"
 // not make (tests against the real one are in the lookup package and the root package).
 func server(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
+	return servers(t, func(c net.Conn, _ int) bool { serve(c); return false })
+}
+
+// servers is server for several connections in turn, until serve returns false.
+func servers(t *testing.T, serve func(c net.Conn, n int) bool) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "proxymap")
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -29,12 +35,17 @@ func server(t *testing.T, serve func(c net.Conn)) string {
 	t.Cleanup(func() { l.Close(); <-done })
 	go func() {
 		defer close(done)
-		c, err := l.Accept()
-		if err != nil {
-			return
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			more := serve(c, n)
+			c.Close()
+			if !more {
+				return
+			}
 		}
-		defer c.Close()
-		serve(c)
 	}()
 	return path
 }
@@ -55,46 +66,74 @@ func readRequest(r *bufio.Reader) []string {
 	}
 }
 
+// TestDialLookup: the request forms up to Postfix 3.10, and the switch to 3.11's when the
+// server calls the old open request invalid.
 func TestDialLookup(t *testing.T) {
-	var got [][]string
-	path := server(t, func(c net.Conn) {
-		c.Write([]byte(hello))
-		r := bufio.NewReader(c)
-		got = append(got, readRequest(r))
-		c.Write([]byte("status\x000\x00flags\x0080\x00\x00"))
-		got = append(got, readRequest(r))
-		c.Write([]byte("status\x000\x00flags\x0081\x00value\x00example.com/alice/\x00\x00"))
-		got = append(got, readRequest(r))
-		c.Write([]byte("status\x001\x00flags\x0081\x00value\x00\x00\x00"))
-		readRequest(r)
-	})
-	ctx := context.Background()
-	c, err := Dial(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	st, fl, err := c.Open(ctx, "sqlite:/x.cf", FlagLock|FlagParanoid)
-	if err != nil || st != StatusOK || fl != 80 {
-		t.Fatalf("Open = %d, %d, %v", st, fl, err)
-	}
-	st, fl, v, err := c.Lookup(ctx, "sqlite:/x.cf", FlagLock, fl, "alice@example.com")
-	if err != nil || st != StatusOK || fl != 81 || v != "example.com/alice/" {
-		t.Fatalf("Lookup = %d, %d, %q, %v", st, fl, v, err)
-	}
-	st, _, _, err = c.Lookup(ctx, "sqlite:/x.cf", FlagLock, fl, "bob@example.com")
-	if err != nil || st != StatusNoKey {
-		t.Fatalf("Lookup miss = %d, %v", st, err)
-	}
-	c.Close()
-	want := []string{
-		"request\x00open\x00table\x00sqlite:/x.cf\x00instance_flags\x0014400",
-		"request\x00lookup\x00table\x00sqlite:/x.cf\x00instance_flags\x0064\x00flags\x0080\x00key\x00alice@example.com",
-		"request\x00lookup\x00table\x00sqlite:/x.cf\x00instance_flags\x0064\x00flags\x0081\x00key\x00bob@example.com",
-	}
-	for i := range want {
-		if i >= len(got) || strings.Join(got[i], "\x00") != want[i] {
-			t.Errorf("request %d = %q, want %q", i, got, want[i])
+	for _, v311 := range []bool{false, true} {
+		var got [][]string
+		path := servers(t, func(c net.Conn, n int) bool {
+			c.Write([]byte(hello))
+			r := bufio.NewReader(c)
+			got = append(got, readRequest(r))
+			if v311 && n == 0 {
+				c.Write([]byte("status\x003\x00flags\x000\x00\x00"))
+				return true
+			}
+			c.Write([]byte("status\x000\x00flags\x0080\x00\x00"))
+			got = append(got, readRequest(r))
+			if v311 {
+				c.Write([]byte("status\x000\x00flags\x0081\x00value\x00example.com/alice/\x00\x00"))
+			} else {
+				c.Write([]byte("status\x000\x00value\x00example.com/alice/\x00\x00"))
+			}
+			got = append(got, readRequest(r))
+			if v311 {
+				c.Write([]byte("status\x001\x00flags\x0081\x00value\x00\x00\x00"))
+			} else {
+				c.Write([]byte("status\x001\x00value\x00\x00\x00"))
+			}
+			readRequest(r)
+			return false
+		})
+		ctx := context.Background()
+		c, err := Dial(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, fl, err := c.Open(ctx, "sqlite:/x.cf", FlagLock|FlagParanoid)
+		if err != nil || st != StatusOK || fl != 80 {
+			t.Fatalf("v311=%v: Open = %d, %d, %v", v311, st, fl, err)
+		}
+		st, fl, v, err := c.Lookup(ctx, "sqlite:/x.cf", FlagLock, fl, "alice@example.com")
+		wantFl := uint32(80)
+		if v311 {
+			wantFl = 81
+		}
+		if err != nil || st != StatusOK || fl != wantFl || v != "example.com/alice/" {
+			t.Fatalf("v311=%v: Lookup = %d, %d, %q, %v", v311, st, fl, v, err)
+		}
+		st, _, _, err = c.Lookup(ctx, "sqlite:/x.cf", FlagLock, fl, "bob@example.com")
+		if err != nil || st != StatusNoKey {
+			t.Fatalf("v311=%v: Lookup miss = %d, %v", v311, st, err)
+		}
+		c.Close()
+		want := []string{
+			"request\x00open\x00table\x00sqlite:/x.cf\x00flags\x0014400",
+			"request\x00lookup\x00table\x00sqlite:/x.cf\x00flags\x0064\x00key\x00alice@example.com",
+			"request\x00lookup\x00table\x00sqlite:/x.cf\x00flags\x0064\x00key\x00bob@example.com",
+		}
+		if v311 {
+			want = []string{
+				"request\x00open\x00table\x00sqlite:/x.cf\x00flags\x0014400",
+				"request\x00open\x00table\x00sqlite:/x.cf\x00instance_flags\x0014400",
+				"request\x00lookup\x00table\x00sqlite:/x.cf\x00instance_flags\x0064\x00flags\x0080\x00key\x00alice@example.com",
+				"request\x00lookup\x00table\x00sqlite:/x.cf\x00instance_flags\x0064\x00flags\x0081\x00key\x00bob@example.com",
+			}
+		}
+		for i := range want {
+			if i >= len(got) || strings.Join(got[i], "\x00") != want[i] {
+				t.Errorf("v311=%v: request %d: got %q, want %q", v311, i, got, want[i])
+			}
 		}
 	}
 }
@@ -108,16 +147,16 @@ func TestBrokenServer(t *testing.T) {
 		stall bool   // keep the connection open after the reply
 		want  error
 	}{
-		{"closed mid-reply", "status\x000\x00flags\x0080\x00val", false, ErrProtocol},
+		{"closed mid-reply", "status\x000\x00val", false, ErrProtocol},
 		{"closed before reply", "", false, ErrProtocol},
 		{"stalls", "status\x000\x00", true, context.DeadlineExceeded},
-		{"extra attribute", "status\x000\x00flags\x000\x00value\x00x\x00more\x00y\x00\x00", true, ErrProtocol},
-		{"missing attribute", "status\x000\x00flags\x000\x00\x00", true, ErrProtocol},
-		{"wrong order", "flags\x000\x00status\x000\x00value\x00x\x00\x00", true, ErrProtocol},
-		{"bad number", "status\x00-1\x00flags\x000\x00value\x00x\x00\x00", true, ErrProtocol},
-		{"number too large", "status\x004294967296\x00flags\x000\x00value\x00x\x00\x00", true, ErrProtocol},
+		{"extra attribute", "status\x000\x00value\x00x\x00more\x00y\x00\x00", true, ErrProtocol},
+		{"missing attribute", "status\x000\x00\x00", true, ErrProtocol},
+		{"wrong order", "value\x00x\x00status\x000\x00\x00", true, ErrProtocol},
+		{"bad number", "status\x00-1\x00value\x00x\x00\x00", true, ErrProtocol},
+		{"number too large", "status\x004294967296\x00value\x00x\x00\x00", true, ErrProtocol},
 		{"endless name", strings.Repeat("s", 10000), true, ErrProtocol},
-		{"value too long", "status\x000\x00flags\x000\x00value\x00" + strings.Repeat("v", MaxValue+10000), true, ErrProtocol},
+		{"value too long", "status\x000\x00value\x00" + strings.Repeat("v", MaxValue+10000), true, ErrProtocol},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hold := make(chan struct{})
