@@ -383,7 +383,7 @@ func TestAttackNULChild(t *testing.T) {
 	os.Exit(run(t.Context(), args, os.Stdin, os.Stdout, os.Stderr, func(string) string { return "" }))
 }
 
-func writeFile(t *testing.T, path, text string) {
+func writeFile(t testing.TB, path, text string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -573,7 +573,7 @@ func newSetuidInstall(t *testing.T, extraCF string) *setuidInstall {
 	return in
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

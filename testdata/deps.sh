@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, when they are missing:
-# Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre, dotlockfile and
+# Postfix (the e2e suite, postmap cross-checks, a private proxymap), postfix-cdb/-pcre/-sqlite,
+# sqlite3, dotlockfile and
 # flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler.
 set -euo pipefail
 need=()
 command -v postmap >/dev/null || need+=(postfix)
 [ -e /usr/lib/postfix/postfix-cdb.so ] || need+=(postfix-cdb)
 [ -e /usr/lib/postfix/postfix-pcre.so ] || need+=(postfix-pcre)
+[ -e /usr/lib/postfix/postfix-sqlite.so ] || need+=(postfix-sqlite)   # proxy:sqlite: through proxymap
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
 command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
