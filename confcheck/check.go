@@ -106,8 +106,12 @@ type checker struct {
 	masterBroken bool
 	services     []Service
 	// pipeUser is the account of the master.cf entry that runs vdeliver, whose rights
-	// decide what vdeliver can read; nil without master.cf.
+	// decide what vdeliver can read; nil without master.cf, and nil when that vdeliver
+	// is installed set-uid root, which opens every table as root.
 	pipeUser *account
+	// proxymapReachable: pipeUser can connect to proxymap(8), so proxy: tables are read
+	// by Postfix rather than with pipeUser's rights.
+	proxymapReachable bool
 
 	tables map[string]*table // by spec
 	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
@@ -125,7 +129,8 @@ type table struct {
 	openErr         error
 	warnings        []string
 	entries         []entry // text sources (hash, btree, texthash) only
-	source          string  // the file vdeliver reads; "" for static:, inline:, SQL...
+	source          string  // the file vdeliver (or postmap) reads; "" for static:, inline:...
+	proxied         bool    // named proxy:TYPE:NAME
 	compiled        string  // the file Postfix's daemons read, when it differs
 }
 
@@ -209,12 +214,29 @@ func (c *checker) openTables() {
 			t.source = t.name + ".cdb"
 		case "lmdb", "dbm", "sdbm":
 			t.source = t.name + "." + t.typ
+		case "cidr":
+			t.source = t.name
+		case "sqlite", "mysql", "pgsql", "ldap":
+			// The configuration file, which postmap(1) reads with the delivering
+			// user's rights; a name that is not a path is a main.cf prefix.
+			if strings.HasPrefix(t.name, "/") || strings.HasPrefix(t.name, ".") {
+				t.source = t.name
+			}
 		}
+		t.proxied = inner != spec
 		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
 		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(),
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
 			t.entries, _ = readEntries(t.name)
+		}
+		if t.openErr == nil && lookup.ViaPostmap(t.t) {
+			// A delivery opens such a table without asking it anything; one query here
+			// shows a type postmap does not know, or a database it cannot reach, before
+			// the first delivery defers on it.
+			if _, _, err := t.t.Lookup(c.ctx, "postmaster@vdeliver-check.invalid"); err != nil {
+				t.openErr = err
+			}
 		}
 	}
 	for _, p := range tableParams {
@@ -611,10 +633,15 @@ func (c *checker) tableFiles() {
 					fmt.Sprintf("postmap %s:%s", t.typ, t.name))
 			}
 		}
-		if c.pipeUser != nil && t.source != "" {
+		if c.pipeUser != nil && t.source != "" && !(t.proxied && c.proxymapReachable) {
 			if err := canRead(t.source, c.pipeUser); err != nil {
-				c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.spec, err),
-					fmt.Sprintf("make %s readable by %s (chmod o+r, or chgrp %d and g+r)", t.source, c.pipeUser.name, c.pipeUser.gid))
+				fix := fmt.Sprintf("make %s readable by %s (chmod o+r, or chgrp %d and g+r)", t.source, c.pipeUser.name, c.pipeUser.gid)
+				if t.proxied {
+					// A file kept from the delivering user on purpose (a database
+					// password): let proxymap(8) read it instead.
+					fix = fmt.Sprintf("install vdeliver set-uid root (make install-setuid), so that it asks proxymap(8) as root, or make %s readable by %s (chgrp %d and g+r)", t.source, c.pipeUser.name, c.pipeUser.gid)
+				}
+				c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.spec, err), fix)
 			}
 		}
 	}
@@ -701,10 +728,27 @@ func (c *checker) readMaster() {
 		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 		// user=root is its own finding; pipe(8) would not start.
-		if err1 == nil && err2 == nil && uid != 0 {
+		if err1 == nil && err2 == nil && uid != 0 && !setuidRoot(p.Argv[0].Text) {
 			c.pipeUser = &account{name: name, uid: uint32(uid), gid: uint32(gid)}
 		}
 	}
+	if c.pipeUser != nil {
+		socket := filepath.Join(c.get("queue_directory"), "private", c.get("proxymap_service_name"))
+		if fi, err := os.Stat(socket); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			c.proxymapReachable = canRead(socket, c.pipeUser) == nil
+		}
+	}
+}
+
+// setuidRoot reports whether the program is installed set-uid root: it then opens the
+// tables as root, before it switches to the recipient.
+func setuidRoot(prog string) bool {
+	fi, err := os.Stat(prog)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == 0 && fi.Mode()&fs.ModeSetuid != 0
 }
 
 // vdeliverServices are the pipe(8) services whose command is vdeliver, the one

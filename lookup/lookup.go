@@ -55,6 +55,9 @@ var (
 	// ErrEmptyValue reports a table that answered with an empty string, which Postfix's
 	// maps_find treats as a configuration error, not as a miss.
 	ErrEmptyValue = errors.New("empty table value")
+	// ErrNotApproved reports a proxy: table that the proxymap(8) server refuses to serve
+	// (status 4: not listed in its proxy_read_maps).
+	ErrNotApproved = errors.New("table not approved for proxy access")
 )
 
 // ParseSpec splits a table spec "type:name" at the first colon.

@@ -101,6 +101,15 @@ func readable(file string) error {
 	return err
 }
 
+// ViaPostmap reports whether t is answered by Postfix's postmap(1), one process per
+// lookup, rather than read by vdeliver or asked through proxymap(8). Such a table is
+// opened without a query, so only a lookup shows a type postmap does not know or a
+// database it cannot reach.
+func ViaPostmap(t Table) bool {
+	_, ok := t.(*postmapTable)
+	return ok
+}
+
 // Lookup runs postmap -f -q. -f keeps the key as given, as virtual(8) opens its tables
 // without a fold flag. Exit 0 is a hit; exit 1 with nothing but warnings on stderr is a
 // miss; anything else (a "fatal:" line, another status, a signal) is an error.

@@ -89,8 +89,8 @@ func openProxy(spec, inner string, fixedByType bool, opt *Options) (Table, error
 	switch st {
 	case proxymap.StatusOK:
 	case proxymap.StatusDeny:
-		return nil, fmt.Errorf("table %s: proxymap(8) at %s does not serve %s: list proxy:%s in proxy_read_maps of that Postfix's main.cf (its default names every proxy: table of main.cf)",
-			spec, conn.Path(), inner, inner)
+		return nil, fmt.Errorf("table %s: proxymap(8) at %s does not serve %s: list proxy:%s in proxy_read_maps of that Postfix's main.cf (its default names every proxy: table of main.cf): %w",
+			spec, conn.Path(), inner, inner, ErrNotApproved)
 	case proxymap.StatusBad:
 		return nil, fmt.Errorf("table %s: proxymap(8) at %s calls the open request for %s invalid", spec, conn.Path(), inner)
 	default:
