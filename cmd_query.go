@@ -22,7 +22,8 @@ const queryUsage = `usage: vdeliver query [-c config_dir] [-f] type:table key
    ("cdb:/etc/postfix/vmailbox, static:x") searched in order as Postfix searches a
    *_maps parameter. The key is folded to lower case, as delivery folds addresses,
    unless -f. -c is the Postfix configuration directory handed to postmap(1) for the
-   table types vdeliver looks up through it (lmdb, sqlite, ...).
+   table types vdeliver looks up through it (lmdb, sqlite, ...); its main.cf also names
+   the proxymap(8) socket that proxy: tables are asked through, as in a delivery.
 
    Exit status: 0 found (the value is printed); 1 not found (nothing is printed);
    2 a usage error or a table that cannot be read (an empty value counts, as it does
