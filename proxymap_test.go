@@ -466,3 +466,100 @@ func BenchmarkProxymapDelivery(b *testing.B) {
 		})
 	}
 }
+
+// startPostgres starts a throwaway PostgreSQL server: a cluster in a temporary directory,
+// listening only on a UNIX socket there, trust authentication, stopped when the test
+// ends. It returns the socket directory and a function that runs SQL as postgres.
+func startPostgres(t testing.TB) (sockDir string, stop func(), psql func(sql string)) {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+	if len(bins) == 0 {
+		needRootTools(t, "pg_ctl (postgresql)")
+	}
+	if _, err := os.Stat("/usr/lib/postfix/postfix-pgsql.so"); err != nil {
+		needRootTools(t, "postfix-pgsql")
+	}
+	binDir := filepath.Dir(bins[len(bins)-1])
+	pg, err := user.Lookup("postgres")
+	must(t, err)
+	uid, _ := strconv.Atoi(pg.Uid)
+	gid, _ := strconv.Atoi(pg.Gid)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	data, sockDir := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	for _, d := range []string{data, sockDir} {
+		must(t, os.Mkdir(d, 0o700))
+		must(t, os.Chown(d, uid, gid))
+	}
+	must(t, os.Chmod(sockDir, 0o755))
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(binDir, name), args...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		return cmd
+	}
+	run := func(cmd *exec.Cmd) {
+		t.Helper()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd.Args, err, out)
+		}
+	}
+	run(asPostgres("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"))
+	run(asPostgres("pg_ctl", "-D", data, "-w", "-l", filepath.Join(sockDir, "log"),
+		"-o", "-c listen_addresses= -k "+sockDir+" -c fsync=off", "start"))
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			asPostgres("pg_ctl", "-D", data, "-w", "-m", "immediate", "stop").Run()
+		}
+	}
+	t.Cleanup(stop)
+	psql = func(sql string) {
+		t.Helper()
+		run(asPostgres("psql", "-h", sockDir, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql))
+	}
+	return sockDir, stop, psql
+}
+
+// TestProxymapPgsql: proxy:pgsql: through a real proxymap and a throwaway PostgreSQL:
+// hit, miss, and the database gone, which proxymap reports as a temporary error (status
+// 2): the mail waits.
+func TestProxymapPgsql(t *testing.T) {
+	needRootTools(t, "postfix")
+	sock, stopDB, psql := startPostgres(t)
+	psql("CREATE TABLE mailbox (address TEXT PRIMARY KEY, path TEXT); INSERT INTO mailbox VALUES ('alice@example.com', 'example.com/alice/');")
+	sqlDir := t.TempDir()
+	must(t, os.Chmod(sqlDir, 0o755))
+	cf := filepath.Join(sqlDir, "vmailbox.cf")
+	writeFile(t, cf, "hosts = unix:"+sock+"\nuser = postgres\ndbname = postgres\n"+
+		"query = SELECT path FROM mailbox WHERE address = '%s'\n")
+	p := startPostfix(t, "virtual_mailbox_maps = proxy:pgsql:"+cf+"\n")
+	base := filepath.Join(p.dir, "vmail")
+	must(t, os.MkdirAll(base, 0o755))
+	must(t, os.Chown(base, 5000, 5000))
+	bin := vdeliverCopy(t, p.dir)
+	spyDir, spyRecord := postmapSpy(t, p.dir)
+	env := []string{"PATH=" + spyDir + ":/usr/bin:/bin"}
+	conf := filepath.Join(p.dir, "etc")
+	writeFile(t, filepath.Join(conf, "main.cf"), "virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+base+"\nvirtual_mailbox_maps = proxy:pgsql:"+cf+"\n"+
+		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"+
+		"virtual_minimum_uid = 100\nqueue_directory = "+p.queue+"\n")
+	if r := deliverAs(t, bin, 0, 0, env, conf, "alice@example.com"); r.exit != 0 || r.out != "2.0.0 delivered to maildir\n" {
+		t.Fatalf("hit: exit %d, %q; log:\n%s", r.exit, r.out, r.log)
+	}
+	if r := deliverAs(t, bin, 0, 0, env, conf, "nobody@example.com"); r.exit != 67 || !strings.HasPrefix(r.out, "5.1.1 ") {
+		t.Fatalf("miss: exit %d, %q; log:\n%s", r.exit, r.out, r.log)
+	}
+	stopDB()
+	if r := deliverAs(t, bin, 0, 0, env, conf, "alice@example.com"); r.exit != 75 || r.out != "4.3.5 mail system configuration error\n" || !strings.Contains(r.log, "temporary error") {
+		t.Fatalf("database down: exit %d, %q; log:\n%s", r.exit, r.out, r.log)
+	}
+	if _, err := os.Stat(spyRecord); err == nil {
+		t.Error("postmap(1) ran: the lookups did not all go through proxymap")
+	}
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, when they are missing:
 # Postfix (the e2e suite, postmap cross-checks, a private proxymap), postfix-cdb/-pcre/-sqlite,
-# sqlite3, dotlockfile and
+# sqlite3, postfix-pgsql and PostgreSQL, dotlockfile and
 # flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler.
 set -euo pipefail
 need=()
@@ -10,6 +10,8 @@ command -v postmap >/dev/null || need+=(postfix)
 [ -e /usr/lib/postfix/postfix-pcre.so ] || need+=(postfix-pcre)
 [ -e /usr/lib/postfix/postfix-sqlite.so ] || need+=(postfix-sqlite)   # proxy:sqlite: through proxymap
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+[ -e /usr/lib/postfix/postfix-pgsql.so ] || need+=(postfix-pgsql)   # proxy:pgsql: through proxymap
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)   # a throwaway server per test
 command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
 command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
