@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, when they are missing:
 # Postfix (the e2e suite, postmap cross-checks, a private proxymap), postfix-cdb/-pcre/-sqlite,
-# sqlite3, postfix-pgsql and PostgreSQL, dotlockfile and
+# sqlite3, postfix-pgsql and PostgreSQL, postfix-mysql and MariaDB's server and client, dotlockfile and
 # flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler.
 set -euo pipefail
 need=()
@@ -12,6 +12,9 @@ command -v postmap >/dev/null || need+=(postfix)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 [ -e /usr/lib/postfix/postfix-pgsql.so ] || need+=(postfix-pgsql)   # proxy:pgsql: through proxymap
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)   # a throwaway server per test
+[ -e /usr/lib/postfix/postfix-mysql.so ] || need+=(postfix-mysql)   # proxy:mysql: through proxymap
+command -v mariadbd >/dev/null || need+=(mariadb-server-core)   # the server binary only: no system service
+command -v mariadb >/dev/null || need+=(mariadb-client-core)
 command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
 command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
