@@ -107,22 +107,25 @@ var ErrProtocol = errors.New("proxymap protocol error")
 // Conn is one connection to proxymap(8), used for every request of a process, one
 // request at a time.
 type Conn struct {
-	mu    sync.Mutex
-	f     *os.File
-	r     *bufio.Reader
-	path  string
-	err   error // sticky: the connection failed
-	v311  bool  // the server speaks Postfix 3.11's request form
-	known bool  // an open succeeded: the form is settled
+	mu      sync.Mutex
+	f       *os.File
+	r       *bufio.Reader
+	path    string
+	err     error // sticky: the connection failed
+	greeted bool  // the server's announcement has been read
+	v311    bool  // the server speaks Postfix 3.11's request form
+	known   bool  // an open succeeded: the form is settled
 }
 
-// Dial connects to the proxymap socket at path and reads the server's protocol
-// announcement. The connection is made now, with the process's current privileges, and
-// kept: later requests need no access to the socket.
+// Dial connects to the proxymap socket at path. The connection is made now, with the
+// process's current privileges, and kept: later requests need no access to the socket.
+// The server's protocol announcement is checked with the first reply: a server that
+// announces another protocol, or nothing, fails the first request (ErrProtocol, or the
+// context's deadline).
 //
 // It returns the connect error as is (wrapping fs.ErrNotExist, fs.ErrPermission,
-// syscall.ECONNREFUSED...) so that a caller can tell a socket it cannot use from a
-// server that misbehaves (an error wrapping ErrProtocol).
+// syscall.ECONNREFUSED...): a socket the caller cannot use, as opposed to a server that
+// misbehaves.
 func Dial(ctx context.Context, path string) (*Conn, error) {
 	// A plain descriptor, not the net package: its initialisation costs every delivery
 	// process start-up time, and a non-blocking descriptor under os.File already gets
@@ -145,18 +148,19 @@ func Dial(ctx context.Context, path string) (*Conn, error) {
 	}
 	c := &Conn{f: os.NewFile(uintptr(fd), path), path: path}
 	c.r = bufio.NewReaderSize(c.f, 4096)
-	err = c.do(ctx, nil, func() error {
-		v, err := readAttrs(c.r, "protocol")
-		if err == nil && v[0] != "proxymap_protocol" {
-			err = fmt.Errorf("%w: server announces protocol %q, not proxymap_protocol", ErrProtocol, v[0])
-		}
-		return err
-	})
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
 	return c, nil
+}
+
+// greet reads the server's protocol announcement, which it sends as it accepts the
+// connection. The first request is written without waiting for it: one round trip less
+// per process, and the server reads requests only after announcing.
+func (c *Conn) greet() error {
+	v, err := readAttrs(c.r, "protocol")
+	if err == nil && v[0] != "proxymap_protocol" {
+		err = fmt.Errorf("%w: server announces protocol %q, not proxymap_protocol", ErrProtocol, v[0])
+	}
+	c.greeted = err == nil
+	return err
 }
 
 // Path is the socket the connection was made to.
@@ -254,7 +258,7 @@ func (c *Conn) redial(ctx context.Context) error {
 	if c.f != nil {
 		c.f.Close()
 	}
-	c.f, c.r, c.v311 = n.f, n.r, true
+	c.f, c.r, c.v311, c.greeted = n.f, n.r, true, false
 	return nil
 }
 
@@ -285,11 +289,15 @@ func (c *Conn) do(ctx context.Context, req []byte, read func() error) error {
 	if !ok {
 		deadline = time.Now().Add(DefaultTimeout)
 	}
-	err := c.f.SetDeadline(deadline)
+	f := c.f // the callback below may run after Close has cleared c.f
+	err := f.SetDeadline(deadline)
 	if err == nil {
-		stop := context.AfterFunc(ctx, func() { c.f.SetDeadline(time.Unix(1, 0)) })
+		stop := context.AfterFunc(ctx, func() { f.SetDeadline(time.Unix(1, 0)) })
 		if len(req) > 0 {
 			_, err = c.f.Write(req)
+		}
+		if err == nil && !c.greeted {
+			err = c.greet()
 		}
 		if err == nil {
 			err = read()

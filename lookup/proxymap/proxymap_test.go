@@ -174,7 +174,13 @@ func TestBrokenServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			wait := 300 * time.Millisecond
+			if !tc.stall || tc.want == ErrProtocol {
+				// Time enough to stream a megabyte on a loaded machine with -race: the
+				// error must come from the size limit, not from the deadline.
+				wait = 5 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			_, _, _, err = c.Lookup(ctx, "hash:/x", 0, 0, "k")
 			if !errors.Is(err, tc.want) {
@@ -192,16 +198,31 @@ func TestDialFailures(t *testing.T) {
 	if _, err := Dial(ctx, filepath.Join(t.TempDir(), "none")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing socket: %v, want ErrNotExist", err)
 	}
-	path := server(t, func(c net.Conn) { c.Write([]byte("protocol\x00other_protocol\x00\x00")) })
-	if _, err := Dial(ctx, path); !errors.Is(err, ErrProtocol) {
+	// The announcement is read with the first reply.
+	path := server(t, func(c net.Conn) {
+		c.Write([]byte("protocol\x00other_protocol\x00\x00"))
+		readRequest(bufio.NewReader(c))
+		c.Write([]byte("status\x000\x00flags\x000\x00\x00"))
+	})
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Open(ctx, "hash:/x", 0); !errors.Is(err, ErrProtocol) {
 		t.Errorf("other protocol: %v, want ErrProtocol", err)
 	}
+	c.Close()
 	hold := make(chan struct{})
 	defer close(hold)
 	path = server(t, func(c net.Conn) { <-hold })
+	c, err = Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if _, err := Dial(tctx, path); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := c.Open(tctx, "hash:/x", 0); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("silent server: %v, want DeadlineExceeded", err)
 	}
 }
