@@ -43,9 +43,16 @@
 //	texthash-uppercase       error    an upper-case key in a texthash table: never matches
 //	unreadable               error    a table or main.cf missing, or not readable by
 //	                                  master.cf's user= (by mode bits, with only that
-//	                                  user's gid, as pipe(8) runs it)
+//	                                  user's gid, as pipe(8) runs it); the files counted
+//	                                  include the .cf of SQL and ldap tables and cidr
+//	                                  files, which postmap(1) reads with that user's
+//	                                  rights. Not for a vdeliver installed set-uid root
+//	                                  (it opens every table as root), nor for proxy:
+//	                                  tables when that user can reach proxymap(8)
 //	table-unsupported        error    a type vdeliver refuses (tcp:, socketmap:, memcache:)
-//	                                  or cannot read
+//	                                  or cannot read; a table read through postmap(1) is
+//	                                  asked one query, which shows a type postmap does
+//	                                  not know (a delivery opens it without a query)
 //	table-error, table-warning
 //	                         error/warning what lookup reports while reading a table
 //	maincf-warning           warning  what Postfix logs while reading main.cf
