@@ -115,14 +115,20 @@ func (p *postfixInstance) socket() string {
 }
 
 // logged reports whether the instance's log mentions s (proxymap -v logs each
-// attribute it reads).
+// attribute it reads). The log daemon writes a moment later: it waits up to 10 s.
 func (p *postfixInstance) logged(t testing.TB, s string) bool {
 	t.Helper()
-	b, err := os.ReadFile(p.log)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
+	for i := 0; i < 100; i++ {
+		b, err := os.ReadFile(p.log)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return bytes.Contains(b, []byte(s))
+	return false
 }
 
 // sqliteTable writes a sqlite database with the given address → mailbox rows and a
