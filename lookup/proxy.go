@@ -2,7 +2,6 @@ package lookup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -17,31 +16,23 @@ import (
 type Proxymap struct {
 	socket string
 	once   sync.Once
-	conn   *proxymap.Conn
-	err    error
+	conn   *proxymap.Conn // nil: the socket could not be opened
 }
 
 // NewProxymap names the proxymap socket ($queue_directory/private/proxymap); nothing is
 // opened yet.
 func NewProxymap(socket string) *Proxymap { return &Proxymap{socket: socket} }
 
-// openTimeout bounds the connection and the open request, made while the tables are
-// opened, before any delivery deadline exists.
+// openTimeout bounds the open request (and the server's announcement), made while the
+// tables are opened, before any delivery deadline exists.
 const openTimeout = 30 * time.Second
 
 // connect dials once. A socket that cannot be opened (missing, not accessible, refused)
-// gives (nil, nil): the table falls back to postmap(1). A server that answers but breaks
-// the protocol is an error.
-func (p *Proxymap) connect() (*proxymap.Conn, error) {
-	p.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
-		defer cancel()
-		p.conn, p.err = proxymap.Dial(ctx, p.socket)
-	})
-	if p.err != nil && !errors.Is(p.err, proxymap.ErrProtocol) && !errors.Is(p.err, context.DeadlineExceeded) {
-		return nil, nil
-	}
-	return p.conn, p.err
+// gives nil: the table falls back to postmap(1). A server that is there but breaks the
+// protocol fails the open request, an error.
+func (p *Proxymap) connect() *proxymap.Conn {
+	p.once.Do(func() { p.conn, _ = proxymap.Dial(p.socket) })
+	return p.conn
 }
 
 // Close closes the connection, if one was made.
@@ -66,10 +57,7 @@ type proxyTable struct {
 // openProxy opens inner (TYPE:NAME) on the proxymap server. It returns (nil, nil) when
 // the socket cannot be used, so that the caller falls back to postmap(1).
 func openProxy(spec, inner string, fixedByType bool, opt *Options) (Table, error) {
-	conn, err := opt.Proxymap.connect()
-	if err != nil {
-		return nil, fmt.Errorf("table %s: %w", spec, err)
-	}
+	conn := opt.Proxymap.connect()
 	if conn == nil {
 		return nil, nil
 	}

@@ -117,7 +117,8 @@ type Conn struct {
 	known   bool  // an open succeeded: the form is settled
 }
 
-// Dial connects to the proxymap socket at path. The connection is made now, with the
+// Dial connects to the proxymap socket at path, without waiting: a UNIX socket connects
+// at once or fails (a full listen queue too). The connection is made now, with the
 // process's current privileges, and kept: later requests need no access to the socket.
 // The server's protocol announcement is checked with the first reply: a server that
 // announces another protocol, or nothing, fails the first request (ErrProtocol, or the
@@ -126,7 +127,7 @@ type Conn struct {
 // It returns the connect error as is (wrapping fs.ErrNotExist, fs.ErrPermission,
 // syscall.ECONNREFUSED...): a socket the caller cannot use, as opposed to a server that
 // misbehaves.
-func Dial(ctx context.Context, path string) (*Conn, error) {
+func Dial(path string) (*Conn, error) {
 	// A plain descriptor, not the net package: its initialisation costs every delivery
 	// process start-up time, and a non-blocking descriptor under os.File already gets
 	// deadlines from the runtime poller.
@@ -142,7 +143,7 @@ func Dial(ctx context.Context, path string) (*Conn, error) {
 	}
 	if err != nil {
 		// EAGAIN: the listen queue is full; like any other connect failure, the caller
-		// falls back rather than wait.
+		// decides (lookup falls back to postmap) rather than wait.
 		syscall.Close(fd)
 		return nil, &os.PathError{Op: "connect", Path: path, Err: err}
 	}
@@ -201,7 +202,7 @@ func (c *Conn) Open(ctx context.Context, table string, inst uint32) (status int,
 		}
 		// An older request form than the server speaks: the rest of the request is
 		// still unread on its side, so only a new connection is in step.
-		if err := c.redial(ctx); err != nil {
+		if err := c.redial(); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -245,8 +246,8 @@ func (c *Conn) Lookup(ctx context.Context, table string, inst, flags uint32, key
 }
 
 // redial replaces the connection by a new one that speaks the 3.11 request form.
-func (c *Conn) redial(ctx context.Context) error {
-	n, err := Dial(ctx, c.path)
+func (c *Conn) redial() error {
+	n, err := Dial(c.path)
 	if err != nil {
 		c.mu.Lock()
 		c.err = err

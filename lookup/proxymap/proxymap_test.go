@@ -96,7 +96,7 @@ func TestDialLookup(t *testing.T) {
 			return false
 		})
 		ctx := context.Background()
-		c, err := Dial(ctx, path)
+		c, err := Dial(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestBrokenServer(t *testing.T) {
 				}
 			})
 			defer close(hold)
-			c, err := Dial(context.Background(), path)
+			c, err := Dial(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +195,7 @@ func TestBrokenServer(t *testing.T) {
 
 func TestDialFailures(t *testing.T) {
 	ctx := context.Background()
-	if _, err := Dial(ctx, filepath.Join(t.TempDir(), "none")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Dial(filepath.Join(t.TempDir(), "none")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing socket: %v, want ErrNotExist", err)
 	}
 	// The announcement is read with the first reply.
@@ -204,7 +204,7 @@ func TestDialFailures(t *testing.T) {
 		readRequest(bufio.NewReader(c))
 		c.Write([]byte("status\x000\x00flags\x000\x00\x00"))
 	})
-	c, err := Dial(ctx, path)
+	c, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestDialFailures(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
 	path = server(t, func(c net.Conn) { <-hold })
-	c, err = Dial(ctx, path)
+	c, err = Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestDialFailures(t *testing.T) {
 
 func TestRequestNUL(t *testing.T) {
 	path := server(t, func(c net.Conn) { c.Write([]byte(hello)); readRequest(bufio.NewReader(c)) })
-	c, err := Dial(context.Background(), path)
+	c, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
