@@ -291,6 +291,14 @@ func TestProxymapDelivery(t *testing.T) {
 		if spied() {
 			t.Error("postmap(1) ran for a table proxymap refused")
 		}
+		// vdeliver check, run as root, asks proxymap as a delivery does.
+		cmd := exec.Command(bin, "check", "-c", conf)
+		cmd.Env = env
+		out, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "does not serve sqlite:"+other) ||
+			!strings.Contains(string(out), "fix: add proxy:sqlite:"+other+" to proxy_read_maps") {
+			t.Errorf("vdeliver check: %v\n%s", err, out)
+		}
 	})
 	t.Run("no socket", func(t *testing.T) {
 		conf := vconf("etc-nosocket", filepath.Join(dir, "no-queue"), "proxy:sqlite:"+cf)

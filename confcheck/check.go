@@ -113,8 +113,9 @@ type checker struct {
 	// by Postfix rather than with pipeUser's rights.
 	proxymapReachable bool
 
-	tables map[string]*table // by spec
-	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
+	tables   map[string]*table // by spec
+	proxymap *lookup.Proxymap
+	vals     map[string]string // expanded parameters, by name ("" when expansion failed)
 
 	mailboxList   []listed // mailboxDomains, once read
 	mailboxListed bool
@@ -145,6 +146,7 @@ func (c *checker) close() {
 			t.t.Close()
 		}
 	}
+	c.proxymap.Close()
 }
 
 func (c *checker) add(file string, line int, sev Severity, code, msg, fix string) {
@@ -184,6 +186,9 @@ var domainParams = []string{"virtual_mailbox_domains", "virtual_alias_domains", 
 // openTables opens every table the configuration names, once, collecting what lookup
 // warns about while reading it.
 func (c *checker) openTables() {
+	// proxy: tables as a delivery opens them: through this Postfix's proxymap(8) when
+	// check can reach it (as root), which shows a table it would refuse to serve.
+	c.proxymap = lookup.NewProxymap(filepath.Join(c.get("queue_directory"), "private", c.get("proxymap_service_name")))
 	use := func(param, spec string) {
 		if _, ok := c.tables[spec]; ok {
 			return
@@ -225,7 +230,7 @@ func (c *checker) openTables() {
 		}
 		t.proxied = inner != spec
 		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
-		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(),
+		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), Proxymap: c.proxymap,
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
 			t.entries, _ = readEntries(t.name)
@@ -582,6 +587,11 @@ func (c *checker) tableFiles() {
 		case t.openErr != nil && (errors.Is(t.openErr, fs.ErrNotExist) || errors.Is(t.openErr, fs.ErrPermission)):
 			c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.param, t.openErr),
 				"create the table, or make it readable by the user vdeliver runs as")
+			continue
+		case t.openErr != nil && errors.Is(t.openErr, lookup.ErrNotApproved):
+			inner := strings.TrimPrefix(t.spec, "proxy:")
+			c.add(file, line, Error, "table-error", fmt.Sprintf("%s: %v", t.param, t.openErr),
+				fmt.Sprintf("add proxy:%s to proxy_read_maps in the main.cf of the Postfix whose queue_directory is %s, then postfix reload; every delivery defers until then", inner, c.get("queue_directory")))
 			continue
 		case t.openErr != nil:
 			c.add(file, line, Error, "table-error", fmt.Sprintf("%s: %v", t.param, t.openErr), "correct the table; every delivery defers until then")
