@@ -54,7 +54,10 @@
 //	                                  asked one query, which shows a type postmap does
 //	                                  not know (a delivery opens it without a query)
 //	table-error, table-warning
-//	                         error/warning what lookup reports while reading a table
+//	                         error/warning what lookup reports while reading a table;
+//	                                  proxy: tables are opened through proxymap(8) when
+//	                                  check can reach it (as root), so one that proxymap
+//	                                  refuses to serve is an error here too
 //	maincf-warning           warning  what Postfix logs while reading main.cf
 //	parameter-error          error    a parameter that does not expand or parse
 //
