@@ -417,7 +417,7 @@ func nulChild(a string) int {
 	return run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr, func(string) string { return "" })
 }
 
-func writeFile(t *testing.T, path, text string) {
+func writeFile(t testing.TB, path, text string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -608,7 +608,7 @@ func newSetuidInstall(t *testing.T, extraCF string) *setuidInstall {
 	return in
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"vdeliver/deliver"
 	"vdeliver/lookup"
+	"vdeliver/maincf"
 )
 
 func init() { commands = append(commands, queryCommand) }
@@ -18,7 +21,8 @@ const queryUsage = `usage: vdeliver query [-c config_dir] [-f] type:table key
    ("cdb:/etc/postfix/vmailbox, static:x") searched in order as Postfix searches a
    *_maps parameter. The key is folded to lower case, as delivery folds addresses,
    unless -f. -c is the Postfix configuration directory handed to postmap(1) for the
-   table types vdeliver looks up through it (sqlite, mysql, cidr, ...).
+   table types vdeliver looks up through it (lmdb, sqlite, ...); its main.cf also names
+   the proxymap(8) socket that proxy: tables are asked through, as in a delivery.
 
    Exit status: 0 found (the value is printed); 1 not found (nothing is printed);
    2 a usage error or a table that cannot be read (an empty value counts, as it does
@@ -54,7 +58,25 @@ func runQuery(c *cli.Context, cio *cmdIO) int {
 	}
 	stderr := cio.stderr
 	warn := func(s string) { fmt.Fprintf(stderr, "vdeliver query: warning: %s\n", s) }
-	m, err := lookup.OpenMaps(spec, lookup.Options{ConfigDir: configDirectory(c.String("c"), cio.getenv), Warn: warn})
+	confDir := configDirectory(c.String("c"), cio.getenv)
+	opt := lookup.Options{ConfigDir: confDir, Warn: warn}
+	// proxy: tables are asked through the proxymap(8) of the Postfix that main.cf
+	// describes, as a delivery asks them; without a main.cf they go to postmap(1).
+	if cf, err := maincf.Load(confDir); err == nil {
+		q, err1 := cf.Get("queue_directory")
+		svc, err2 := cf.Get("proxymap_service_name")
+		if err1 == nil && err2 == nil {
+			opt.Proxymap = lookup.NewProxymap(deliver.ProxymapSocket(q, svc))
+			defer opt.Proxymap.Close()
+		}
+	}
+	m, err := lookup.OpenMaps(spec, opt)
+	if errors.Is(err, lookup.ErrNotApproved) {
+		// A table that Postfix's main.cf does not name: asked as if proxy: were not
+		// there, as before, for a table being prepared.
+		opt.Proxymap = nil
+		m, err = lookup.OpenMaps(spec, opt)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver query: %v\n", err)
 		return 2

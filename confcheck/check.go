@@ -129,13 +129,18 @@ type checker struct {
 	masterBroken bool
 	services     []Service
 	// pipeUser is the account of the master.cf entry that runs vdeliver, whose rights
-	// decide what vdeliver can read; nil without master.cf.
+	// decide what vdeliver can read; nil without master.cf, and nil when that vdeliver
+	// is installed set-uid root, which opens every table as root.
 	pipeUser *account
 	// setuid: vdeliver is installed setuid-root and writes as each recipient's own ids.
 	setuid bool
+	// proxymapReachable: pipeUser can connect to proxymap(8), so proxy: tables are read
+	// by Postfix rather than with pipeUser's rights.
+	proxymapReachable bool
 
-	tables map[string]*table // by spec
-	vals   map[string]string // expanded parameters, by name ("" when expansion failed)
+	tables   map[string]*table // by spec
+	proxymap *lookup.Proxymap
+	vals     map[string]string // expanded parameters, by name ("" when expansion failed)
 
 	mailboxList   []listed // mailboxDomains, once read
 	mailboxListed bool
@@ -154,7 +159,8 @@ type table struct {
 	openErr         error
 	warnings        []string
 	entries         []entry // text sources (hash, btree, texthash) only
-	source          string  // the file vdeliver reads; "" for static:, inline:, SQL...
+	source          string  // the file vdeliver (or postmap) reads; "" for static:, inline:...
+	proxied         bool    // named proxy:TYPE:NAME
 	compiled        string  // the file Postfix's daemons read, when it differs
 }
 
@@ -174,6 +180,7 @@ func (c *checker) close() {
 			t.t.Close()
 		}
 	}
+	c.proxymap.Close()
 }
 
 // overrideFile is the File of a finding about a -o override; Line is its position.
@@ -229,6 +236,9 @@ var domainParams = []string{"virtual_mailbox_domains", "virtual_alias_domains", 
 // warns about while reading it.
 func (c *checker) openTables() {
 	nonBDB := c.nonBDB()
+	// proxy: tables as a delivery opens them: through this Postfix's proxymap(8) when
+	// check can reach it (as root), which shows a table it would refuse to serve.
+	c.proxymap = lookup.NewProxymap(filepath.Join(c.get("queue_directory"), "private", c.get("proxymap_service_name")))
 	use := func(param, spec string) {
 		if _, ok := c.tables[spec]; ok {
 			return
@@ -260,9 +270,18 @@ func (c *checker) openTables() {
 			t.source = t.name + ".cdb"
 		case "lmdb", "dbm", "sdbm":
 			t.source = t.name + "." + t.typ
+		case "cidr":
+			t.source = t.name
+		case "sqlite", "mysql", "pgsql", "ldap":
+			// The configuration file, which postmap(1) reads with the delivering
+			// user's rights; a name that is not a path is a main.cf prefix.
+			if strings.HasPrefix(t.name, "/") || strings.HasPrefix(t.name, ".") {
+				t.source = t.name
+			}
 		}
+		t.proxied = inner != spec
 		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
-		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB,
+		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB, Proxymap: c.proxymap,
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
 			t.entries, _ = readEntries(t.name)
@@ -271,6 +290,14 @@ func (c *checker) openTables() {
 			// What postmap says when it compiles the text (skipped lines, duplicates):
 			// lookup reads only the .db, which keeps none of it.
 			_, _ = lookup.ReadSource(t.name, lookup.SourceOptions{Warn: func(w string) { t.warnings = append(t.warnings, w) }})
+		}
+		if t.openErr == nil && lookup.ViaPostmap(t.t) {
+			// A delivery opens such a table without asking it anything; one query here
+			// shows a type postmap does not know, or a database it cannot reach, before
+			// the first delivery defers on it.
+			if _, _, err := t.t.Lookup(c.ctx, "postmaster@vdeliver-check.invalid"); err != nil {
+				t.openErr = err
+			}
 		}
 	}
 	for _, p := range tableParams {
@@ -614,6 +641,11 @@ func (c *checker) tableFiles() {
 			c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.param, t.openErr),
 				"create the table, or make it readable by the user vdeliver runs as")
 			continue
+		case t.openErr != nil && errors.Is(t.openErr, lookup.ErrNotApproved):
+			inner := strings.TrimPrefix(t.spec, "proxy:")
+			c.add(file, line, Error, "table-error", fmt.Sprintf("%s: %v", t.param, t.openErr),
+				fmt.Sprintf("add proxy:%s to proxy_read_maps in the main.cf of the Postfix whose queue_directory is %s, then postfix reload; every delivery defers until then", inner, c.get("queue_directory")))
+			continue
 		case t.openErr != nil:
 			c.add(file, line, Error, "table-error", fmt.Sprintf("%s: %v", t.param, t.openErr), "correct the table; every delivery defers until then")
 			continue
@@ -664,10 +696,15 @@ func (c *checker) tableFiles() {
 					fmt.Sprintf("postmap %s:%s", t.typ, t.name))
 			}
 		}
-		if c.pipeUser != nil && t.source != "" {
+		if c.pipeUser != nil && t.source != "" && !(t.proxied && c.proxymapReachable) {
 			if err := canRead(t.source, c.pipeUser); err != nil {
-				c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.spec, err),
-					fmt.Sprintf("make %s readable by %s (chmod o+r, or chgrp %d and g+r)", t.source, c.pipeUser.name, c.pipeUser.gid))
+				fix := fmt.Sprintf("make %s readable by %s (chmod o+r, or chgrp %d and g+r)", t.source, c.pipeUser.name, c.pipeUser.gid)
+				if t.proxied {
+					// A file kept from the delivering user on purpose (a database
+					// password): let proxymap(8) read it instead.
+					fix = fmt.Sprintf("install vdeliver set-uid root (make install-setuid), so that it asks proxymap(8) as root, or make %s readable by %s (chgrp %d and g+r)", t.source, c.pipeUser.name, c.pipeUser.gid)
+				}
+				c.add(file, line, Error, "unreadable", fmt.Sprintf("%s: %v", t.spec, err), fix)
 			}
 		}
 	}
@@ -760,10 +797,27 @@ func (c *checker) readMaster() {
 		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 		// user=root is its own finding; pipe(8) would not start.
-		if err1 == nil && err2 == nil && uid != 0 {
+		if err1 == nil && err2 == nil && uid != 0 && !setuidRoot(p.Argv[0].Text) {
 			c.pipeUser = &account{name: name, uid: uint32(uid), gid: uint32(gid)}
 		}
 	}
+	if c.pipeUser != nil {
+		socket := filepath.Join(c.get("queue_directory"), "private", c.get("proxymap_service_name"))
+		if fi, err := os.Stat(socket); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			c.proxymapReachable = canRead(socket, c.pipeUser) == nil
+		}
+	}
+}
+
+// setuidRoot reports whether the program is installed set-uid root: it then opens the
+// tables as root, before it switches to the recipient.
+func setuidRoot(prog string) bool {
+	fi, err := os.Stat(prog)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == 0 && fi.Mode()&fs.ModeSetuid != 0
 }
 
 // vdeliverServices are the pipe(8) services whose command is vdeliver, the one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -181,5 +182,86 @@ func TestFindingString(t *testing.T) {
 	f.Line = 3
 	if got := f.String(); !strings.HasPrefix(got, "/m.cf:3: warning: ") {
 		t.Fatalf("%q", got)
+	}
+}
+
+// The .cf of a proxy:sqlite: table that master.cf's user cannot read: without set-uid,
+// vdeliver cannot reach proxymap(8) (its socket is Postfix's alone) and asks postmap(1)
+// with that user's rights, so every delivery would defer. Installed set-uid root, it
+// opens the table as root: no finding.
+func TestCheckProxySQLUnreadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: runs as root in CI")
+		}
+		t.Skip("not root: needs a second user (nobody) to test permissions for")
+	}
+	for _, tool := range []string{"postmap", "sqlite3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (make deps installs it)", tool)
+		}
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "vmail"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "vmail.sqlite")
+	if out, err := exec.Command("sqlite3", db, "CREATE TABLE mailbox (address TEXT, path TEXT);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	cf := filepath.Join(dir, "vmailbox.cf")
+	if err := os.WriteFile(cf, []byte("dbpath = "+db+"\nquery = SELECT path FROM mailbox WHERE address = '%s'\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vdeliver")
+	if err := os.WriteFile(bin, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(`virtual_mailbox_domains = example.com
+virtual_mailbox_base = `+dir+`/vmail
+virtual_mailbox_maps = proxy:sqlite:`+cf+`
+virtual_uid_maps = static:`+nobody.Uid+`
+virtual_gid_maps = static:`+nobody.Gid+`
+virtual_transport = vdeliver
+vdeliver_destination_recipient_limit = 1
+queue_directory = `+dir+`/queue
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "master.cf"), []byte("vdeliver unix - n n - - pipe flags=X null_sender= user=nobody argv="+bin+" -- ${recipient}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cf2, err := maincf.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A syslog daemon that answers: the log destination is not what this test is about.
+	syslog := filepath.Join(dir, "log")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslog, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := Check(context.Background(), cf2, Options{SyslogSocket: syslog})
+	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 3, Severity: Error, Code: "unreadable",
+		Message: "proxy:sqlite:" + cf + ": nobody cannot read " + cf + " (mode 0640, owner 0:0)",
+		Fix:     "install vdeliver set-uid root (make install-setuid), so that it asks proxymap(8) as root, or make " + cf + " readable by nobody (chgrp " + nobody.Gid + " and g+r)"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("Check (-want +got):\n%s", d)
+	}
+	if err := os.Chmod(bin, os.ModeSetuid|0o750); err != nil {
+		t.Fatal(err)
+	}
+	if got := Check(context.Background(), cf2, Options{SyslogSocket: syslog}); len(got) != 0 {
+		t.Fatalf("set-uid vdeliver: findings %v", got)
 	}
 }

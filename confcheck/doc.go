@@ -56,11 +56,21 @@
 //	texthash-uppercase       error    an upper-case key in a texthash table: never matches
 //	unreadable               error    a table or main.cf missing, or not readable by
 //	                                  master.cf's user= (by mode bits, with only that
-//	                                  user's gid, as pipe(8) runs it)
+//	                                  user's gid, as pipe(8) runs it); the files counted
+//	                                  include the .cf of SQL and ldap tables and cidr
+//	                                  files, which postmap(1) reads with that user's
+//	                                  rights. Not for a vdeliver installed set-uid root
+//	                                  (it opens every table as root), nor for proxy:
+//	                                  tables when that user can reach proxymap(8)
 //	table-unsupported        error    a type vdeliver refuses (tcp:, socketmap:, memcache:)
-//	                                  or cannot read
+//	                                  or cannot read; a table read through postmap(1) is
+//	                                  asked one query, which shows a type postmap does
+//	                                  not know (a delivery opens it without a query)
 //	table-error, table-warning
-//	                         error/warning what lookup reports while reading a table
+//	                         error/warning what lookup reports while reading a table;
+//	                                  proxy: tables are opened through proxymap(8) when
+//	                                  check can reach it (as root), so one that proxymap
+//	                                  refuses to serve is an error here too
 //	table-relative           warning  a table named by a relative path: it is read in
 //	                                  queue_directory, as by Postfix's daemons
 //	maincf-warning           warning  what Postfix logs while reading main.cf

@@ -90,7 +90,7 @@ func (s *Settings) openAliasMaps() (*lookup.Maps, error) {
 	if s.aliasMaps == nil && s.aliasErr == nil {
 		// Not paranoid: an alias result is an address, never a path, and Postfix allows
 		// $n in it.
-		s.aliasMaps, s.aliasErr = lookup.OpenMaps(s.AliasMapsSpec, lookup.Options{Warn: s.Warn, ConfigDir: s.ConfigDir, NonBDB: s.NonBDB})
+		s.aliasMaps, s.aliasErr = lookup.OpenMaps(s.AliasMapsSpec, lookup.Options{Warn: s.Warn, ConfigDir: s.ConfigDir, NonBDB: s.NonBDB, Proxymap: s.proxymap})
 	}
 	return s.aliasMaps, s.aliasErr
 }

@@ -133,10 +133,12 @@ func TestResolve(t *testing.T) {
 
 func TestLoadRefuses(t *testing.T) {
 	for name, cf := range map[string]string{
-		"unknown lock":     "virtual_mailbox_lock = flock, bogus\n",
-		"minimum uid 0":    "virtual_minimum_uid = 0\n",
-		"negative limit":   "virtual_mailbox_limit = -1\n",
-		"bad table type":   "virtual_mailbox_maps = nosuch:/x\n",
+		"unknown lock":   "virtual_mailbox_lock = flock, bogus\n",
+		"minimum uid 0":  "virtual_minimum_uid = 0\n",
+		"negative limit": "virtual_mailbox_limit = -1\n",
+		// A type postmap does not know is opened without a query now (it defers at its
+		// first lookup); a missing .cf is still found at open.
+		"missing sql cf":   "virtual_mailbox_maps = sqlite:/nonexistent/x.cf\n",
 		"missing table":    "virtual_mailbox_maps = texthash:/nonexistent/vmailbox\n",
 		"bad number":       "deliver_lock_attempts = many\n",
 		"bad macro":        "virtual_mailbox_base = ${\n",

@@ -57,6 +57,13 @@ type Settings struct {
 	QueueLifetime       time.Duration // maximal_queue_lifetime: the journal's expiry
 	aliasMaps           *lookup.Maps
 	aliasErr            error
+	proxymap            *lookup.Proxymap // shared by every proxy: table
+}
+
+// ProxymapSocket is where Postfix's table clients find proxymap(8):
+// $queue_directory/private/$proxymap_service_name.
+func ProxymapSocket(queueDir, service string) string {
+	return filepath.Join(queueDir, "private", service)
 }
 
 // Close releases the tables.
@@ -72,6 +79,7 @@ func (s *Settings) Close() error {
 			errs = append(errs, d.Close())
 		}
 	}
+	errs = append(errs, s.proxymap.Close())
 	return errors.Join(errs...)
 }
 
@@ -157,6 +165,8 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	gidMaps := get("virtual_gid_maps")
 	domains := get("virtual_mailbox_domains")
 	mydest := get("mydestination")
+	queueDir := get("queue_directory")
+	proxymapService := get("proxymap_service_name")
 	if err != nil {
 		return nil, configError(err)
 	}
@@ -185,8 +195,11 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 		}
 	}
 	// Table results are paths and ids: virtual(8) opens them paranoid, so a regexp rule
-	// cannot paste parts of an attacker-chosen address into a path.
-	opt := lookup.Options{Paranoid: true, Warn: warn, ConfigDir: s.ConfigDir, NonBDB: s.NonBDB}
+	// cannot paste parts of an attacker-chosen address into a path. proxy: tables go
+	// through this Postfix's proxymap(8); its socket is connected when the first of them
+	// is opened, here, before any identity switch.
+	s.proxymap = lookup.NewProxymap(ProxymapSocket(queueDir, proxymapService))
+	opt := lookup.Options{Paranoid: true, Warn: warn, ConfigDir: s.ConfigDir, NonBDB: s.NonBDB, Proxymap: s.proxymap}
 	open := func(name, list string) *lookup.Maps {
 		if err != nil {
 			return nil

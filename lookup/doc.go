@@ -28,17 +28,42 @@
 //	inline:{k=v, ...}  elements separated by commas/whitespace, "{ k = v, w }" for a value
 //	                   with commas or spaces; last duplicate wins; empty is an error
 //	regexp:/f, pcre:/f pattern tables (not Fixed), see below
-//	proxy:T            opens T (virtual(8) strips proxy: too)
+//	proxy:T            asked through Postfix's proxymap(8) when Options.Proxymap names a
+//	                   socket that can be opened (see below); otherwise opens T as if
+//	                   proxy: were not there
 //	tcp:, socketmap:, memcache:
 //	                   always refused (ErrUnsupported): unauthenticated data
 //	anything else      dbm, sdbm, cidr, mysql, pgsql, sqlite, ldap, ...: looked up
 //	                   through Postfix's "postmap -f -q KEY type:name", one process per
-//	                   query (slow: milliseconds each); without postmap(1) Open fails with
+//	                   lookup made (milliseconds each); without postmap(1) Open fails with
 //	                   ErrUnsupported
 //
 // With Options.NonBDB set from main.cf, hash: and btree: are first redirected as
 // Postfix 3.11's non-Berkeley-DB migration does (see NonBDB): hash:/f may be read as
 // lmdb:/f or cdb:/f, keeping its name.
+//
+// # proxy: through proxymap(8)
+//
+// The proxy: tables opened with one Options.Proxymap share one connection to the
+// server (package lookup/proxymap has the protocol), made when the first of them is
+// opened and kept: a set-uid process opens its tables as root and can give up root
+// afterwards. Open sends the server an open request with virtual(8)'s dictionary flags
+// (lock, UTF-8 request, and the paranoid flags with Options.Paranoid); a table the server
+// does not approve is an Open error wrapping ErrNotApproved; the server's reply tells a
+// fixed-key from a pattern table. A lookup's status "not found" is a miss, every other
+// status and every failure of the connection an error. A socket that cannot be opened
+// (missing, no permission, refused) is not an error: the table is read as if proxy: were
+// not there.
+//
+// # Tables through postmap(1)
+//
+// Open runs no query, so a table costs a process only for the lookups actually made.
+// Instead it checks the file the table's type names, where the name tells it (the .cf of
+// sqlite, mysql, pgsql and ldap tables given as a path, a cidr file): missing
+// is an error wrapping fs.ErrNotExist, unreadable by this process one wrapping
+// fs.ErrPermission that names the file and the uid (postmap runs with our ids). A type
+// postmap does not know fails at the first lookup, wrapping ErrUnsupported. ViaPostmap
+// tells such tables apart, for a caller that wants one query at open all the same.
 //
 // Lookups never fold the key: callers fold addresses first, as virtual(8) does. Folding
 // (of source keys here, of addresses by callers) is strings.ToLower; Postfix with

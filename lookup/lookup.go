@@ -40,6 +40,11 @@ type Options struct {
 	// foldFixed is Postfix's DICT_FLAG_FOLD_FIX, for the tables Open opens itself:
 	// keys of an inline: table are folded to lower case as it is built.
 	foldFixed bool
+
+	// Proxymap, when not nil, is the proxymap(8) server that proxy:TYPE:NAME tables are
+	// asked through. Nil, or a socket that cannot be opened, sends them to postmap(1)
+	// like any other type vdeliver does not read itself.
+	Proxymap *Proxymap
 }
 
 func (o *Options) warnf(format string, args ...any) {
@@ -57,6 +62,9 @@ var (
 	// ErrEmptyValue reports a table that answered with an empty string, which Postfix's
 	// maps_find treats as a configuration error, not as a miss.
 	ErrEmptyValue = errors.New("empty table value")
+	// ErrNotApproved reports a proxy: table that the proxymap(8) server refuses to serve
+	// (status 4: not listed in its proxy_read_maps).
+	ErrNotApproved = errors.New("table not approved for proxy access")
 )
 
 // ParseSpec splits a table spec "type:name" at the first colon.
@@ -91,13 +99,22 @@ func Open(spec string, opt Options) (Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	// proxy: only changes which process opens the table; virtual(8) strips it too
-	// (DICT_FLAG_NO_PROXY under PARANOID).
+	// proxy: only changes which process opens the table. Through proxymap(8) the table
+	// is read by Postfix's own code with Postfix's privileges; without it the inner
+	// table is read as if proxy: were not there, as virtual(8) does (DICT_FLAG_NO_PROXY
+	// under PARANOID).
 	inner := spec
+	proxied := typ == "proxy"
 	for typ == "proxy" {
 		inner = name
 		if typ, name, err = ParseSpec(inner); err != nil {
 			return nil, fmt.Errorf("table %q: %w", spec, err)
+		}
+	}
+	if proxied && opt.Proxymap != nil && typ != "tcp" && typ != "socketmap" && typ != "memcache" {
+		t, err := openProxy(spec, inner, !patternTypes[typ], &opt)
+		if t != nil || err != nil {
+			return t, err
 		}
 	}
 	if typ == "hash" || typ == "btree" {

@@ -392,7 +392,12 @@ func TestPostmapFallback(t *testing.T) {
 	if _, err := Open("cidr:"+filepath.Join(dir, "missing"), opt); err == nil {
 		t.Error("missing cidr file opened")
 	}
-	if _, err := Open("nosuchtype:"+cidr, opt); !errors.Is(err, ErrUnsupported) {
+	// No query at open: a type postmap does not know fails at the first lookup.
+	unknown, err := Open("nosuchtype:"+cidr, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := unknown.Lookup(ctx, "10.1.2.3"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("unknown type: %v, want ErrUnsupported", err)
 	}
 	fail, err := Open("unionmap:{static:x}", opt)

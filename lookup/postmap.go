@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -48,17 +51,63 @@ func openPostmap(spec, typ, name, inner string, opt *Options) (Table, error) {
 			}
 		}
 	}
-	o := *opt
-	t := &postmapTable{base: base{name: spec, fixed: fixed}, postmap: bin, inner: inner, opt: &o}
-	// One probe query at open, so that a type postmap does not know, a missing file or
-	// a broken configuration fails here and not at the first delivery lookup.
-	if _, _, err := t.Lookup(context.Background(), "vdeliver-open-probe"); err != nil {
-		if strings.Contains(err.Error(), "unsupported dictionary type") {
-			return nil, fmt.Errorf("table %s: %v: %w", spec, err, ErrUnsupported)
+	// No query at open: each costs a process. What a query would find out first is
+	// checked here: the table's file exists and this process can read it (postmap runs
+	// with our ids). A type postmap does not know fails at the first lookup, with
+	// postmap's own "unsupported dictionary type" and the same deferral.
+	if file := tableFile(typ, name); file != "" {
+		if err := readable(file); err != nil {
+			return nil, fmt.Errorf("table %s: %w", spec, err)
 		}
-		return nil, fmt.Errorf("table %s: %w", spec, err)
 	}
-	return t, nil
+	o := *opt
+	return &postmapTable{base: base{name: spec, fixed: fixed}, postmap: bin, inner: inner, opt: &o}, nil
+}
+
+// tableFile is the file Postfix opens for a table of type typ named name, for the types
+// whose file can be told from the name: "" for the others (nis:, environ:, a composite,
+// an ldap: or SQL table configured in main.cf rather than in a file).
+func tableFile(typ, name string) string {
+	switch typ {
+	case "lmdb":
+		return name + ".lmdb"
+	case "cidr":
+		return name
+	case "sqlite", "mysql", "pgsql", "ldap":
+		// A name that is not a path is a prefix of main.cf parameters (cfg_parser).
+		if strings.HasPrefix(name, "/") || strings.HasPrefix(name, ".") {
+			return name
+		}
+	}
+	return ""
+}
+
+// readable opens file for reading and closes it. A file this process cannot read gives
+// an error wrapping fs.ErrPermission that names the file and the user, because the
+// delivering user is often not the one who wrote the table.
+func readable(file string) error {
+	f, err := os.Open(file)
+	if err == nil {
+		return f.Close()
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		uid := os.Geteuid()
+		who := strconv.Itoa(uid)
+		if u, uerr := user.LookupId(who); uerr == nil {
+			who += " (" + u.Username + ")"
+		}
+		return fmt.Errorf("%s is not readable by uid %s: %w", file, who, err)
+	}
+	return err
+}
+
+// ViaPostmap reports whether t is answered by Postfix's postmap(1), one process per
+// lookup, rather than read by vdeliver or asked through proxymap(8). Such a table is
+// opened without a query, so only a lookup shows a type postmap does not know or a
+// database it cannot reach.
+func ViaPostmap(t Table) bool {
+	_, ok := t.(*postmapTable)
+	return ok
 }
 
 // Lookup runs postmap -f -q. -f keeps the key as given, as virtual(8) opens its tables
@@ -106,6 +155,9 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 	}
 	if ctx.Err() != nil {
 		return "", false, ctx.Err()
+	}
+	if strings.Contains(fatal, "unsupported dictionary type") {
+		return "", false, fmt.Errorf("postmap -q: %s: %w", fatal, ErrUnsupported)
 	}
 	if fatal != "" {
 		return "", false, fmt.Errorf("postmap -q: %s", fatal)

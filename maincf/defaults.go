@@ -36,6 +36,7 @@ var staticDefaults = []struct{ name, value string }{
 	{"owner_request_special", "yes"},
 	{"propagate_unmatched_extensions", "canonical, virtual"},
 	{"proxy_interfaces", ""},
+	{"proxymap_service_name", "proxymap"},
 	{"queue_directory", "/var/spool/postfix"},
 	{"recipient_delimiter", ""},
 	// Postfix 3.7 ties SMTPUTF8 to the compatibility level: "no" below level 1.

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real, when they are missing:
-# Postfix (the e2e suite, postmap cross-checks), postfix-cdb/-pcre/-lmdb, dotlockfile and
-# flock(1) (real other lockers), python3 (an independent mbox reader), strace, a C compiler,
-# zsh and fish (the completion scripts run in them), Berkeley DB's db5.3_dump/db5.3_load
-# (big-endian copies of postmap's hash: and btree: files).
+# Postfix (the e2e suite, postmap cross-checks, a private proxymap), postfix-cdb/-pcre/-lmdb/
+# -sqlite, sqlite3, postfix-pgsql and PostgreSQL, postfix-mysql and MariaDB's server and
+# client, dotlockfile and flock(1) (real other lockers), python3 (an independent mbox
+# reader), strace, a C compiler, zsh and fish (the completion scripts run in them),
+# Berkeley DB's db5.3_dump/db5.3_load (big-endian copies of postmap's hash: and btree: files).
 set -euo pipefail
 need=()
 command -v postmap >/dev/null || need+=(postfix)
 [ -e /usr/lib/postfix/postfix-cdb.so ] || need+=(postfix-cdb)
 [ -e /usr/lib/postfix/postfix-pcre.so ] || need+=(postfix-pcre)
 [ -e /usr/lib/postfix/postfix-lmdb.so ] || need+=(postfix-lmdb)   # lmdb: cross-checks
+[ -e /usr/lib/postfix/postfix-sqlite.so ] || need+=(postfix-sqlite)   # proxy:sqlite: through proxymap
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+[ -e /usr/lib/postfix/postfix-pgsql.so ] || need+=(postfix-pgsql)   # proxy:pgsql: through proxymap
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)   # a throwaway server per test
+[ -e /usr/lib/postfix/postfix-mysql.so ] || need+=(postfix-mysql)   # proxy:mysql: through proxymap
+command -v mariadbd >/dev/null || need+=(mariadb-server-core)   # the server binary only: no system service
+command -v mariadb >/dev/null || need+=(mariadb-client-core)
 command -v dotlockfile >/dev/null || need+=(liblockfile-bin)
 command -v flock >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
