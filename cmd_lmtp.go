@@ -375,17 +375,14 @@ func (t *lmtpTx) Data(ctx context.Context, msg *lmtp.Message, rcpts []lmtp.Rcpt)
 		}
 		return out
 	}
-	raw := msg.Bytes()
-	if raw == nil {
-		var err error
-		if raw, err = io.ReadAll(msg.Reader()); err != nil {
-			st := deliver.Deferf(deliver.CodeSystem, err, "error reading message: %s", err)
-			for i := range out {
-				t.h.logger.line(deliver.LogLine(envs[i], st, time.Since(t.start), int(msg.Size())))
-				out[i] = reply(st)
-			}
-			return out
+	raw, err := messageBytes(msg)
+	if err != nil {
+		st := deliver.Deferf(deliver.CodeSystem, err, "error reading message: %s", err)
+		for i := range out {
+			t.h.logger.line(deliver.LogLine(envs[i], st, time.Since(t.start), int(msg.Size())))
+			out[i] = reply(st)
 		}
+		return out
 	}
 	sts := t.conf.s.RunEnvelopes(ctx, envs, raw, deliver.Options{Log: t.h.logger.line, PerRecipient: true, Getenv: t.h.getenv})
 	for i, st := range sts {
@@ -395,6 +392,18 @@ func (t *lmtpTx) Data(ctx context.Context, msg *lmtp.Message, rcpts []lmtp.Rcpt)
 }
 
 func (t *lmtpTx) End() { t.h.cfg.release(t.conf) }
+
+// messageBytes is the message in one buffer of its exact size.
+func messageBytes(msg *lmtp.Message) ([]byte, error) {
+	if b := msg.Bytes(); b != nil || msg.File() == nil {
+		return b, nil
+	}
+	b := make([]byte, msg.Size())
+	if _, err := msg.File().ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
 
 // fileConn is a session on two descriptors (standard input and output), both in
 // non-blocking mode so that the runtime's poller gives reads and writes deadlines.
