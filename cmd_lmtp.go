@@ -166,7 +166,14 @@ type lmtpConfig struct {
 	mu     sync.Mutex
 	cur    *loaded
 	stamps []fileStamp
+	// unsettled: a file changed less than settleTime before it was read, so a second
+	// change could share its time stamps; reload at every transaction until that passes.
+	unsettled time.Time
 }
+
+// settleTime is longer than any file system's time stamp granularity (the kernel's
+// coarse clock ticks every few milliseconds; some file systems keep seconds).
+const settleTime = 2 * time.Second
 
 // loaded is one whole configuration: Settings, or the status every recipient gets when
 // it could not be loaded.
@@ -176,6 +183,8 @@ type loaded struct {
 	cf    *maincf.Config
 	users int  // transactions using it
 	old   bool // replaced: closed when the last user ends
+	// stampsAt are the files' status when it was loaded.
+	stampsAt []fileStamp
 }
 
 // acquire returns the configuration for a new transaction, loading a new one first when
@@ -183,7 +192,7 @@ type loaded struct {
 func (c *lmtpConfig) acquire() *loaded {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur == nil || !sameStamps(c.stamps, stampFiles(c.cur.cf, c.dir)) {
+	if c.cur == nil || time.Now().Before(c.unsettled) || !sameStamps(c.stamps, stampFiles(c.cur.cf, c.dir)) {
 		c.reloadLocked()
 	}
 	c.cur.users++
@@ -209,6 +218,7 @@ func (c *lmtpConfig) reloadLocked() {
 	// The status of the files is taken before they are read: a change during the load
 	// shows at the next check and loads again.
 	var cf *maincf.Config
+	now := time.Now()
 	stamps := stampFiles(nil, c.dir)
 	l := &loaded{}
 	cf, err := loadConfig(c.dir, c.overrides, func(string) string { return "" })
@@ -230,9 +240,18 @@ func (c *lmtpConfig) reloadLocked() {
 		if old.users == 0 && old.s != nil {
 			old.s.Close()
 		}
-		c.logger.printf("lmtp: configuration in %s changed: reloaded", c.dir)
+		if !sameStamps(old.stampsAt, stamps) {
+			c.logger.printf("lmtp: configuration in %s changed: reloaded", c.dir)
+		}
 	}
+	l.stampsAt = stamps
 	c.cur, c.stamps = l, stamps
+	c.unsettled = time.Time{}
+	for _, st := range stamps {
+		if changed := time.Unix(0, max(st.mtimeNs, st.ctimeNs)); st.exists && changed.After(now.Add(-settleTime)) {
+			c.unsettled = changed.Add(settleTime)
+		}
+	}
 }
 
 // maxSize is what LHLO announces as SIZE: message_size_limit, as Postfix's own servers.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -51,18 +52,24 @@ func cmdLMTP(ts *testscript.TestScript, neg bool, args []string) {
 	in, err := os.ReadFile(ts.MkAbs(args[0]))
 	ts.Check(err)
 	in = unescape(bytes.ReplaceAll(in, []byte("\n"), []byte("\r\n")))
-	cmd := exec.Command(scriptBinary(ts), append([]string{"lmtp"}, args[2:]...)...)
-	cmd.Dir = ts.Getenv("WORK")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "TZ=UTC", "VDELIVER_SYSLOG_SOCKET=" + ts.Getenv("WORK") + "/no-syslog"}
-	cmd.Stdin = bytes.NewReader(in)
+	bin := scriptBinary(ts)
 	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if os.Geteuid() == 0 {
-		uid, gid := deliveryUID()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-	}
-	err = cmd.Run()
+	err = startRetrying(func() *exec.Cmd {
+		out.Reset()
+		errOut.Reset()
+		cmd := exec.Command(bin, append([]string{"lmtp"}, args[2:]...)...)
+		cmd.Dir = ts.Getenv("WORK")
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "TZ=UTC", "VDELIVER_SYSLOG_SOCKET=" + ts.Getenv("WORK") + "/no-syslog"}
+		cmd.Stdin = bytes.NewReader(in)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if os.Geteuid() == 0 {
+			uid, gid := deliveryUID()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		return cmd
+	}, true)
 	var ee *exec.ExitError
+
 	if errors.As(err, &ee) {
 		ts.Fatalf("vdeliver lmtp exited %d; stderr %q", ee.ExitCode(), errOut.String())
 	}
@@ -113,6 +120,25 @@ func scriptBinary(ts *testscript.TestScript) string {
 	ts.Check(err)
 	ts.Check(f.Close())
 	return dst
+}
+
+// startRetrying starts the command mk makes (and, with wait, waits for it), making a
+// new one while the start fails with ETXTBSY: a binary just copied by one test can be
+// held open for writing by a child another test is forking at that moment, until that
+// child's exec closes it.
+func startRetrying(mk func() *exec.Cmd, wait bool) error {
+	for i := 0; ; i++ {
+		cmd := mk()
+		err := cmd.Start()
+		if errors.Is(err, syscall.ETXTBSY) && i < 50 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil || !wait {
+			return err
+		}
+		return cmd.Wait()
+	}
 }
 
 func fileExists(p string) bool {

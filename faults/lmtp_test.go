@@ -96,8 +96,18 @@ func (b *box) lmtpRun(bin string, input []byte, env []string) result {
 		b.t.Fatal(err)
 	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.t.Fatal(err)
+	for i := 0; ; i++ {
+		// ETXTBSY: a child forked elsewhere in this process while a binary was being
+		// copied holds it open for writing until its exec.
+		err := cmd.Start()
+		if errors.Is(err, syscall.ETXTBSY) && i < 50 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		break
 	}
 	w.Write(input)
 	w.Close()
