@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,23 +84,25 @@ func (b *box) lmtpRun(bin string, input []byte, env []string) result {
 	for _, o := range lockOpts {
 		args = append(args, "-o", o)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TZ=UTC"}, env...)
+	var cmd *exec.Cmd
+	var w io.WriteCloser
 	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if os.Geteuid() == 0 {
-		uid, gid := deliveryIDs()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-	}
-	w, err := cmd.StdinPipe()
-	if err != nil {
-		b.t.Fatal(err)
-	}
 	start := time.Now()
 	for i := 0; ; i++ {
+		cmd = exec.Command(bin, args...)
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TZ=UTC"}, env...)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if os.Geteuid() == 0 {
+			uid, gid := deliveryIDs()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		var err error
+		if w, err = cmd.StdinPipe(); err != nil {
+			b.t.Fatal(err)
+		}
 		// ETXTBSY: a child forked elsewhere in this process while a binary was being
 		// copied holds it open for writing until its exec.
-		err := cmd.Start()
+		err = cmd.Start()
 		if errors.Is(err, syscall.ETXTBSY) && i < 50 {
 			time.Sleep(20 * time.Millisecond)
 			continue
@@ -111,7 +114,7 @@ func (b *box) lmtpRun(bin string, input []byte, env []string) result {
 	}
 	w.Write(input)
 	w.Close()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	r := result{stdout: out.String(), stderr: errOut.String(), dur: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
