@@ -24,7 +24,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -407,6 +407,14 @@ func (t *lmtpTx) Data(ctx context.Context, msg *lmtp.Message, rcpts []lmtp.Rcpt)
 	for i, st := range sts {
 		out[i] = reply(st)
 	}
+	if msg.File() != nil {
+		// A large message's buffers are garbage now: collect them and give the memory
+		// back before the next transaction, so the process's peak is one message, not
+		// several waiting for the collector (a 10 MB message into a Maildir: 17.6 MB
+		// peak alone, 28.6 MB for three in a row without this).
+		raw = nil
+		debug.FreeOSMemory()
+	}
 	return out
 }
 
@@ -484,7 +492,11 @@ func dupNonblock(f *os.File) (*os.File, error) {
 	return os.NewFile(uintptr(nfd), f.Name()), nil
 }
 
-// serveListen accepts sessions on o.listen until SIGTERM or SIGINT.
+// serveListen accepts sessions on o.listen until ctx ends. There is no signal handler:
+// SIGTERM ends the process at once, which every delivery survives as it survives
+// SIGKILL (nothing or the whole message, and the client, without a reply, retries);
+// the next start replaces the socket left behind. os/signal would cost every pipe-mode
+// start-up page faults for nothing.
 func serveListen(ctx context.Context, o *lmtpOptions, srv lmtp.Config, lifetime time.Duration, h *lmtpHandler, stderr io.Writer, logger *logger) int {
 	ln, err := listen(o.listen, o.allowRemote, os.FileMode(o.socketMode))
 	if err != nil {
@@ -492,8 +504,6 @@ func serveListen(ctx context.Context, o *lmtpOptions, srv lmtp.Config, lifetime 
 		logger.printf("fatal: lmtp: %v", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	go func() {
 		<-ctx.Done()
 		ln.Close()
