@@ -170,7 +170,6 @@ type txState struct {
 	cancel   context.CancelFunc
 	deadline time.Time
 	rcpts    []Rcpt
-	asked    int // RCPT commands with a syntactically valid address
 }
 
 var errTimeout = errors.New("timeout")
