@@ -662,6 +662,12 @@ func (s *session) data(arg string) error {
 		reps = s.deliver(msg, rcpts)
 		msg.close()
 	}
+	if s.dl != nil {
+		// The delivery may have run up to the transaction's deadline: the replies
+		// must still go out, or the client retries what was delivered.
+		s.dl.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		s.dlSet = time.Time{}
+	}
 	for i := range rcpts {
 		rep := Reply{Code: "4.3.0", Text: "Error: internal error"}
 		if i < len(reps) && validCode(reps[i].Code) {
