@@ -143,7 +143,7 @@ func runLMTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfg.reload()
 	srv := lmtp.Config{
 		Hostname:      hostnameOr(o.hostname),
-		MaxSize:       cfg.maxSize(),
+		MaxSizeFunc:   cfg.maxSize,
 		MaxRecipients: o.maxRcpts,
 		IdleTimeout:   o.idleTimeout,
 		TxTimeout:     o.txTimeout,
@@ -276,7 +276,8 @@ func (c *lmtpConfig) reloadLocked() {
 	}
 }
 
-// maxSize is what LHLO announces as SIZE: message_size_limit, as Postfix's own servers.
+// maxSize is what LHLO announces as SIZE and the largest message taken:
+// message_size_limit of the configuration loaded last, as Postfix's own servers.
 func (c *lmtpConfig) maxSize() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

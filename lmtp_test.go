@@ -163,7 +163,16 @@ func TestLMTPReload(t *testing.T) {
 	c.expect("RCPT TO:<carol@example.com>", "250 2.1.5 Ok")
 	c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
 	c.send("Subject: 2", "", "x", ".")
-	c.expect("QUIT", "250 2.0.0 delivered to maildir")
+	if got := c.reply(); got != "250 2.0.0 delivered to maildir" {
+		t.Fatalf("after DATA: %q", got)
+	}
+	// A new message_size_limit: announced at the next LHLO after a transaction loaded it.
+	writeFile(t, filepath.Join(dir, "main.cf"), cf+"message_size_limit = 5000\n")
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RSET", "250 2.0.0 Ok")
+	c.expect("LHLO x", "250-"+hostnameOr("")+"|250-PIPELINING|250-ENHANCEDSTATUSCODES|250-8BITMIME|250-SIZE 5000|250-DSN|250-SMTPUTF8|250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE")
+	c.expect("MAIL FROM:<s@example.org> SIZE=5001", "552 5.3.4 Message size exceeds fixed limit")
+	c.send("QUIT")
 	if got := c.reply(); got != "221 2.0.0 Bye" {
 		t.Fatalf("QUIT: %q", got)
 	}
