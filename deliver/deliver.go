@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"vdeliver/internal/beneath"
@@ -25,6 +26,11 @@ type Options struct {
 	ForwardCommand []string            // --forward-command, split at spaces; nil -> DefaultForwardCommand
 	StateDir       string              // --state-dir: where the journal lives; "" -> no journal
 	Getenv         func(string) string // our environment, for the forward command; nil -> empty
+
+	// PerRecipient says that the caller reports each recipient's status to the MTA on
+	// its own (an LMTP server does), so a retry never repeats a recipient that got the
+	// message: the journal is needed only for a recipient with several destinations.
+	PerRecipient bool
 }
 
 // Run delivers msg (as read from stdin) to every recipient and returns one Status per
@@ -43,6 +49,28 @@ type Options struct {
 // may duplicate. Within a run, a mailbox reached twice (two aliases, two recipients of
 // the same mailbox) gets the message once.
 func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []byte, opt Options) []*Status {
+	envs := make([]Envelope, len(rcpts))
+	for i, rcpt := range rcpts {
+		envs[i] = env
+		envs[i].Recipient = rcpt
+	}
+	return s.run(ctx, envs, Normalize(raw), len(raw), opt)
+}
+
+// RunEnvelopes is Run with an envelope per recipient (each its own Recipient and
+// OrigRcpt, as an LMTP transaction gives them; Sender and QueueID are the first's) and
+// a message already in the form Normalize gives: every line ending in LF, each CRLF
+// already made LF.
+func (s *Settings) RunEnvelopes(ctx context.Context, envs []Envelope, msg []byte, opt Options) []*Status {
+	return s.run(ctx, envs, msg, len(msg), opt)
+}
+
+// run delivers msg, normalized, whose size as received was size.
+func (s *Settings) run(ctx context.Context, envs []Envelope, msg []byte, size int, opt Options) []*Status {
+	var env Envelope
+	if len(envs) > 0 {
+		env = envs[0]
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -50,18 +78,21 @@ func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []
 		opt.Log = func(string) {}
 	}
 	start := opt.Now()
-	msg := Normalize(raw)
 	r := &run{s: s, opt: opt, msg: msg, loops: deliveredTo(msg), seen: map[string]bool{}}
 	defer r.close()
-	plans := make([]plan, len(rcpts))
-	total := 0
-	for i, rcpt := range rcpts {
-		e := env
-		e.Recipient = rcpt
+	plans := make([]plan, len(envs))
+	total, most := 0, 0
+	rcpts := make([]string, len(envs))
+	for i, e := range envs {
+		rcpts[i] = e.Recipient
 		plans[i] = r.plan(ctx, e)
 		total += len(plans[i].dests)
+		most = max(most, len(plans[i].dests))
 	}
 	r.fanout = total > 1
+	if opt.PerRecipient {
+		r.fanout = most > 1
+	}
 	if r.fanout {
 		switch {
 		case env.QueueID == "":
@@ -70,9 +101,9 @@ func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []
 			opt.Log(fmt.Sprintf("%s: warning: %d destinations and no state directory (--state-dir): a retry after a partial failure may deliver to some of them twice", env.QueueID, total))
 		}
 	}
-	out := make([]*Status, len(rcpts))
+	out := make([]*Status, len(envs))
 	for i, p := range plans {
-		out[i] = r.deliverPlan(ctx, p, start, len(raw))
+		out[i] = r.deliverPlan(ctx, p, start, size)
 	}
 	r.finish(env.QueueID, rcpts, out)
 	return out
@@ -305,14 +336,63 @@ func (r *run) finish(queueID string, rcpts []string, out []*Status) {
 
 // checkEnvelope refuses what can never be delivered or forwarded.
 func (r *run) checkEnvelope(env Envelope) *Status {
+	if st := checkAddresses(env); st != nil {
+		return st
+	}
+	if len(r.msg) == 0 {
+		return Bouncef(CodeBadMessage, nil, "message is empty")
+	}
+	return nil
+}
+
+// checkAddresses refuses an envelope whose sender or original recipient could inject
+// header lines.
+func checkAddresses(env Envelope) *Status {
 	if env.Sender != "" && hasControl(env.Sender) {
 		return Bouncef(CodeBadSender, fmt.Errorf("sender %q", env.Sender), "bad sender address syntax")
 	}
 	if hasControl(env.OrigRcpt) {
 		return Bouncef(CodeBadRcptSyntax, fmt.Errorf("original recipient %q", env.OrigRcpt), "bad original recipient address syntax")
 	}
-	if len(r.msg) == 0 {
-		return Bouncef(CodeBadMessage, nil, "message is empty")
+	return nil
+}
+
+// Accept answers, before the message is known, whether env.Recipient would be
+// delivered: the delivery's own checks (envelope syntax, resolution, the base, the
+// owner's identity) without writing anything or switching identity. nil accepts; a
+// Status is what the delivery would answer, so an LMTP server rejects at RCPT with the
+// pipe mode's code and text. The message-dependent checks (empty message, Delivered-To
+// loop) and the writers' own come at delivery.
+func (s *Settings) Accept(ctx context.Context, env Envelope) (st *Status) {
+	defer func() {
+		if p := recover(); p != nil {
+			st = Deferf(CodeSystem, fmt.Errorf("panic: %v", p), "internal error")
+		}
+		if st != nil && s.SoftBounce {
+			st = st.SoftBounce()
+		}
+	}()
+	if st := checkAddresses(env); st != nil {
+		return st
+	}
+	t, st := s.Resolve(ctx, env.Recipient)
+	if st != nil {
+		return st
+	}
+	if st := s.checkBase(); st != nil {
+		return st
+	}
+	if err := canBecome(t.UID, t.GID); err != nil {
+		return Deferf(CodeConfig, err, "mail system configuration error")
+	}
+	return nil
+}
+
+// checkBase refuses a relative or empty virtual_mailbox_base, as virtual(8) does.
+func (s *Settings) checkBase() *Status {
+	if !strings.HasPrefix(s.Base, "/") {
+		return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", s.Base),
+			"mail system configuration error")
 	}
 	return nil
 }
@@ -336,7 +416,7 @@ func (r *run) prepare(ctx context.Context, env Envelope) (*Target, *Status) {
 // so the confinement and every check beneath it are the recipient's. Explain's storage
 // probe (probe.go) goes through the same steps.
 func (r *run) enter(t *Target) *Status {
-	if st := checkBase(r.s.Base); st != nil {
+	if st := r.s.checkBase(); st != nil {
 		return st
 	}
 	if err := r.id.become(t.UID, t.GID); err != nil {
@@ -352,20 +432,13 @@ func (r *run) enter(t *Target) *Status {
 	return nil
 }
 
-// checkBase refuses a relative or empty virtual_mailbox_base, as virtual(8) does.
-func checkBase(base string) *Status {
-	if !strings.HasPrefix(base, "/") {
-		return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", base),
-			"mail system configuration error")
-	}
-	return nil
-}
-
 // write puts the message into the prepared mailbox.
 func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
-		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, r.maildirOptions())
+		opt := r.maildirOptions()
+		opt.Seq = maildirSeq.Add(1)
+		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, opt)
 		if err != nil {
 			return classify(err, true)
 		}
@@ -404,6 +477,11 @@ func (r *run) mboxOptions(t *Target) mbox.Options {
 		Limit: r.s.Limit, Owner: int(t.UID), StrictOwner: r.s.StrictOwner, Now: r.opt.Now,
 	}
 }
+
+// maildirSeq numbers the process's Maildir deliveries, so that a process that delivers
+// message after message, or several at once (an LMTP server), never makes the same tmp
+// name twice in one second.
+var maildirSeq atomic.Uint64
 
 // withLog records where the message went, for the log line only.
 func (s *Status) withLog(path string) *Status {

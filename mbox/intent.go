@@ -73,6 +73,16 @@ func intentSum(rec []byte) uint32 {
 	return crc32.Checksum(rec, crc32.MakeTable(crc32.Castagnoli))
 }
 
+// partsSum is intentSum of the concatenation of parts.
+func partsSum(parts [][]byte) uint32 {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	var sum uint32
+	for _, p := range parts {
+		sum = crc32.Update(sum, tab, p)
+	}
+	return sum
+}
+
 func (in intent) header() []byte {
 	return fmt.Appendf([]byte(intentMagic), "dev %d ino %d size %d length %d crc32c %08x\n",
 		in.dev, in.ino, in.size, in.length, in.sum)
@@ -208,8 +218,12 @@ func fragmentIsOurs(root *beneath.Root, path string, st *syscall.Stat_t, old int
 // cannot be done (an unwritable directory, a full disk, a record left by
 // another uid, a record over maxIntentRecord): the delivery then goes on
 // unprotected, as virtual(8)'s does.
-func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec []byte) bool {
-	if len(rec) > maxIntentRecord {
+func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec [][]byte) bool {
+	size := 0
+	for _, p := range rec {
+		size += len(p)
+	}
+	if size > maxIntentRecord {
 		return false
 	}
 	name := path + intentSuffix
@@ -219,10 +233,13 @@ func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec []byte
 		return false
 	}
 	killpoint("mbox:intent-created")
-	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, length: int64(len(rec)), sum: intentSum(rec)}
+	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, length: partsLen(rec), sum: partsSum(rec)}
 	err = writeAll(f, in.header())
-	if err == nil {
-		err = writeAll(f, rec)
+	for _, p := range rec {
+		if err != nil {
+			break
+		}
+		err = writeAll(f, p)
 	}
 	if err == nil {
 		err = syncIntentFile(f)
