@@ -13,7 +13,7 @@ import (
 )
 
 // classify turns a storage error into the status the MTA sees. The policy, after
-// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (SPEC §4.5, §5, §7):
+// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (docs/behaviour.md §4.5, §5, §7):
 //
 //	cause                                         status  action
 //	mailbox larger than virtual_mailbox_limit     5.2.2   bounce (team decision 1)

@@ -100,8 +100,8 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestDomainListDefaults is SPEC test 53: an unset virtual_mailbox_domains is the value
-// of virtual_mailbox_maps, and the alias chain works the same way.
+// TestDomainListDefaults is docs/behaviour.md §14.53: an unset virtual_mailbox_domains is
+// the value of virtual_mailbox_maps, and the alias chain works the same way.
 func TestDomainListDefaults(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
