@@ -1,6 +1,6 @@
 package main
 
-// The attack suite of issue 5: script commands for testdata/script/attack_*.txtar, the
+// The attack suite: script commands for testdata/script/attack_*.txtar, the
 // attacks that need a Go test (a NUL byte in argv, a real setuid-root binary), and the
 // row table that `make attacks` prints (testdata/attacks.sh).
 //

@@ -1,6 +1,6 @@
 // Package confcheck is `vdeliver check`: it reads main.cf, the lookup tables it names and
 // master.cf (when present) and reports what would lose, misroute or defer mail, each
-// finding with the file and line to edit, a severity and a fix (issue 8).
+// finding with the file and line to edit, a severity and a fix.
 //
 // It reads the configuration as vdeliver does (maincf, lookup) and never writes. Line 0
 // in a finding means the file as a whole: something is missing from it.

@@ -1,5 +1,5 @@
 // Package faults proves, for every failure the suite can provoke, the one
-// property an administrator chooses an MDA for (issue 4): exit 0 means the
+// property an administrator chooses an MDA for: exit 0 means the
 // message is on disk whole, and anything else means the mailbox is exactly as
 // it was — never a fragment, never a lost or duplicated message.
 //

@@ -25,7 +25,7 @@ func TestStaticDefaultsSorted(t *testing.T) {
 	}
 }
 
-// TestDefaults pins the defaults issue 2 lists, as Postfix 3.7's "postconf -d" prints them.
+// TestDefaults pins the defaults vdeliver reads, as Postfix 3.7's "postconf -d" prints them.
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := Parse(strings.NewReader(""), "main.cf")

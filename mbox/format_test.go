@@ -106,7 +106,7 @@ func TestFormat(t *testing.T) {
 		{
 			// Unlike virtual(8): appended straight after "garbage", the From_
 			// line would not start a line and readers would lose the message
-			// (issue 4: a delivery killed mid-write leaves exactly this).
+			// (a delivery killed mid-write leaves exactly this).
 			name:   "old mailbox without final newline gets a blank line first",
 			old:    "garbage",
 			sender: "a@b",

@@ -138,7 +138,7 @@ func halfThen(errno error) func(*os.File, []byte) (int, error) {
 
 // TestDiskFull fills a real 64 KiB tmpfs: the kernel's ENOSPC arrives after
 // part of the message is written, and the mailbox is rolled back
-// (docs/behaviour.md §14.32, issue 3 "real disk-full case").
+// (docs/behaviour.md §14.32: a real disk-full case).
 func TestDiskFull(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
