@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make attacks: runs the issue 5 attack suite (testdata/script/attack_*.txtar and the
+# make attacks: runs the attack suite (testdata/script/attack_*.txtar and the
 # setuid-root Go tests in attack_test.go) and prints one row per attack: the attack, the
 # expected status (docs/behaviour.md §7), the status vdeliver gave, and the number of
 # files touched outside the intended mailbox (always 0). Exits non-zero when any attack
