@@ -82,7 +82,7 @@ fuzz:
 e2e: $(TESTSUM)
 	TESTLOG=$(TESTLOG) bash e2e/run.sh
 
-# Issue 4: the full fault matrix; every count but runs must be 0 (root for tmpfs; ~5 min).
+# The full fault matrix; every count but runs must be 0 (root for tmpfs; ~5 min).
 # The short matrix runs inside `make unit`; `cd faults` makes go test print the table.
 faults:
 	cd faults && VDELIVER_FAULTS=full $(GO) test -count=1 -timeout 60m
@@ -90,7 +90,7 @@ faults:
 faults-short:
 	cd faults && $(GO) test -count=1 -timeout 10m
 
-# Issue 5: each attack, expected status, got, files touched outside (0).
+# The attack table: each attack, expected status, got, files touched outside (0).
 attacks:
 	bash testdata/attacks.sh
 
@@ -110,7 +110,7 @@ install: build
 man:
 	VDELIVER_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' .
 
-# Issue 7: a 1,000,000-entry cdb built and queried by vdeliver and by Postfix's postmap.
+# A 1,000,000-entry cdb built and queried by vdeliver and by Postfix's postmap.
 # A delivery through a 1,000,000-entry hash: table against one through a 10-entry table.
 bench-bdb:
 	bash bench/bdb.sh
@@ -118,7 +118,7 @@ bench-bdb:
 bench-cdb:
 	bash bench/cdb.sh
 
-# Issue 9: vdeliver against dovecot-lda, maildrop and procmail (installs them as root).
+# vdeliver against dovecot-lda, maildrop and procmail (installs them as root).
 bench:
 	bash bench/mda/run.sh
 

@@ -1,12 +1,12 @@
 package main
 
-// The attack suite of issue 5: script commands for testdata/script/attack_*.txtar, the
+// The attack suite: script commands for testdata/script/attack_*.txtar, the
 // attacks that need a Go test (a NUL byte in argv, a real setuid-root binary), and the
 // row table that `make attacks` prints (testdata/attacks.sh).
 //
-// Every attack ends with the status SPEC gives, and proves that nothing outside the
-// intended mailbox changed (a snapshot of the whole work tree, base included, before and
-// after) and that what changed inside it belongs to the delivery uid, never to root.
+// Every attack ends with the status docs/behaviour.md §7 gives, and proves that nothing
+// outside the intended mailbox changed (a snapshot of the whole work tree, base included,
+// before and after) and that what changed inside it belongs to the delivery uid, never to root.
 
 import (
 	"bytes"

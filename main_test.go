@@ -277,8 +277,8 @@ type panicReader struct{}
 
 func (panicReader) Read([]byte) (int, error) { panic("boom") }
 
-// SPEC test 45: a panic defers (exit 75, 4.3.0), never Go's exit 2, which pipe(8) bounces;
-// the status line is still the only output.
+// docs/behaviour.md §14.45: a panic defers (exit 75, 4.3.0), never Go's exit 2, which
+// pipe(8) bounces; the status line is still the only output.
 func TestPanicDefers(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run(t.Context(), []string{"vdeliver", "-c", t.TempDir(), "--", "a@example.com"}, panicReader{}, &out, &errOut, func(string) string { return "" })

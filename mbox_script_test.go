@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Script commands for the mbox_*.txtar scripts (issue 3, SPEC §4): they set up what a
+// Script commands for the mbox_*.txtar scripts (docs/behaviour.md §4): they set up what a
 // script cannot (device nodes, FIFOs with a reader, foreign owners, a full file system, a
 // file-size limit) and check what cmpmbox does not (the From_ date itself, sizes, that a
 // real peer holds its lock). Everything is real: real mounts, real peers, real limits.

@@ -1,6 +1,6 @@
 package main
 
-// Running setuid-root (issue 5, README "Running setuid-root").
+// Running setuid-root (README "Running setuid-root").
 //
 // Installed owner root, mode 4750, vdeliver starts with the caller's real uid and an
 // effective uid of 0, so that it can honour per-recipient virtual_uid_maps although

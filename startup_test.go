@@ -19,7 +19,7 @@ import (
 	"vdeliver/internal/rawfile"
 )
 
-// Issue 9: the syslog connection is made with plain system calls instead of the net
+// The syslog connection is made with plain system calls instead of the net
 // package (whose start-up every delivery paid). These tests pin what net.Dial gave:
 // a stream socket is used when that is what syslogd listens on, and a syslogd that does
 // not read delays a delivery by the one-second send timeout, never longer.

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Issue 8 "Logs": one line per recipient to syslog, facility mail, ident vdeliver with
+// Logs: one line per recipient to syslog, facility mail, ident vdeliver with
 // the pid, in the shape of Postfix's delivery agents. These tests run the real binary
 // (the privilege drop is real as root) with VDELIVER_SYSLOG_SOCKET pointing at a unix
 // datagram socket they listen on, and read the lines back byte for byte.
@@ -239,7 +239,7 @@ func TestSyslogWarning(t *testing.T) {
 	}
 }
 
-// Issue 8: "one line per recipient ... deferred and bounced alike". A configuration that
+// One line per recipient, deferred and bounced alike. A configuration that
 // cannot be loaded defers every recipient, and each still gets its to=<> line, so a log
 // parser following queue ids sees what happened to each.
 func TestSyslogConfigErrorPerRecipient(t *testing.T) {

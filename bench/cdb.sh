@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/cdb.sh: issue 7's speed numbers, vdeliver side by side with Debian's postmap.
+# bench/cdb.sh: the cdb speed numbers, vdeliver side by side with Debian's postmap.
 #
 #   1. build a 1,000,000-entry cdb with "vdeliver postmap" and with "postmap" from the
 #      same source: wall time and peak RSS (/usr/bin/time -v, else getrusage through

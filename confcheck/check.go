@@ -411,8 +411,8 @@ func (c *checker) inList(param, domain string) bool {
 	return err == nil && hit
 }
 
-// domains: the VIRTUAL_README "NEVER" rules (SPEC §10): a domain has exactly one address
-// class, and trivial-rewrite takes local, then alias, then mailbox.
+// domains: the VIRTUAL_README "NEVER" rules (docs/behaviour.md §10): a domain has exactly
+// one address class, and trivial-rewrite takes local, then alias, then mailbox.
 func (c *checker) domains() {
 	if !c.cf.IsSet("virtual_mailbox_domains") {
 		file, line := c.where("virtual_mailbox_maps")
@@ -437,7 +437,7 @@ func (c *checker) domains() {
 }
 
 // aliasWildcards: an "@domain" alias for a mailbox domain catches every address before
-// virtual_mailbox_maps is consulted (SPEC §10).
+// virtual_mailbox_maps is consulted (docs/behaviour.md §10).
 func (c *checker) aliasWildcards() {
 	domains := map[string]bool{}
 	for _, d := range c.mailboxDomains() {
@@ -510,8 +510,8 @@ func (c *checker) base() {
 	}
 }
 
-// ids: uid 0 or one below virtual_minimum_uid can never be written as (SPEC §3), and a
-// pipe(8) command can only become its own user.
+// ids: uid 0 or one below virtual_minimum_uid can never be written as
+// (docs/behaviour.md §3), and a pipe(8) command can only become its own user.
 func (c *checker) ids() {
 	file, line := c.where("virtual_minimum_uid")
 	minUID, err := c.cf.Int("virtual_minimum_uid")
@@ -837,7 +837,7 @@ func (c *checker) vdeliverServices() []Service {
 	return out
 }
 
-// masterEntries: the pipe(8) entry that runs vdeliver (SPEC §8, §12).
+// masterEntries: the pipe(8) entry that runs vdeliver (docs/behaviour.md §8, §12).
 func (c *checker) masterEntries() {
 	if !c.masterFound || c.masterBroken {
 		return
@@ -980,7 +980,7 @@ func (c *checker) limits(s Service) {
 			kinds++
 		}
 	}
-	// Each lock kind waits up to attempts-1 times 1.25 x the delay (SPEC §4.2).
+	// Each lock kind waits up to attempts-1 times 1.25 x the delay (docs/behaviour.md §4.2).
 	budget := time.Duration(kinds) * time.Duration(max(attempts-1, 0)) * delay * 5 / 4
 	if budget > 0 && limit <= budget {
 		c.add(tfile, tline, Error, "time-limit",

@@ -1,13 +1,13 @@
 // Package confcheck is `vdeliver check`: it reads main.cf, the lookup tables it names and
 // master.cf (when present) and reports what would lose, misroute or defer mail, each
-// finding with the file and line to edit, a severity and a fix (issue 8).
+// finding with the file and line to edit, a severity and a fix.
 //
 // It reads the configuration as vdeliver does (maincf, lookup) and never writes. Line 0
 // in a finding means the file as a whole: something is missing from it.
 //
 // # Findings
 //
-// The "NEVER" rules of Postfix's VIRTUAL_README (SPEC §10):
+// The "NEVER" rules of Postfix's VIRTUAL_README (docs/behaviour.md §10):
 //
 //	domains-unset            error    virtual_mailbox_domains not set (it then defaults to
 //	                                  $virtual_mailbox_maps, looked up with bare domains)
@@ -16,7 +16,7 @@
 //	alias-wildcard           error    an @domain key in virtual_alias_maps for a virtual
 //	                                  mailbox domain
 //
-// Safety (SPEC §1, §3):
+// Safety (docs/behaviour.md §1, §3):
 //
 //	base-unset, base-relative, base-missing
 //	                         error    virtual_mailbox_base empty, not absolute, absent or
@@ -43,7 +43,7 @@
 //	setuid-table-owner       error    the same for a table file (name, .db, .cdb...), a
 //	                                  /file of a domain list, or a directory above them
 //
-// Tables (SPEC §9), for every table of virtual_mailbox_maps, virtual_uid_maps,
+// Tables (docs/behaviour.md §9), for every table of virtual_mailbox_maps, virtual_uid_maps,
 // virtual_gid_maps, virtual_alias_maps and the domain lists:
 //
 //	table-stale              warning  the source is newer than its .db or .cdb: postmap
@@ -76,7 +76,8 @@
 //	maincf-warning           warning  what Postfix logs while reading main.cf
 //	parameter-error          error    a parameter that does not expand or parse
 //
-// master.cf (SPEC §8), for the pipe(8) services whose argv runs a program named vdeliver:
+// master.cf (docs/behaviour.md §8), for the pipe(8) services whose argv runs a program
+// named vdeliver:
 //
 //	master-syntax            error    an entry master(8) would refuse
 //	master-no-entry          error    no such service

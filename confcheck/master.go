@@ -24,8 +24,8 @@ type Word struct {
 	Line int
 }
 
-// PipeAttrs are the pipe(8) attributes of a "pipe" service (SPEC §8.1): name=value words
-// after the daemon options, with argv= taking every word after it.
+// PipeAttrs are the pipe(8) attributes of a "pipe" service (docs/behaviour.md §8.1):
+// name=value words after the daemon options, with argv= taking every word after it.
 type PipeAttrs struct {
 	Attrs map[string]Word // "flags", "user", "null_sender", ...: the value and its line
 	Argv  []Word          // argv= and the words after it; Argv[0] is the program

@@ -1,7 +1,7 @@
 package deliver
 
 // Virtual alias expansion and forwarding, for callers that did not expand aliases
-// themselves (SPEC §10; issue 10).
+// themselves (docs/behaviour.md §10).
 //
 // Under Postfix, cleanup(8) expands virtual_alias_maps before the message is queued, so
 // vdeliver must not expand again (an alias "user@x user@x, copy@y" would send copy@y a

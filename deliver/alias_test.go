@@ -7,8 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// Expansion rules of cleanup(8) (SPEC §10), one case each: what addresses come out, which
-// keys were asked in which order, and the status when expansion fails.
+// Expansion rules of cleanup(8) (docs/behaviour.md §10), one case each: what addresses
+// come out, which keys were asked in which order, and the status when expansion fails.
 func TestExpandAliases(t *testing.T) {
 	const base = "virtual_mailbox_base = /vmail\nvirtual_mailbox_domains = example.com\n" +
 		"myorigin = host.example\nmydestination = localhost\n"

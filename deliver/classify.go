@@ -13,11 +13,11 @@ import (
 )
 
 // classify turns a storage error into the status the MTA sees. The policy, after
-// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (SPEC §4.5, §5, §7):
+// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (docs/behaviour.md §4.5, §5, §7):
 //
 //	cause                                         status  action
-//	mailbox larger than virtual_mailbox_limit     5.2.2   bounce (team decision 1)
-//	EDQUOT, EFBIG                                 5.2.2   bounce (issue 3, as Postfix)
+//	mailbox larger than virtual_mailbox_limit     5.2.2   bounce (docs/behaviour.md §13.3)
+//	EDQUOT, EFBIG                                 5.2.2   bounce (as Postfix)
 //	ENOSPC                                        4.3.0   defer
 //	EAGAIN, ESTALE, lock not obtained             4.2.0   defer
 //	mbox is a device or a FIFO with a reader      5.3.5   bounce

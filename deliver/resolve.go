@@ -31,10 +31,10 @@ type Probe struct {
 	Err   error
 }
 
-// searchKeys is mail_addr_find()'s order for one address (SPEC §2): the full address, the
-// address without extension, the localpart forms when the domain is local, then @domain.
-// Each key carries whether only fixed-key tables may answer it; pattern tables (regexp)
-// only ever see the full address.
+// searchKeys is mail_addr_find()'s order for one address (docs/behaviour.md §2): the full
+// address, the address without extension, the localpart forms when the domain is local,
+// then @domain. Each key carries whether only fixed-key tables may answer it; pattern
+// tables (regexp) only ever see the full address.
 type searchKey struct {
 	key       string
 	raw       string // the unquoted form, asked when the quoted one misses and differs
@@ -98,7 +98,7 @@ func (t *Target) find(ctx context.Context, name string, m *lookup.Maps, keys []s
 }
 
 // Resolve looks the recipient up as virtual(8) does and validates every table result before
-// it is used (SPEC §3). It writes nothing.
+// it is used (docs/behaviour.md §3). It writes nothing.
 func (s *Settings) Resolve(ctx context.Context, rcpt string) (*Target, *Status) {
 	t := &Target{Recipient: rcpt, Folded: fold(rcpt)}
 	if rcpt == "" || hasControl(rcpt) {

@@ -1,6 +1,6 @@
 // Package e2e proves vdeliver with Postfix itself: real mail, submitted with
 // sendmail(1) and over SMTP to 127.0.0.1:25, queued by a real Postfix from
-// Debian and handed to vdeliver by pipe(8), as issue 6 asks.
+// Debian and handed to vdeliver by pipe(8).
 //
 // The package has no code of its own, only tests. They need root and a
 // running Postfix configured by e2e/run.sh, so they run only when

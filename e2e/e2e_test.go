@@ -166,9 +166,9 @@ func TestUnknownUserBounces(t *testing.T) {
 	sendmail(t, from, []string{rcpt}, msg)
 	qid := waitQueueID(t, off, id)
 	d := waitFinal(t, off, qid, rcpt)
-	// virtual(8)'s text (SPEC §7), without the recipient: bounce(8) puts
-	// "<recipient>: " in front of it in the DSN already. pipe(8) turns
-	// the newline that ends the command's status line into a space,
+	// virtual(8)'s text (docs/behaviour.md §7), without the recipient:
+	// bounce(8) puts "<recipient>: " in front of it in the DSN already. pipe(8)
+	// turns the newline that ends the command's status line into a space,
 	// which its log line keeps.
 	const reason = `unknown user: "nobody@example.com"`
 	if d.status != "bounced" || d.relay != e.transport || d.dsn != "5.1.1" || strings.TrimSuffix(d.text, " ") != reason {
@@ -338,7 +338,7 @@ func TestLockedMboxDefers(t *testing.T) {
 
 // TestDeliveredToLoop: unlike virtual(8), vdeliver bounces (5.4.6) a
 // message that already carries "Delivered-To: <recipient>", as pipe(8)'s D
-// flag would (SPEC, differences 4, and §6: the header value is compared
+// flag would (docs/behaviour.md §13.4 and §6: the header value is compared
 // case-insensitively). The message reaches no mailbox.
 func TestDeliveredToLoop(t *testing.T) {
 	e := setup(t)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e/run.sh: the end-to-end suite through a real Postfix (issue 6).
+# e2e/run.sh: the end-to-end suite through a real Postfix.
 #
 # Builds vdeliver into /usr/local/bin, installs Postfix from Debian if it is
 # missing, installs the seed configuration of e2e/testdata (loopback only,

@@ -1,5 +1,5 @@
 // Package faults proves, for every failure the suite can provoke, the one
-// property an administrator chooses an MDA for (issue 4): exit 0 means the
+// property an administrator chooses an MDA for: exit 0 means the
 // message is on disk whole, and anything else means the mailbox is exactly as
 // it was — never a fragment, never a lost or duplicated message.
 //
@@ -33,11 +33,11 @@
 // carries X-Fault-Id and an X-Fault-Sum of its body; a stored message that is
 // not exactly what vdeliver was given counts as partial, a missing one as
 // lost, a second copy as duplicated, and an exit code or status line other
-// than SPEC §7's as wrong status. Right after a kill, an mbox fragment is
-// not counted when the intent record left beside the mailbox proves that the
-// next delivery will cut it off (the harness reads that record itself); the
-// check after the next delivery is strict, and a record still there counts
-// as partial. TestMain prints the table (fault, format,
+// than docs/behaviour.md §7 gives as wrong status. Right after a kill, an mbox
+// fragment is not counted when the intent record left beside the mailbox proves
+// that the next delivery will cut it off (the harness reads that record
+// itself); the check after the next delivery is strict, and a record still
+// there counts as partial. TestMain prints the table (fault, format,
 // runs, lost, duplicated, partial, wrong status); every count except runs must
 // be zero, and any non-zero count also fails the test that produced it.
 //

@@ -9,8 +9,8 @@ import (
 
 // TestSeams: errors a real file system will not produce on demand, injected
 // through the packages' seams in the faultinject build. A failure leaves the
-// mailbox exactly as it was and answers the SPEC §7 status; the link cases
-// never replace an existing file.
+// mailbox exactly as it was and answers the status of docs/behaviour.md §7; the link
+// cases never replace an existing file.
 func TestSeams(t *testing.T) {
 	eio := func(f string) string { return "5.3.0 " + failPrefix(f) + "error writing message: Input/output error" }
 	cases := []struct {

@@ -47,7 +47,8 @@ func BenchmarkTexthashOpenLookup100k(b *testing.B) {
 }
 
 // BenchmarkMapsFind is the per-key cost of a search as deliver runs it: the five keys of
-// SPEC §2 through a regexp table, a 100,000-entry texthash table and a static catch-all.
+// docs/behaviour.md §2 through a regexp table, a 100,000-entry texthash table and a
+// static catch-all.
 func BenchmarkMapsFind(b *testing.B) {
 	path := writeSource(b, 100_000)
 	re := filepath.Join(b.TempDir(), "re")

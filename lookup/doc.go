@@ -1,5 +1,5 @@
 // Package lookup reads Postfix lookup tables with Postfix's answers: the same file gives
-// the same hit, miss or error as Postfix's own dict_*.c code (SPEC §9).
+// the same hit, miss or error as Postfix's own dict_*.c code (docs/behaviour.md §9).
 //
 // A table is named by a spec "type:name" (ParseSpec splits at the first colon). A list
 // of specs (SplitList) is separated by commas and/or whitespace, with "{...}" kept whole.

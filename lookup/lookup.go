@@ -142,8 +142,8 @@ func Open(spec string, opt Options) (Table, error) {
 	case "lmdb":
 		t, err = openLMDB(spec, name, &opt)
 	case "tcp", "socketmap", "memcache":
-		// SPEC §1: these carry unauthenticated data (DICT_FLAG_NO_UNAUTH); a table
-		// server on the network must not decide where mail is written.
+		// docs/behaviour.md §1: these carry unauthenticated data (DICT_FLAG_NO_UNAUTH); a
+		// table server on the network must not decide where mail is written.
 		return nil, fmt.Errorf("table %q: %s: tables with unauthenticated data are not allowed: %w", spec, typ, ErrUnsupported)
 	default:
 		t, err = openPostmap(spec, typ, name, inner, &opt)

@@ -317,8 +317,8 @@ func TestDB(t *testing.T) {
 	}
 }
 
-// TestCDB is SPEC test 48 at the table level: keys written with and without a trailing
-// NUL are both found, and the form that worked is remembered.
+// TestCDB is docs/behaviour.md §14.48 at the table level: keys written with and without
+// a trailing NUL are both found, and the form that worked is remembered.
 func TestCDB(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {

@@ -246,7 +246,7 @@ type onlyReader struct{ io.Reader }
 type textTable struct {
 	base
 	m map[string]string
-	// broken makes every lookup fail: texthash with a duplicate key (SPEC §9.1).
+	// broken makes every lookup fail: texthash with a duplicate key (docs/behaviour.md §9.1).
 	broken error
 }
 

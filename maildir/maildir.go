@@ -184,7 +184,7 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		}
 		if tmpExists {
 			// XXX: an error here is lost; after success the message is in
-			// new/ and a stray tmp link only wastes a name (SPEC §5 step 7).
+			// new/ and a stray tmp link only wastes a name (docs/behaviour.md §5 step 7).
 			removeOwn(tmpDir, tmpBase, st)
 		}
 		if err != nil && newExists {

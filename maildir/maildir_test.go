@@ -153,7 +153,7 @@ func checkDelivered(t *testing.T, base, dir, got string, want []byte) {
 	}
 }
 
-// TestDeliver covers SPEC cases 33, 34 and 36: layout creation with 0700
+// TestDeliver covers docs/behaviour.md §14.33, §14.34 and §14.36: layout creation with 0700
 // directories, the name format, 0600 files, and the bytes exactly as given.
 func TestDeliver(t *testing.T) {
 	t.Parallel()
@@ -368,7 +368,7 @@ func TestHostname(t *testing.T) {
 	}
 }
 
-// TestLimit covers SPEC case 22 for maildir: a message of exactly the limit
+// TestLimit covers docs/behaviour.md §14.22 for maildir: a message of exactly the limit
 // is written, one byte more fails before anything is created.
 func TestLimit(t *testing.T) {
 	t.Parallel()
@@ -418,7 +418,7 @@ func TestLimit(t *testing.T) {
 	}
 }
 
-// TestExistingTmpName covers SPEC case 38: O_EXCL refuses an existing tmp
+// TestExistingTmpName covers docs/behaviour.md §14.38: O_EXCL refuses an existing tmp
 // name, including a symlink planted there, and neither is touched.
 func TestExistingTmpName(t *testing.T) {
 	t.Parallel()
@@ -573,7 +573,7 @@ func stub[T any](t *testing.T, p *T, v T) {
 	t.Cleanup(func() { *p = old })
 }
 
-// TestFaults covers SPEC case 37 and the durability steps: each step is
+// TestFaults covers docs/behaviour.md §14.37 and the durability steps: each step is
 // made to fail and the result must be the right *Error with the errno, and
 // nothing left in tmp/ or new/. Not parallel: the seams are package state.
 func TestFaults(t *testing.T) {
@@ -822,7 +822,7 @@ func TestLinkRecovery(t *testing.T) {
 	}
 }
 
-// TestOrder pins the durability sequence (SPEC "differs on purpose" 1): the
+// TestOrder pins the durability sequence (docs/behaviour.md §13.1): the
 // file is fsynced and closed before it is linked, the tmp name is removed,
 // and new/ is fsynced last. Not parallel: seams.
 func TestOrder(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// benchMainCF is a Debian main.cf with the virtual mailbox set-up of issue 2: about 60
+// benchMainCF is a Debian main.cf with a virtual mailbox set-up: about 60
 // lines with comments, continuations and macros.
 const benchMainCF = `# See /usr/share/postfix/main.cf.dist for a commented, more complete version
 

@@ -25,7 +25,7 @@ func TestStaticDefaultsSorted(t *testing.T) {
 	}
 }
 
-// TestDefaults pins the defaults issue 2 lists, as Postfix 3.7's "postconf -d" prints them.
+// TestDefaults pins the defaults vdeliver reads, as Postfix 3.7's "postconf -d" prints them.
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := Parse(strings.NewReader(""), "main.cf")
@@ -100,8 +100,8 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestDomainListDefaults is SPEC test 53: an unset virtual_mailbox_domains is the value
-// of virtual_mailbox_maps, and the alias chain works the same way.
+// TestDomainListDefaults is docs/behaviour.md §14.53: an unset virtual_mailbox_domains is
+// the value of virtual_mailbox_maps, and the alias chain works the same way.
 func TestDomainListDefaults(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

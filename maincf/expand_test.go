@@ -47,7 +47,7 @@ func doubling(n int) string {
 }
 
 var expandCases = []expandCase{
-	// SPEC §11, verified with postconf 3.7.11.
+	// docs/behaviour.md §11, verified with postconf 3.7.11.
 	{name: "spec forms", expr: "/var/$mydomain/${mydomain}/$(mydomain)/$$x", want: "/var/Example.com/Example.com/Example.com/$x"},
 	{name: "spec conditionals", expr: "${set?yes}|${unset?yes}|${set:no}|${unset:no}|${set?{A}:{B}}|${unset?{A}:{B}}", want: "yes|||no|A|B"},
 

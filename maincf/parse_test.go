@@ -47,7 +47,7 @@ func TestParseLogicalLines(t *testing.T) {
 			want: map[string]string{"a": "b,   c\td"},
 		},
 		{
-			// SPEC §9.1: comment and blank lines inside a logical line do not end it.
+			// docs/behaviour.md §9.1: comment and blank lines inside a logical line do not end it.
 			name: "comment and blank line inside continuation",
 			text: "k1 = v1\n\n  cont\n# c\n  more\nk2 = v2\n",
 			want: map[string]string{"k1": "v1  cont  more", "k2": "v2"},

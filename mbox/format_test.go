@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestFormat pins the exact bytes of one record (SPEC tests 12, 13, 18-20).
+// TestFormat pins the exact bytes of one record (docs/behaviour.md §14.12, §14.13, §14.18-14.20).
 func TestFormat(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -107,7 +107,7 @@ func TestFormat(t *testing.T) {
 		{
 			// Unlike virtual(8): appended straight after "garbage", the From_
 			// line would not start a line and readers would lose the message
-			// (issue 4: a delivery killed mid-write leaves exactly this).
+			// (a delivery killed mid-write leaves exactly this).
 			name:   "old mailbox without final newline gets a blank line first",
 			old:    "garbage",
 			sender: "a@b",
@@ -143,8 +143,8 @@ func TestFormat(t *testing.T) {
 	}
 }
 
-// TestQuoting pins which lines get a ">" (SPEC test 18): exactly those whose
-// first five bytes are "From ", in the header area and in the body.
+// TestQuoting pins which lines get a ">" (docs/behaviour.md §14.18): exactly
+// those whose first five bytes are "From ", in the header area and in the body.
 func TestQuoting(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

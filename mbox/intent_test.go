@@ -76,7 +76,7 @@ func putIntent(t *testing.T, name string, st *syscall.Stat_t, size int64, rec st
 // TestTornWriteRecovered: a delivery killed in the middle of its write
 // leaves a fragment and its intent record; the next delivery cuts the
 // fragment off, so the mailbox holds the old content and the new message and
-// nothing else (issue 4).
+// nothing else.
 func TestTornWriteRecovered(t *testing.T) {
 	t.Parallel()
 	root, dir := newRoot(t)

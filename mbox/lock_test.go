@@ -15,7 +15,7 @@ import (
 
 // TestDotlockFresh: a fresh <mbox>.lock held by someone else makes the
 // delivery give up after the attempts (4.2.0 for the caller), and the lock,
-// which is not ours, is left exactly as it was (SPEC test 27).
+// which is not ours, is left exactly as it was (docs/behaviour.md §14.27).
 func TestDotlockFresh(t *testing.T) {
 	t.Parallel()
 	root, dir := newRoot(t)
@@ -34,7 +34,7 @@ func TestDotlockFresh(t *testing.T) {
 }
 
 // TestDotlockStale: a lock older than StaleAge is removed and the delivery
-// goes ahead, even with a single attempt (SPEC test 27).
+// goes ahead, even with a single attempt (docs/behaviour.md §14.27).
 func TestDotlockStale(t *testing.T) {
 	t.Parallel()
 	for _, attempts := range []int{0, 1, 3} {
@@ -75,8 +75,8 @@ func TestDotlockMode(t *testing.T) {
 }
 
 // TestDotlockRemovedAfterFailure: the dotlock goes after every failure that
-// happens once it is held (SPEC test 29); success is covered by the format
-// tests.
+// happens once it is held (docs/behaviour.md §14.29); success is covered by the
+// format tests.
 func TestDotlockRemovedAfterFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -193,8 +193,8 @@ func TestLockDeadline(t *testing.T) {
 	}
 }
 
-// TestFlockTool: util-linux flock(1) holds the mailbox (SPEC test 28): we
-// give up with ErrLockBusy, and succeed once it lets go.
+// TestFlockTool: util-linux flock(1) holds the mailbox
+// (docs/behaviour.md §14.28): we give up with ErrLockBusy, and succeed once it lets go.
 func TestFlockTool(t *testing.T) {
 	t.Parallel()
 	flock := requireTool(t, "flock")
@@ -240,7 +240,7 @@ func TestDotlockfileTool(t *testing.T) {
 }
 
 // TestFcntlChild: another process holds an fcntl lock (as Dovecot or mutt
-// would) — busy, then success after it exits (SPEC test 28).
+// would) — busy, then success after it exits (docs/behaviour.md §14.28).
 func TestFcntlChild(t *testing.T) {
 	t.Parallel()
 	root, dir := newRoot(t)

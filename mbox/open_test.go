@@ -10,8 +10,9 @@ import (
 
 const oldContent = "From old@x  Mon Jan  1 00:00:00 2024\nS: old\n\nold\n\n"
 
-// TestRefused covers the safe_open refusals (SPEC tests 23-26, 30) that need
-// no privilege: each leaves every file as it was and no dotlock behind.
+// TestRefused covers the safe_open refusals
+// (docs/behaviour.md §14.23-14.26, §14.30) that need no privilege: each leaves
+// every file as it was and no dotlock behind.
 func TestRefused(t *testing.T) {
 	t.Parallel()
 	uid := os.Getuid()
@@ -153,7 +154,7 @@ func TestStrictOwnerOff(t *testing.T) {
 }
 
 // TestNewFile: a missing mailbox is created 0600, owned by the delivering
-// uid (SPEC test 31).
+// uid (docs/behaviour.md §14.31).
 func TestNewFile(t *testing.T) {
 	t.Parallel()
 	root, dir := newRoot(t)
@@ -193,8 +194,8 @@ func TestOutsideRoot(t *testing.T) {
 }
 
 // TestSymlinkRoot: a root-owned symlink in a root-owned directory that only
-// root can write is followed (SPEC test 23); the same link in a group
-// writable directory, or owned by another user, is refused.
+// root can write is followed (docs/behaviour.md §14.23); the same link in a
+// group writable directory, or owned by another user, is refused.
 func TestSymlinkRoot(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
@@ -243,7 +244,7 @@ func TestSymlinkRoot(t *testing.T) {
 }
 
 // TestOwnerRoot: a mailbox chowned to another user is refused under strict
-// ownership (SPEC test 26), with a real chown.
+// ownership (docs/behaviour.md §14.26), with a real chown.
 func TestOwnerRoot(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
@@ -268,7 +269,7 @@ func TestOwnerRoot(t *testing.T) {
 }
 
 // TestCharDevice: a /dev/null-like mailbox is refused as not regular
-// (5.3.5 for the caller), with no dotlock beside it (SPEC test 25).
+// (5.3.5 for the caller), with no dotlock beside it (docs/behaviour.md §14.25).
 func TestCharDevice(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()

@@ -11,7 +11,7 @@ import (
 )
 
 // TestConcurrentProcesses: 50 processes append to one mbox at once; the
-// file parses back to exactly 50 intact records (issue 3).
+// file parses back to exactly 50 intact records.
 func TestConcurrentProcesses(t *testing.T) {
 	t.Parallel()
 	const n = 50

@@ -19,7 +19,7 @@ import (
 
 // TestLimit: virtual_mailbox_limit counts the old size plus the whole
 // record; exactly the limit is fine, one byte more is refused before
-// anything is written (SPEC test 22).
+// anything is written (docs/behaviour.md §14.22).
 func TestLimit(t *testing.T) {
 	t.Parallel()
 	full := int64(len(oldContent) + len(want("S: x\n\nbody\n")))
@@ -57,7 +57,7 @@ func TestLimit(t *testing.T) {
 
 // TestWriteFaults injects write and fsync failures after part of the
 // message is on disk: the file goes back to its old size and content, the
-// lock goes, and the errno reaches the caller (SPEC tests 21, 32).
+// lock goes, and the errno reaches the caller (docs/behaviour.md §14.21, §14.32).
 func TestWriteFaults(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -137,8 +137,8 @@ func halfThen(errno error) func(*os.File, []byte) (int, error) {
 }
 
 // TestDiskFull fills a real 64 KiB tmpfs: the kernel's ENOSPC arrives after
-// part of the message is written, and the mailbox is rolled back (SPEC
-// test 32, issue 3 "real disk-full case").
+// part of the message is written, and the mailbox is rolled back
+// (docs/behaviour.md §14.32: a real disk-full case).
 func TestDiskFull(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make attacks: runs the issue 5 attack suite (testdata/script/attack_*.txtar and the
+# make attacks: runs the attack suite (testdata/script/attack_*.txtar and the
 # setuid-root Go tests in attack_test.go) and prints one row per attack: the attack, the
-# status SPEC expects, the status vdeliver gave, and the number of files touched outside
-# the intended mailbox (always 0). Exits non-zero when any attack fails.
-# It runs twice: with the kernel confining every open beneath the base (openat2
+# expected status (docs/behaviour.md §7), the status vdeliver gave, and the number of
+# files touched outside the intended mailbox (always 0). Exits non-zero when any attack
+# fails. It runs twice: with the kernel confining every open beneath the base (openat2
 # RESOLVE_BENEATH), and built with -tags beneath_osroot, the os.Root fallback used where
 # openat2 is missing.
 # As root (CI) every attack runs; elsewhere the root-only ones skip with a message.

@@ -1,6 +1,6 @@
 // Command mda compares vdeliver with the delivery agents administrators run today —
 // Dovecot's dovecot-lda, Courier's maildrop and procmail — and with readexit, a Go program
-// that only reads standard input and exits (issue 9).
+// that only reads standard input and exits.
 //
 // Every delivery is one process fed one message on standard input, as pipe(8) runs a
 // delivery command; as root each runs as uid/gid 5000 (vmail). The agents take turns run by

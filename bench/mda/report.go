@@ -12,8 +12,8 @@ import (
 var peers = []string{"dovecot-lda", "maildrop", "procmail"}
 
 // report renders the results as Markdown: the machine, a table per format for the 4 kB
-// message (the issue's reference size), median wall time per message size, the parallel
-// rates and the issue's targets, each marked met or missed.
+// message (the reference size), median wall time per message size, the parallel rates and
+// the targets, each marked met or missed.
 func report(o options, m *machine, set map[string][]*target, msgs []message, samples map[key][]sample,
 	dur map[key]durability, par map[key]parallel, cold string) string {
 	var b strings.Builder
@@ -81,7 +81,7 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 	b.WriteString(table([]string{"agent", "Maildir msg/s", "mbox msg/s", "failures"}, rows))
 	b.WriteString("\n")
 
-	b.WriteString("### Issue 9 targets\n\n")
+	b.WriteString("### Targets\n\n")
 	for _, f := range formats {
 		get := func(mda string) summary { return summarize(samples[key{mda, f, "4 kB"}]) }
 		fastest, fastestName := time.Duration(0), ""

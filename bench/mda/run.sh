@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: vdeliver against dovecot-lda, maildrop and procmail (issue 9).
+# make bench: vdeliver against dovecot-lda, maildrop and procmail.
 # Installs the peers from Debian when missing, builds vdeliver as `make build` does, the
 # read-and-exit floor and the measuring starter, then runs bench/mda, which prints the
 # Markdown results and writes them into bench/mda/README.md.

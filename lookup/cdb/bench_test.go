@@ -83,7 +83,7 @@ func sampleKeys() (keys, values [][]byte) {
 	return keys, values
 }
 
-// One lookup in a 1,000,000-entry table already open (issue 7: < 10 µs).
+// One lookup in a 1,000,000-entry table already open (target: < 10 µs).
 func BenchmarkGet1M(b *testing.B) {
 	r, err := Open(million(b))
 	if err != nil {
@@ -122,7 +122,7 @@ func BenchmarkOpenGet1M(b *testing.B) {
 	}
 }
 
-// Building a 1,000,000-entry table (issue 7: < 10 s, < 300 MB). B/op is
+// Building a 1,000,000-entry table (target: < 10 s, < 300 MB). B/op is
 // everything the Writer allocates; the data itself streams to disk.
 func BenchmarkBuild1M(b *testing.B) {
 	dir := b.TempDir()

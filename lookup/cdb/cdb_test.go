@@ -77,7 +77,7 @@ func TestHash(t *testing.T) {
 			t.Errorf("hash(%q) = %#08x, want %#08x", tc.key, got, tc.want)
 		}
 	}
-	// SPEC §9.4, checked against postmap's file: this key is in table 179.
+	// docs/behaviour.md §9.4, checked against postmap's file: this key is in table 179.
 	if got := hash([]byte("user@example.com")) & 255; got != 179 {
 		t.Errorf("table of user@example.com = %d, want 179", got)
 	}

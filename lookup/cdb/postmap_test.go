@@ -129,7 +129,7 @@ func postfix(t *testing.T) func(args ...string) ([]byte, error) {
 	return func(args ...string) ([]byte, error) { return run(postmap, args...) }
 }
 
-// Both directions on one 100,000-entry table (issue 7): postmap's file read
+// Both directions on one 100,000-entry table: postmap's file read
 // by Reader, and Writer's file read by postmap -q.
 func TestPostmapCrossCheck(t *testing.T) {
 	if testing.Short() {

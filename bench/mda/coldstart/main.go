@@ -1,4 +1,4 @@
-// Command coldstart measures issue 9's start-up target the way a delivery pays it: in a
+// Command coldstart measures the start-up target the way a delivery pays it: in a
 // fresh process, the CPU time of reading main.cf and opening the tables of a
 // configuration (maincf.Load, the -o overrides, deliver.Load), cold, once.
 //
