@@ -17,10 +17,8 @@ package main
 // caller before this code runs (setuid.go), so spawn(8) with user=vmail runs it as vmail.
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -32,18 +30,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"vdeliver/deliver"
 	"vdeliver/lmtp"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
 
-func init() { subcommands["lmtp"] = runLMTP }
+func init() { commands = append(commands, lmtpCommand) }
 
 // lmtpOptions is the command line of vdeliver lmtp.
 type lmtpOptions struct {
 	configDir   string
-	overrides   multiFlag
+	overrides   []string
 	logFile     string
 	listen      string
 	allowRemote bool
@@ -55,84 +55,84 @@ type lmtpOptions struct {
 	lifetime    time.Duration
 	spoolDir    string
 	hostname    string
-	args        []string
-	usage       func()
 }
 
-// lmtpFlags parses the command line; all of the subcommand's flag handling is here.
-func lmtpFlags(args []string, stderr io.Writer) (*lmtpOptions, error) {
-	o := &lmtpOptions{}
-	fs := flag.NewFlagSet("vdeliver lmtp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.configDir, "c", "", "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)")
-	fs.Var(&o.overrides, "o", "override a main.cf parameter: name=value (repeatable)")
-	fs.StringVar(&o.logFile, "log-file", "", "append log lines to this file when no syslog socket exists")
-	fs.StringVar(&o.listen, "listen", "", "serve on a socket instead of standard input: unix:PATH or tcp:ADDR:PORT")
-	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on a TCP address that is not loopback")
-	o.socketMode = 0o660
-	fs.Var((*octalMode)(&o.socketMode), "socket-mode", "permissions of a --listen unix socket, in octal")
-	fs.IntVar(&o.maxConns, "max-connections", 20, "sessions served in parallel with --listen")
-	fs.IntVar(&o.maxRcpts, "max-recipients", lmtp.DefaultMaxRecipients, "recipients per transaction")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", lmtp.DefaultIdleTimeout, "wait for the client's next command outside a transaction")
-	fs.DurationVar(&o.txTimeout, "transaction-timeout", lmtp.DefaultTxTimeout, "a whole transaction, MAIL to the last reply (below Postfix's lmtp_*_timeout)")
-	fs.DurationVar(&o.lifetime, "lifetime", 0, "end the session between transactions after this long (default: half the time limit of main.cf, below spawn(8)'s)")
-	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for the unnamed spool file of a large message (default $TMPDIR, else /tmp)")
-	fs.StringVar(&o.hostname, "hostname", "", "name in the greeting (default: the host name)")
-	o.usage = func() {
-		fmt.Fprintln(stderr, "usage: vdeliver lmtp [-c config_dir] [-o name=value]... [--listen unix:PATH|tcp:ADDR:PORT] [options]")
-		fs.PrintDefaults()
+// lmtpCommand: vdeliver lmtp [options]. Exit 0 after a session (or, with --listen, a
+// signal), 1 when it cannot start; never 2.
+func lmtpCommand(cio *cmdIO) *cli.Command {
+	return &cli.Command{
+		Name:      "lmtp",
+		Usage:     "deliver as a resident LMTP server: on standard input and output (spawn(8)), or on a socket",
+		UsageText: "vdeliver lmtp [-c config_dir] [-o name=value]... [--listen unix:PATH|tcp:ADDR:PORT] [options]",
+		Description: `The same delivery as a resident LMTP server (RFC 2033): one status per recipient,
+unknown users refused at RCPT, main.cf and the tables opened once and reloaded between
+transactions when they change. master.cf:
+  vdeliver-lmtp unix - n n - - spawn user=vmail argv=/usr/local/bin/vdeliver lmtp
+main.cf:
+  virtual_transport = lmtp:unix:private/vdeliver-lmtp
+Exit status: 0 after a session, 1 when it cannot start.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "c", Usage: "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)"},
+			&cli.StringSliceFlag{Name: "o", Usage: "override a main.cf parameter: name=value (repeatable)"},
+			&cli.StringFlag{Name: "log-file", Usage: "append log lines to this file when no syslog socket exists"},
+			&cli.StringFlag{Name: "listen", Usage: "serve on a socket instead of standard input: unix:PATH or tcp:ADDR:PORT"},
+			&cli.BoolFlag{Name: "allow-remote", Usage: "allow --listen on a TCP address that is not loopback"},
+			&cli.StringFlag{Name: "socket-mode", Value: "0660", Usage: "permissions of a --listen unix socket, in octal"},
+			&cli.IntFlag{Name: "max-connections", Value: 20, Usage: "sessions served in parallel with --listen"},
+			&cli.IntFlag{Name: "max-recipients", Value: lmtp.DefaultMaxRecipients, Usage: "recipients per transaction"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: lmtp.DefaultIdleTimeout, Usage: "wait for the client's next command outside a transaction"},
+			&cli.DurationFlag{Name: "transaction-timeout", Value: lmtp.DefaultTxTimeout, Usage: "a whole transaction, MAIL to the last reply (below Postfix's lmtp_*_timeout)"},
+			&cli.DurationFlag{Name: "lifetime", Usage: "end the session between transactions after this long (default: half the time limit of main.cf, below spawn(8)'s)"},
+			&cli.StringFlag{Name: "spool-dir", Usage: "directory for the unnamed spool file of a large message (default $TMPDIR, else /tmp)"},
+			&cli.StringFlag{Name: "hostname", Usage: "name in the greeting (default: the host name)"},
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return lmtpUsageError(c, cio, err)
+		},
+		Action: func(c *cli.Context) error {
+			o, err := lmtpOptionsOf(c)
+			if err != nil {
+				return lmtpUsageError(c, cio, err)
+			}
+			cio.code = runLMTP(c.Context, o, cio.stdin, cio.stdout, cio.stderr, cio.getenv)
+			return nil
+		},
 	}
-	fs.Usage = o.usage
-	if err := fs.Parse(args[1:]); err != nil {
-		return nil, err
+}
+
+// lmtpUsageError: under spawn(8) standard output is the client's connection, so a reply
+// it understands (the mail waits) goes first, the explanation after it; exit 1.
+func lmtpUsageError(c *cli.Context, cio *cmdIO, err error) error {
+	fmt.Fprintf(cio.stdout, "421 4.3.5 %s Error: command line usage error\r\n", hostnameOr(""))
+	usageError(c, err)
+	return cli.Exit("", 1)
+}
+
+// lmtpOptionsOf checks the command line; all of the subcommand's option checks are here.
+func lmtpOptionsOf(c *cli.Context) (*lmtpOptions, error) {
+	if c.Args().Len() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", c.Args().First())
 	}
-	o.args = fs.Args()
-	if len(o.args) > 0 {
-		o.usage()
-		return nil, fmt.Errorf("unexpected argument %q", o.args[0])
+	o := &lmtpOptions{
+		configDir: c.String("c"), overrides: c.StringSlice("o"), logFile: c.String("log-file"),
+		listen: c.String("listen"), allowRemote: c.Bool("allow-remote"),
+		maxConns: c.Int("max-connections"), maxRcpts: c.Int("max-recipients"),
+		idleTimeout: c.Duration("idle-timeout"), txTimeout: c.Duration("transaction-timeout"),
+		lifetime: c.Duration("lifetime"), spoolDir: c.String("spool-dir"), hostname: c.String("hostname"),
 	}
-	if o.maxConns < 1 || o.maxRcpts < 1 || o.idleTimeout <= 0 || o.txTimeout <= 0 || o.lifetime < 0 || o.socketMode > 0o777 {
-		return nil, errors.New("limits and timeouts must be positive, --socket-mode at most 0777")
+	mode, err := strconv.ParseUint(c.String("socket-mode"), 8, 32)
+	if err != nil || mode > 0o777 {
+		return nil, fmt.Errorf("--socket-mode %q: want an octal mode up to 0777", c.String("socket-mode"))
+	}
+	o.socketMode = uint(mode)
+	if o.maxConns < 1 || o.maxRcpts < 1 || o.idleTimeout <= 0 || o.txTimeout <= 0 || o.lifetime < 0 {
+		return nil, errors.New("limits and timeouts must be positive")
 	}
 	return o, nil
 }
 
-// multiFlag collects a repeatable flag's values without splitting on commas.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// octalMode is a permission flag read and shown in octal.
-type octalMode uint
-
-func (m *octalMode) String() string { return fmt.Sprintf("%04o", uint(*m)) }
-func (m *octalMode) Set(v string) error {
-	n, err := strconv.ParseUint(v, 8, 32)
-	if err != nil || n > 0o777 {
-		return fmt.Errorf("want an octal mode up to 0777")
-	}
-	*m = octalMode(n)
-	return nil
-}
-
-// runLMTP: vdeliver lmtp [options]. Exit 0 after a session (or, with --listen, a signal),
-// 1 when it cannot start; never 2.
-func runLMTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	var usage bytes.Buffer
-	o, err := lmtpFlags(args, &usage)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.Copy(stderr, &usage)
-			return 0
-		}
-		// Under spawn(8) standard output is the client's connection: a reply it
-		// understands (the mail waits) goes first, the explanation after it.
-		fmt.Fprintf(stdout, "421 4.3.5 %s Error: command line usage error\r\n", hostnameOr(""))
-		io.Copy(stderr, &usage)
-		fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
-		return 1
-	}
+// runLMTP serves with the options of the command line.
+func runLMTP(ctx context.Context, o *lmtpOptions, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	// The log goes where a delivery's goes: the postlog socket when main.cf sets
 	// maillog_file (main.cf is read again, whole, for every transaction below).
 	cf, _ := loadConfig(o.configDir, o.overrides, getenv)
