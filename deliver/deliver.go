@@ -25,6 +25,11 @@ type Options struct {
 	ForwardCommand []string            // --forward-command, split at spaces; nil -> DefaultForwardCommand
 	StateDir       string              // --state-dir: where the journal lives; "" -> no journal
 	Getenv         func(string) string // our environment, for the forward command; nil -> empty
+
+	// PerRecipient says that the caller reports each recipient's status to the MTA on
+	// its own (an LMTP server does), so a retry never repeats a recipient that got the
+	// message: the journal is needed only for a recipient with several destinations.
+	PerRecipient bool
 }
 
 // Run delivers msg (as read from stdin) to every recipient and returns one Status per
@@ -43,6 +48,21 @@ type Options struct {
 // may duplicate. Within a run, a mailbox reached twice (two aliases, two recipients of
 // the same mailbox) gets the message once.
 func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []byte, opt Options) []*Status {
+	envs := make([]Envelope, len(rcpts))
+	for i, rcpt := range rcpts {
+		envs[i] = env
+		envs[i].Recipient = rcpt
+	}
+	return s.RunEnvelopes(ctx, envs, raw, opt)
+}
+
+// RunEnvelopes is Run with an envelope per recipient (each its own Recipient and
+// OrigRcpt, as an LMTP transaction gives them); Sender and QueueID are the first's.
+func (s *Settings) RunEnvelopes(ctx context.Context, envs []Envelope, raw []byte, opt Options) []*Status {
+	var env Envelope
+	if len(envs) > 0 {
+		env = envs[0]
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -53,15 +73,19 @@ func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []
 	msg := Normalize(raw)
 	r := &run{s: s, opt: opt, msg: msg, loops: deliveredTo(msg), seen: map[string]bool{}}
 	defer r.close()
-	plans := make([]plan, len(rcpts))
-	total := 0
-	for i, rcpt := range rcpts {
-		e := env
-		e.Recipient = rcpt
+	plans := make([]plan, len(envs))
+	total, most := 0, 0
+	rcpts := make([]string, len(envs))
+	for i, e := range envs {
+		rcpts[i] = e.Recipient
 		plans[i] = r.plan(ctx, e)
 		total += len(plans[i].dests)
+		most = max(most, len(plans[i].dests))
 	}
 	r.fanout = total > 1
+	if opt.PerRecipient {
+		r.fanout = most > 1
+	}
 	if r.fanout {
 		switch {
 		case env.QueueID == "":
@@ -70,7 +94,7 @@ func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []
 			opt.Log(fmt.Sprintf("%s: warning: %d destinations and no state directory (--state-dir): a retry after a partial failure may deliver to some of them twice", env.QueueID, total))
 		}
 	}
-	out := make([]*Status, len(rcpts))
+	out := make([]*Status, len(envs))
 	for i, p := range plans {
 		out[i] = r.deliverPlan(ctx, p, start, len(raw))
 	}
@@ -305,14 +329,63 @@ func (r *run) finish(queueID string, rcpts []string, out []*Status) {
 
 // checkEnvelope refuses what can never be delivered or forwarded.
 func (r *run) checkEnvelope(env Envelope) *Status {
+	if st := checkAddresses(env); st != nil {
+		return st
+	}
+	if len(r.msg) == 0 {
+		return Bouncef(CodeBadMessage, nil, "message is empty")
+	}
+	return nil
+}
+
+// checkAddresses refuses an envelope whose sender or original recipient could inject
+// header lines.
+func checkAddresses(env Envelope) *Status {
 	if env.Sender != "" && hasControl(env.Sender) {
 		return Bouncef(CodeBadSender, fmt.Errorf("sender %q", env.Sender), "bad sender address syntax")
 	}
 	if hasControl(env.OrigRcpt) {
 		return Bouncef(CodeBadRcptSyntax, fmt.Errorf("original recipient %q", env.OrigRcpt), "bad original recipient address syntax")
 	}
-	if len(r.msg) == 0 {
-		return Bouncef(CodeBadMessage, nil, "message is empty")
+	return nil
+}
+
+// Accept answers, before the message is known, whether env.Recipient would be
+// delivered: the delivery's own checks (envelope syntax, resolution, the base, the
+// owner's identity) without writing anything or switching identity. nil accepts; a
+// Status is what the delivery would answer, so an LMTP server rejects at RCPT with the
+// pipe mode's code and text. The message-dependent checks (empty message, Delivered-To
+// loop) and the writers' own come at delivery.
+func (s *Settings) Accept(ctx context.Context, env Envelope) (st *Status) {
+	defer func() {
+		if p := recover(); p != nil {
+			st = Deferf(CodeSystem, fmt.Errorf("panic: %v", p), "internal error")
+		}
+		if st != nil && s.SoftBounce {
+			st = st.SoftBounce()
+		}
+	}()
+	if st := checkAddresses(env); st != nil {
+		return st
+	}
+	t, st := s.Resolve(ctx, env.Recipient)
+	if st != nil {
+		return st
+	}
+	if st := s.checkBase(); st != nil {
+		return st
+	}
+	if err := canBecome(t.UID, t.GID); err != nil {
+		return Deferf(CodeConfig, err, "mail system configuration error")
+	}
+	return nil
+}
+
+// checkBase refuses a relative or empty virtual_mailbox_base, as virtual(8) does.
+func (s *Settings) checkBase() *Status {
+	if !strings.HasPrefix(s.Base, "/") {
+		return Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", s.Base),
+			"mail system configuration error")
 	}
 	return nil
 }
@@ -326,9 +399,8 @@ func (r *run) prepare(ctx context.Context, env Envelope) (*Target, *Status) {
 	if !r.opt.NoLoopCheck && isLoop(r.loops, env.Recipient) {
 		return nil, Bouncef(CodeLoop, nil, "mail forwarding loop for %s", env.Recipient)
 	}
-	if !strings.HasPrefix(r.s.Base, "/") {
-		return nil, Deferf(CodeConfig, fmt.Errorf("virtual_mailbox_base %q: do not specify a relative or empty pathname", r.s.Base),
-			"mail system configuration error")
+	if st := r.s.checkBase(); st != nil {
+		return nil, st
 	}
 	if err := r.id.become(t.UID, t.GID); err != nil {
 		return nil, Deferf(CodeConfig, err, "mail system configuration error")

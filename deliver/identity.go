@@ -25,10 +25,10 @@ func (id *identity) become(uid, gid uint32) error {
 		}
 		return fmt.Errorf("already running as uid %d gid %d, cannot switch to uid %d gid %d in the same run (set the transport's destination_recipient_limit = 1)", id.uid, id.gid, uid, gid)
 	}
+	if err := canBecome(uid, gid); err != nil {
+		return err
+	}
 	if os.Geteuid() == 0 {
-		if uid == 0 || gid == 0 {
-			return fmt.Errorf("refusing to deliver as uid %d gid %d", uid, gid)
-		}
 		if err := unix.Setgroups([]int{}); err != nil {
 			return fmt.Errorf("setgroups: %w", err)
 		}
@@ -41,10 +41,23 @@ func (id *identity) become(uid, gid uint32) error {
 		if os.Geteuid() != int(uid) || os.Getegid() != int(gid) {
 			return fmt.Errorf("identity switch to uid %d gid %d did not take effect", uid, gid)
 		}
-	} else if os.Geteuid() != int(uid) || os.Getegid() != int(gid) {
+	}
+	id.switched, id.uid, id.gid = true, uid, gid
+	return nil
+}
+
+// canBecome reports whether a process with our ids could deliver as uid and gid: root as
+// anyone but root, anyone else only as itself. It changes nothing.
+func canBecome(uid, gid uint32) error {
+	if os.Geteuid() == 0 {
+		if uid == 0 || gid == 0 {
+			return fmt.Errorf("refusing to deliver as uid %d gid %d", uid, gid)
+		}
+		return nil
+	}
+	if os.Geteuid() != int(uid) || os.Getegid() != int(gid) {
 		return fmt.Errorf("running as uid %d gid %d, but the recipient's mailbox belongs to uid %d gid %d (run vdeliver as that user, or as root)",
 			os.Geteuid(), os.Getegid(), uid, gid)
 	}
-	id.switched, id.uid, id.gid = true, uid, gid
 	return nil
 }

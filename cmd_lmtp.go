@@ -1,0 +1,635 @@
+package main
+
+// vdeliver lmtp: the resident LMTP mode (README "LMTP mode", docs/vdeliver.8).
+//
+// One process serves one LMTP session on standard input and output, as spawn(8) runs
+// it, or many sessions in parallel on a socket (--listen). main.cf and the tables are
+// opened once and shared by the transactions; before each transaction the files they
+// came from are checked (stat), and when one has changed, a new configuration is loaded
+// whole and used from that transaction on, while a transaction already running keeps
+// the one it started with. A transaction never sees a half-reloaded configuration.
+//
+// Identity: the process delivers only as itself, as the pipe mode does without the
+// setuid bit: a recipient whose looked-up uid/gid is not the process's own gets 4.3.5 at
+// RCPT. It refuses to start as root: a long-lived process serving many recipients would
+// have to switch identity per recipient and back, and a failed switch back would leave
+// it writing as root or as the previous recipient. A setuid-root install drops to the
+// caller before this code runs (setuid.go), so spawn(8) with user=vmail runs it as vmail.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"vdeliver/deliver"
+	"vdeliver/lmtp"
+	"vdeliver/lookup"
+	"vdeliver/maincf"
+)
+
+func init() { subcommands["lmtp"] = runLMTP }
+
+// lmtpOptions is the command line of vdeliver lmtp.
+type lmtpOptions struct {
+	configDir   string
+	overrides   multiFlag
+	logFile     string
+	listen      string
+	allowRemote bool
+	socketMode  uint
+	maxConns    int
+	maxRcpts    int
+	idleTimeout time.Duration
+	txTimeout   time.Duration
+	lifetime    time.Duration
+	spoolDir    string
+	hostname    string
+	args        []string
+	usage       func()
+}
+
+// lmtpFlags parses the command line; all of the subcommand's flag handling is here.
+func lmtpFlags(args []string, stderr io.Writer) (*lmtpOptions, error) {
+	o := &lmtpOptions{}
+	fs := flag.NewFlagSet("vdeliver lmtp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.configDir, "c", "", "directory with main.cf (default $MAIL_CONFIG, else /etc/postfix)")
+	fs.Var(&o.overrides, "o", "override a main.cf parameter: name=value (repeatable)")
+	fs.StringVar(&o.logFile, "log-file", "", "append log lines to this file when no syslog socket exists")
+	fs.StringVar(&o.listen, "listen", "", "serve on a socket instead of standard input: unix:PATH or tcp:ADDR:PORT")
+	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on a TCP address that is not loopback")
+	fs.UintVar(&o.socketMode, "socket-mode", 0o660, "permissions of a --listen unix socket")
+	fs.IntVar(&o.maxConns, "max-connections", 20, "sessions served in parallel with --listen")
+	fs.IntVar(&o.maxRcpts, "max-recipients", lmtp.DefaultMaxRecipients, "recipients per transaction")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", lmtp.DefaultIdleTimeout, "wait for the client's next command outside a transaction")
+	fs.DurationVar(&o.txTimeout, "transaction-timeout", lmtp.DefaultTxTimeout, "a whole transaction, MAIL to the last reply (below Postfix's lmtp_*_timeout)")
+	fs.DurationVar(&o.lifetime, "lifetime", 0, "end the session between transactions after this long (default: half the time limit of main.cf, below spawn(8)'s)")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for the unnamed spool file of a large message (default $TMPDIR, else /tmp)")
+	fs.StringVar(&o.hostname, "hostname", "", "name in the greeting (default: the host name)")
+	o.usage = func() {
+		fmt.Fprintln(stderr, "usage: vdeliver lmtp [-c config_dir] [-o name=value]... [--listen unix:PATH|tcp:ADDR:PORT] [options]")
+		fs.PrintDefaults()
+	}
+	fs.Usage = o.usage
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	o.args = fs.Args()
+	if len(o.args) > 0 {
+		o.usage()
+		return nil, fmt.Errorf("unexpected argument %q", o.args[0])
+	}
+	if o.maxConns < 1 || o.maxRcpts < 1 || o.idleTimeout <= 0 || o.txTimeout <= 0 || o.lifetime < 0 || o.socketMode > 0o777 {
+		return nil, errors.New("limits and timeouts must be positive, --socket-mode at most 0777")
+	}
+	return o, nil
+}
+
+// runLMTP: vdeliver lmtp [options]. Exit 0 after a session (or, with --listen, a signal),
+// 1 when it cannot start; never 2.
+func runLMTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	o, err := lmtpFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	logger := openLog(o.logFile, getenv("VDELIVER_SYSLOG_SOCKET"))
+	defer logger.close()
+	if os.Geteuid() == 0 {
+		// Under spawn(8) the client reads this as a deferral; by hand it is a clear error.
+		err := errors.New("refusing to run as root: run it as the mailboxes' owner (spawn(8) user=vmail)")
+		logger.printf("fatal: lmtp: %v", err)
+		if o.listen == "" {
+			fmt.Fprintf(stdout, "421 4.3.5 %s Error: mail system configuration error\r\n", hostnameOr(o.hostname))
+		}
+		fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
+		return 1
+	}
+	cfg := &lmtpConfig{dir: configDirectory(o.configDir, getenv), overrides: o.overrides, logger: logger}
+	cfg.reload()
+	srv := lmtp.Config{
+		Hostname:      hostnameOr(o.hostname),
+		MaxSize:       cfg.maxSize(),
+		MaxRecipients: o.maxRcpts,
+		IdleTimeout:   o.idleTimeout,
+		TxTimeout:     o.txTimeout,
+		SpoolDir:      o.spoolDir,
+		Log:           logger.line,
+	}
+	lifetime := o.lifetime
+	if lifetime == 0 {
+		lifetime = cfg.timeLimit() / 2
+	}
+	h := &lmtpHandler{cfg: cfg, logger: logger, getenv: getenv}
+	if o.listen == "" {
+		if lifetime > 0 {
+			srv.Lifetime = time.Now().Add(lifetime)
+		}
+		conn, closeConn := stdioConn(stdin, stdout)
+		defer closeConn()
+		lmtp.Serve(ctx, conn, h, srv)
+		return 0
+	}
+	return serveListen(ctx, o, srv, lifetime, h, stderr, logger)
+}
+
+func hostnameOr(h string) string {
+	if h != "" {
+		return h
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+// lmtpConfig is the configuration the transactions share: the Settings loaded last,
+// the files they were loaded from with their status then, and how many transactions
+// still use each Settings.
+type lmtpConfig struct {
+	dir       string
+	overrides []string
+	logger    *logger
+
+	mu     sync.Mutex
+	cur    *loaded
+	stamps []fileStamp
+}
+
+// loaded is one whole configuration: Settings, or the status every recipient gets when
+// it could not be loaded.
+type loaded struct {
+	s     *deliver.Settings
+	st    *deliver.Status
+	cf    *maincf.Config
+	users int  // transactions using it
+	old   bool // replaced: closed when the last user ends
+}
+
+// acquire returns the configuration for a new transaction, loading a new one first when
+// a file it came from has changed.
+func (c *lmtpConfig) acquire() *loaded {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || !sameStamps(c.stamps, stampFiles(c.cur.cf, c.dir)) {
+		c.reloadLocked()
+	}
+	c.cur.users++
+	return c.cur
+}
+
+func (c *lmtpConfig) release(l *loaded) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l.users--
+	if l.old && l.users == 0 && l.s != nil {
+		l.s.Close()
+	}
+}
+
+func (c *lmtpConfig) reload() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reloadLocked()
+}
+
+func (c *lmtpConfig) reloadLocked() {
+	// The status of the files is taken before they are read: a change during the load
+	// shows at the next check and loads again.
+	var cf *maincf.Config
+	stamps := stampFiles(nil, c.dir)
+	l := &loaded{}
+	cf, err := loadConfig(c.dir, c.overrides, func(string) string { return "" })
+	if err == nil {
+		stamps = stampFiles(cf, c.dir)
+		for _, w := range cf.Warnings() {
+			c.logger.printf("warning: %s", w)
+		}
+		l.cf = cf
+		l.s, l.st = deliver.Load(cf, func(w string) { c.logger.printf("warning: %s", w) })
+	} else {
+		l.st = deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error")
+	}
+	if l.st != nil {
+		c.logger.printf("warning: lmtp: configuration not loaded: %v", l.st.Err)
+	}
+	if old := c.cur; old != nil {
+		old.old = true
+		if old.users == 0 && old.s != nil {
+			old.s.Close()
+		}
+		c.logger.printf("lmtp: configuration in %s changed: reloaded", c.dir)
+	}
+	c.cur, c.stamps = l, stamps
+}
+
+// maxSize is what LHLO announces as SIZE: message_size_limit, as Postfix's own servers.
+func (c *lmtpConfig) maxSize() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || c.cur.cf == nil {
+		return 0
+	}
+	n, err := c.cur.cf.Int("message_size_limit")
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func (c *lmtpConfig) timeLimit() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || c.cur.s == nil {
+		return 0
+	}
+	return c.cur.s.TimeLimit
+}
+
+// fileStamp is what tells that a file changed: its identity, size and times, or its
+// absence.
+type fileStamp struct {
+	path                   string
+	exists                 bool
+	dev, ino               uint64
+	size, mtimeNs, ctimeNs int64
+}
+
+// tableParams are the parameters whose tables a delivery opens.
+var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_mailbox_domains", "mydestination"}
+
+// stampFiles stats main.cf and every file the tables of cf may be read from: the
+// table's name and its compiled forms (.db, .cdb, .lmdb), and "/file" list elements.
+func stampFiles(cf *maincf.Config, dir string) []fileStamp {
+	paths := []string{dir + "/main.cf"}
+	if cf != nil {
+		for _, p := range tableParams {
+			v, err := cf.Get(p)
+			if err != nil {
+				continue
+			}
+			for _, item := range lookup.SplitList(v) {
+				item = strings.TrimLeft(item, "!")
+				if strings.HasPrefix(item, "/") {
+					paths = append(paths, item)
+					continue
+				}
+				for strings.HasPrefix(item, "proxy:") {
+					item = item[len("proxy:"):]
+				}
+				_, name, ok := strings.Cut(item, ":")
+				if !ok || !strings.HasPrefix(name, "/") {
+					continue
+				}
+				paths = append(paths, name, name+".db", name+".cdb", name+".lmdb")
+			}
+		}
+	}
+	out := make([]fileStamp, len(paths))
+	for i, p := range paths {
+		out[i].path = p
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err == nil {
+			out[i] = fileStamp{path: p, exists: true, dev: uint64(st.Dev), ino: st.Ino, size: st.Size,
+				mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}
+		}
+	}
+	return out
+}
+
+func sameStamps(a, b []fileStamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lmtpHandler joins the LMTP server to deliver: a transaction holds one configuration.
+type lmtpHandler struct {
+	cfg    *lmtpConfig
+	logger *logger
+	getenv func(string) string
+}
+
+func (h *lmtpHandler) Begin(ctx context.Context, tx *lmtp.Tx) lmtp.Transaction {
+	return &lmtpTx{h: h, info: tx, conf: h.cfg.acquire(), start: time.Now()}
+}
+
+type lmtpTx struct {
+	h     *lmtpHandler
+	info  *lmtp.Tx
+	conf  *loaded
+	start time.Time
+}
+
+func (t *lmtpTx) envelope(r lmtp.Rcpt) deliver.Envelope {
+	return deliver.Envelope{Sender: t.info.Sender, OrigRcpt: r.ORCPT, QueueID: t.info.QueueID, Recipient: r.Addr}
+}
+
+func reply(st *deliver.Status) lmtp.Reply {
+	return lmtp.Reply{Code: st.Code, Text: strings.TrimPrefix(st.Line(), st.Code+" ")}
+}
+
+// Recipient rejects at RCPT what the delivery would refuse before writing, with the
+// same status, and logs it as the delivery would.
+func (t *lmtpTx) Recipient(ctx context.Context, r lmtp.Rcpt) lmtp.Reply {
+	env := t.envelope(r)
+	st := t.conf.st
+	if st == nil {
+		st = t.conf.s.Accept(ctx, env)
+	}
+	if st == nil {
+		return lmtp.Reply{Code: "2.1.5", Text: "Ok"}
+	}
+	t.h.logger.line(deliver.LogLine(env, st, time.Since(t.start), 0))
+	return reply(st)
+}
+
+// Data delivers through the pipe mode's own Run, one status per recipient.
+func (t *lmtpTx) Data(ctx context.Context, msg *lmtp.Message, rcpts []lmtp.Rcpt) []lmtp.Reply {
+	envs := make([]deliver.Envelope, len(rcpts))
+	for i, r := range rcpts {
+		envs[i] = t.envelope(r)
+	}
+	out := make([]lmtp.Reply, len(rcpts))
+	if t.conf.st != nil {
+		for i := range out {
+			out[i] = reply(t.conf.st)
+		}
+		return out
+	}
+	raw := msg.Bytes()
+	if raw == nil {
+		var err error
+		if raw, err = io.ReadAll(msg.Reader()); err != nil {
+			st := deliver.Deferf(deliver.CodeSystem, err, "error reading message: %s", err)
+			for i := range out {
+				t.h.logger.line(deliver.LogLine(envs[i], st, time.Since(t.start), int(msg.Size())))
+				out[i] = reply(st)
+			}
+			return out
+		}
+	}
+	sts := t.conf.s.RunEnvelopes(ctx, envs, raw, deliver.Options{Log: t.h.logger.line, PerRecipient: true, Getenv: t.h.getenv})
+	for i, st := range sts {
+		out[i] = reply(st)
+	}
+	return out
+}
+
+func (t *lmtpTx) End() { t.h.cfg.release(t.conf) }
+
+// fileConn is a session on two descriptors (standard input and output), both in
+// non-blocking mode so that the runtime's poller gives reads and writes deadlines.
+type fileConn struct {
+	r, w *os.File
+}
+
+func (c fileConn) Read(b []byte) (int, error)         { return c.r.Read(b) }
+func (c fileConn) Write(b []byte) (int, error)        { return c.w.Write(b) }
+func (c fileConn) SetReadDeadline(t time.Time) error  { return c.r.SetReadDeadline(t) }
+func (c fileConn) SetWriteDeadline(t time.Time) error { return c.w.SetWriteDeadline(t) }
+
+// stdioConn makes the session's stream from stdin and stdout. When they are files (as
+// under spawn(8): the socket), each is duplicated and the copy set non-blocking, so the
+// timeouts work and os.Stdin and os.Stdout are left as they were. Anything else (a test
+// calling run in-process) is used as it is, without deadlines.
+func stdioConn(stdin io.Reader, stdout io.Writer) (lmtp.Conn, func()) {
+	in, ok1 := stdin.(*os.File)
+	out, ok2 := stdout.(*os.File)
+	if ok1 && ok2 {
+		r, err1 := dupNonblock(in)
+		w, err2 := dupNonblock(out)
+		if err1 == nil && err2 == nil {
+			return fileConn{r: r, w: w}, func() { r.Close(); w.Close() }
+		}
+		if r != nil {
+			r.Close()
+		}
+		if w != nil {
+			w.Close()
+		}
+	}
+	return struct {
+		io.Reader
+		io.Writer
+	}{stdin, stdout}, func() {}
+}
+
+func dupNonblock(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = syscall.Dup(int(fd))
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	syscall.CloseOnExec(nfd)
+	if err := syscall.SetNonblock(nfd, true); err != nil {
+		syscall.Close(nfd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
+}
+
+// serveListen accepts sessions on o.listen until SIGTERM or SIGINT.
+func serveListen(ctx context.Context, o *lmtpOptions, srv lmtp.Config, lifetime time.Duration, h *lmtpHandler, stderr io.Writer, logger *logger) int {
+	ln, err := listen(o.listen, o.allowRemote, os.FileMode(o.socketMode))
+	if err != nil {
+		fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
+		logger.printf("fatal: lmtp: %v", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, o.maxConns)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			logger.printf("warning: lmtp: accept: %v", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			conn.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(conn, "421 4.3.2 %s Error: too many connections\r\n", srv.Hostname)
+			conn.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer conn.Close()
+			c := srv
+			if lifetime > 0 {
+				c.Lifetime = time.Now().Add(lifetime)
+			}
+			lmtp.Serve(ctx, conn, h, c)
+		}()
+	}
+	wg.Wait()
+	return 0
+}
+
+// listener accepts connections on a socket made with the system calls themselves: the
+// net package's initialisation would cost every pipe-mode delivery its start-up time
+// (bench/mda/README.md), and a socket is all this needs.
+type listener struct {
+	f      *os.File
+	unlink string
+}
+
+func (l *listener) Close() error {
+	if l.unlink != "" {
+		os.Remove(l.unlink)
+		l.unlink = ""
+	}
+	return l.f.Close()
+}
+
+// Accept waits (in the runtime's poller) for the next connection and returns it as a
+// non-blocking *os.File, which has deadlines.
+func (l *listener) Accept() (*os.File, error) {
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var nfd int
+	var aerr error
+	err = rc.Read(func(fd uintptr) bool {
+		nfd, _, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		return aerr != syscall.EAGAIN
+	})
+	if err != nil {
+		return nil, err
+	}
+	if aerr != nil {
+		return nil, aerr
+	}
+	return os.NewFile(uintptr(nfd), "lmtp-connection"), nil
+}
+
+// listen opens unix:PATH (mode perm, a stale socket at PATH replaced, anything else
+// there refused) or tcp:ADDR:PORT (an IP address; one that is not loopback only with
+// allowRemote).
+func listen(spec string, allowRemote bool, perm os.FileMode) (*listener, error) {
+	kind, addr, ok := strings.Cut(spec, ":")
+	if !ok || addr == "" {
+		return nil, fmt.Errorf("--listen %q: want unix:PATH or tcp:ADDR:PORT", spec)
+	}
+	var fd int
+	var sa syscall.Sockaddr
+	var err error
+	switch kind {
+	case "unix":
+		if err := removeStaleSocket(addr); err != nil {
+			return nil, err
+		}
+		fd, err = syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return nil, fmt.Errorf("socket: %w", err)
+		}
+		// Created owner-only, widened to perm once bound: never more open than asked.
+		old := syscall.Umask(0o177)
+		err = syscall.Bind(fd, &syscall.SockaddrUnix{Name: addr})
+		syscall.Umask(old)
+		if err == nil {
+			err = os.Chmod(addr, perm)
+		}
+	case "tcp":
+		ap, perr := netip.ParseAddrPort(addr)
+		if perr != nil {
+			return nil, fmt.Errorf("--listen %q: want tcp:IP:PORT (an IP address, not a name): %v", spec, perr)
+		}
+		ip := ap.Addr().Unmap()
+		if !ip.IsLoopback() && !allowRemote {
+			return nil, fmt.Errorf("--listen %q: %s is not a loopback address; anyone who can reach it could deliver mail to every mailbox: add --allow-remote if that is meant (and firewall it)", spec, ip)
+		}
+		family := syscall.AF_INET6
+		if ip.Is4() {
+			family = syscall.AF_INET
+			sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}
+		} else {
+			sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
+		}
+		fd, err = syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return nil, fmt.Errorf("socket: %w", err)
+		}
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		err = syscall.Bind(fd, sa)
+	default:
+		return nil, fmt.Errorf("--listen %q: want unix:PATH or tcp:ADDR:PORT", spec)
+	}
+	if err == nil {
+		err = syscall.Listen(fd, 128)
+	}
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("--listen %s: %w", spec, err)
+	}
+	l := &listener{f: os.NewFile(uintptr(fd), spec)}
+	if kind == "unix" {
+		l.unlink = addr
+	}
+	return l, nil
+}
+
+// removeStaleSocket removes a socket left at path by a process that is gone (nothing
+// accepts on it); a live socket or any other file is an error.
+func removeStaleSocket(path string) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("--listen unix:%s: %w", path, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		return fmt.Errorf("--listen unix:%s: exists and is not a socket", path)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: path}); err == nil {
+		return fmt.Errorf("--listen unix:%s: another server is listening there", path)
+	}
+	return os.Remove(path)
+}
