@@ -14,7 +14,7 @@
 # /var/log/postfix-e2e.log.
 #
 # VDELIVER_E2E_TRANSPORT lists the transports to run the suite against, in
-# order (default "vdeliver"):
+# order (default "vdeliver lmtp"):
 #   vdeliver  vdeliver through pipe(8), one process per recipient
 #   lmtp      vdeliver's LMTP mode under spawn(8),
 #             virtual_transport = lmtp:unix:private/vdeliver-lmtp
@@ -23,7 +23,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-transports=${VDELIVER_E2E_TRANSPORT:-vdeliver}
+transports=${VDELIVER_E2E_TRANSPORT:-vdeliver lmtp}
 maillog=/var/log/postfix-e2e.log
 
 say() { printf 'e2e: %s\n' "$*" >&2; }
