@@ -70,6 +70,7 @@ type options struct {
 	concurrencies          []int
 	formats                []string
 	maillog, base, readme  string
+	perf                   string // directory for a perf record of every timed run
 	timeout                time.Duration
 }
 
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.maillog, "maillog", "/var/log/postfix-bench.log", "Postfix's maillog_file")
 	flag.StringVar(&o.base, "base", "/var/mail/vhosts", "virtual_mailbox_base")
 	flag.StringVar(&o.readme, "readme", "", "write the results into this Markdown file between its result markers")
+	flag.StringVar(&o.perf, "perf", "", "record every timed run with `perf record -a -g` into this directory and print where the CPU went (a profiling run: perf costs CPU too)")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	flag.Parse()
 	o.agents = strings.Split(agents, ",")
@@ -199,6 +201,26 @@ func runOne(o options, a agent, format, tag string) (result, error) {
 	off, err := fileSize(o.maillog)
 	if err != nil {
 		return result{}, err
+	}
+	var perf *exec.Cmd
+	if o.perf != "" {
+		data := filepath.Join(o.perf, fmt.Sprintf("%s.%s.data", strings.ReplaceAll(a.label(), " ", ""), format))
+		perf = exec.Command("perf", "record", "-q", "-a", "-g", "-F", "499", "-o", data)
+		if err := perf.Start(); err != nil {
+			return result{}, fmt.Errorf("perf record: %w", err)
+		}
+		defer func() {
+			perf.Process.Signal(os.Interrupt)
+			perf.Wait()
+			out, _ := exec.Command("perf", "report", "-i", data, "--stdio", "--sort", "comm", "-g", "none", "--percent-limit", "2").Output()
+			fmt.Fprintf(os.Stderr, "perf, %s %s (%s), share of the machine's samples by command:\n", a.label(), format, data)
+			for _, line := range strings.Split(string(out), "\n") {
+				if line != "" && !strings.HasPrefix(line, "#") {
+					fmt.Fprintln(os.Stderr, "   ", strings.TrimSpace(line))
+				}
+			}
+		}()
+		time.Sleep(500 * time.Millisecond) // perf's own start-up
 	}
 	cpu0 := cpuTicks()
 	start := time.Now()

@@ -11,6 +11,7 @@
 #
 #   ROUNDS=5 bash bench/postfix/run.sh
 #   AGENTS=virtual,floor CONCURRENCY=4 README= bash bench/postfix/run.sh
+#   PERF=/tmp/perf ROUNDS=1 README= bash bench/postfix/run.sh   # where the CPU goes
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -109,4 +110,9 @@ done
 
 args=(-n "$N" -rounds "$ROUNDS" -agents "$AGENTS" -concurrency "$CONCURRENCY" -maillog "$maillog" -base "$base")
 [ -n "$README" ] && args+=(-readme "$README")
+if [ -n "${PERF:-}" ]; then
+	command -v perf >/dev/null || install_packages linux-perf
+	mkdir -p "$PERF"
+	args+=(-perf "$PERF")
+fi
 "$harness" "${args[@]}"
