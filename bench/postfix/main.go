@@ -239,7 +239,7 @@ func runOne(o options, a agent, format, tag string) (result, error) {
 		return result{}, err
 	}
 	if got != o.n {
-		return result{}, fmt.Errorf("Postfix logged %d deliveries but the mailbox holds %d messages", o.n, got)
+		return result{}, fmt.Errorf("the log has %d deliveries but the mailbox holds %d messages", o.n, got)
 	}
 	return result{
 		rate:    float64(o.n) / elapsed.Seconds(),
