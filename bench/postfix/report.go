@@ -195,8 +195,10 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
+// fsType names the file system path is on as the mount table does (stat -f reports ext4
+// as ext2/ext3).
 func fsType(path string) string {
-	out, err := exec.Command("stat", "-f", "-c", "%T", path).Output()
+	out, err := exec.Command("findmnt", "-n", "-o", "FSTYPE", "-T", path).Output()
 	if err != nil {
 		return "?"
 	}

@@ -20,6 +20,7 @@ ROUNDS=${ROUNDS:-3}
 N=${N:-1000}
 AGENTS=${AGENTS:-virtual,vdeliver-pipe,vdeliver-lmtp,floor,dovecot-lmtp}
 CONCURRENCY=${CONCURRENCY:-20,4}
+FORMATS=${FORMATS:-maildir,mbox}
 README=${README-bench/postfix/README.md}
 maillog=/var/log/postfix-bench.log
 libexec=/usr/local/lib/vdeliver-bench
@@ -108,7 +109,7 @@ for format in maildir mbox; do
 	dovecot -c "$run/dovecot-$format.conf" || die "dovecot ($format) did not start: $(tail -n 5 "$run/dovecot-$format.log" 2>/dev/null)"
 done
 
-args=(-n "$N" -rounds "$ROUNDS" -agents "$AGENTS" -concurrency "$CONCURRENCY" -maillog "$maillog" -base "$base")
+args=(-n "$N" -rounds "$ROUNDS" -agents "$AGENTS" -concurrency "$CONCURRENCY" -formats "$FORMATS" -maillog "$maillog" -base "$base")
 [ -n "$README" ] && args+=(-readme "$README")
 if [ -n "${PERF:-}" ]; then
 	command -v perf >/dev/null || install_packages linux-perf
