@@ -53,12 +53,19 @@ func (s *Settings) Run(ctx context.Context, env Envelope, rcpts []string, raw []
 		envs[i] = env
 		envs[i].Recipient = rcpt
 	}
-	return s.RunEnvelopes(ctx, envs, raw, opt)
+	return s.run(ctx, envs, Normalize(raw), len(raw), opt)
 }
 
 // RunEnvelopes is Run with an envelope per recipient (each its own Recipient and
-// OrigRcpt, as an LMTP transaction gives them); Sender and QueueID are the first's.
-func (s *Settings) RunEnvelopes(ctx context.Context, envs []Envelope, raw []byte, opt Options) []*Status {
+// OrigRcpt, as an LMTP transaction gives them; Sender and QueueID are the first's) and
+// a message already in the form Normalize gives: every line ending in LF, each CRLF
+// already made LF.
+func (s *Settings) RunEnvelopes(ctx context.Context, envs []Envelope, msg []byte, opt Options) []*Status {
+	return s.run(ctx, envs, msg, len(msg), opt)
+}
+
+// run delivers msg, normalized, whose size as received was size.
+func (s *Settings) run(ctx context.Context, envs []Envelope, msg []byte, size int, opt Options) []*Status {
 	var env Envelope
 	if len(envs) > 0 {
 		env = envs[0]
@@ -70,7 +77,6 @@ func (s *Settings) RunEnvelopes(ctx context.Context, envs []Envelope, raw []byte
 		opt.Log = func(string) {}
 	}
 	start := opt.Now()
-	msg := Normalize(raw)
 	r := &run{s: s, opt: opt, msg: msg, loops: deliveredTo(msg), seen: map[string]bool{}}
 	defer r.close()
 	plans := make([]plan, len(envs))
@@ -96,7 +102,7 @@ func (s *Settings) RunEnvelopes(ctx context.Context, envs []Envelope, raw []byte
 	}
 	out := make([]*Status, len(envs))
 	for i, p := range plans {
-		out[i] = r.deliverPlan(ctx, p, start, len(raw))
+		out[i] = r.deliverPlan(ctx, p, start, size)
 	}
 	r.finish(env.QueueID, rcpts, out)
 	return out

@@ -2,6 +2,7 @@ package lmtp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -138,8 +139,7 @@ func Serve(ctx context.Context, conn Conn, h Handler, cfg Config) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.Log(fmt.Sprintf("panic in LMTP session: %v\n%s", p, debug.Stack()))
-			s.reply(421, "4.3.0", c.Hostname+" Error: internal error")
-			s.bw.Flush()
+			s.farewell(421, "4.3.0", c.Hostname+" Error: internal error")
 			err = fmt.Errorf("panic: %v", p)
 		}
 		s.endTx()
@@ -159,6 +159,8 @@ type session struct {
 	xfwd   map[string]string // XFORWARD attributes for the next transaction
 	tx     *txState
 	errors int
+	dlSet  time.Time // the deadline last set
+	dlTx   bool      // dlSet is a transaction's
 }
 
 type txState struct {
@@ -177,8 +179,7 @@ func (s *session) run() error {
 	s.reply(220, "", s.cfg.Hostname+" LMTP vdeliver")
 	for {
 		if s.tx == nil && !s.cfg.Lifetime.IsZero() && time.Now().After(s.cfg.Lifetime) {
-			s.reply(421, "4.3.2", s.cfg.Hostname+" Service closing: process lifetime reached")
-			return s.bw.Flush()
+			return s.farewell(421, "4.3.2", s.cfg.Hostname+" Service closing: process lifetime reached")
 		}
 		line, err := s.readLine()
 		if err != nil {
@@ -187,8 +188,7 @@ func (s *session) run() error {
 			}
 			if isTimeout(err) {
 				s.cfg.Log(s.label() + "timeout after " + s.stateName() + " from client")
-				s.reply(421, "4.4.2", s.cfg.Hostname+" Error: timeout exceeded")
-				s.bw.Flush()
+				s.farewell(421, "4.4.2", s.cfg.Hostname+" Error: timeout exceeded")
 				return errTimeout
 			}
 			if s.tx != nil {
@@ -217,6 +217,16 @@ func (s *session) run() error {
 	}
 }
 
+// farewell writes a last reply, with a write deadline of its own: the session's may
+// be what just expired.
+func (s *session) farewell(code int, enh, text string) error {
+	if s.dl != nil {
+		s.dl.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	}
+	s.reply(code, enh, text)
+	return s.bw.Flush()
+}
+
 func (s *session) label() string {
 	if s.tx != nil && s.tx.info.QueueID != "" {
 		return s.tx.info.QueueID + ": "
@@ -235,9 +245,11 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// setReadDeadline gives the next read the idle timeout outside a transaction (cut short
-// by the lifetime) and the transaction's deadline inside one.
-func (s *session) setReadDeadline() {
+// setReadDeadline gives the next read the transaction's deadline inside a transaction,
+// and outside one the idle timeout (cut short by the lifetime), renewed when the session
+// is about to wait (blocking) or has just left a transaction. Writes get the same
+// deadline: a client that stops reading is a client that stopped.
+func (s *session) setReadDeadline(blocking bool) {
 	if s.dl == nil {
 		return
 	}
@@ -245,24 +257,35 @@ func (s *session) setReadDeadline() {
 	if s.tx != nil {
 		d = s.tx.deadline
 	} else {
+		if !blocking && !s.dlTx {
+			return
+		}
 		d = time.Now().Add(s.cfg.IdleTimeout)
 		if !s.cfg.Lifetime.IsZero() && s.cfg.Lifetime.Before(d) {
 			d = s.cfg.Lifetime
 		}
 	}
+	if d.Equal(s.dlSet) {
+		return
+	}
+	s.dlSet, s.dlTx = d, s.tx != nil
 	s.dl.SetReadDeadline(d)
+	s.dl.SetWriteDeadline(d)
 }
 
 // fill flushes the replies before the session would wait for input, so that a pipelined
 // group of commands gets its replies in one write and a lone command gets its reply
 // before the client waits.
 func (s *session) fill() error {
-	if s.br.Buffered() == 0 {
+	n := s.br.Buffered()
+	buf, _ := s.br.Peek(n)
+	blocking := bytes.IndexByte(buf, '\n') < 0
+	if blocking {
 		if err := s.bw.Flush(); err != nil {
 			return err
 		}
-		s.setReadDeadline()
 	}
+	s.setReadDeadline(blocking)
 	return nil
 }
 
@@ -617,8 +640,7 @@ func (s *session) data(arg string) error {
 		sp.discard()
 		if isTimeout(err) {
 			s.cfg.Log(s.label() + "timeout after DATA from client: nothing delivered")
-			s.reply(421, "4.4.2", s.cfg.Hostname+" Error: timeout exceeded")
-			s.bw.Flush()
+			s.farewell(421, "4.4.2", s.cfg.Hostname+" Error: timeout exceeded")
 			return errTimeout
 		}
 		s.cfg.Log(s.label() + "lost connection after DATA from client: nothing delivered")
@@ -664,11 +686,15 @@ func (s *session) deliver(msg *Message, rcpts []Rcpt) (reps []Reply) {
 }
 
 // readData reads the message up to the line ".", undoing the dot-stuffing, and writes
-// each line to the spool ending in LF instead of CRLF: the bytes pipe(8) gives the pipe
-// mode for the same queue file, so that both modes go on from the same input.
+// it to the spool as the delivery agent writes it: each line ending in LF. What pipe(8)
+// gives the pipe mode for the same queue file is the line and LF, and the pipe mode then
+// turns CRLF into LF (deliver.Normalize); Postfix's lmtp client sends the line and CRLF.
+// So a line's CRLF becomes LF and one CR more before it is dropped too: a queue record
+// "x\r" arrives here as "x\r\r\n" and through pipe(8) as "x\r\n", and both modes
+// write "x\n".
 func (s *session) readData(sp *spool) error {
-	bol := true   // at the beginning of a line
-	held := false // the last fragment ended in CR, held back until the line goes on
+	bol := true // at the beginning of a line
+	held := 0   // CRs (at most two) that ended the last fragment, written once the line goes on
 	for {
 		if err := s.fill(); err != nil {
 			return err
@@ -689,30 +715,38 @@ func (s *session) readData(sp *spool) error {
 		}
 		if complete {
 			frag = frag[:len(frag)-1]
-			if n := len(frag); n > 0 && frag[n-1] == '\r' {
-				frag = frag[:n-1] // the CR of CRLF
-			} else if n == 0 && held {
-				held = false // the CR of CRLF was the end of the last fragment
-			}
 		}
-		if held {
-			sp.write(cr)
+		t := 0 // CRs at the end of the line so far
+		for t < len(frag) && frag[len(frag)-1-t] == '\r' {
+			t++
 		}
-		held = !complete && len(frag) > 0 && frag[len(frag)-1] == '\r'
-		if held {
-			frag = frag[:len(frag)-1]
+		if t == len(frag) {
+			t += held
+		} else {
+			writeCRs(sp, held)
+			sp.write(frag[:len(frag)-t])
 		}
-		sp.write(frag)
+		writeCRs(sp, t-2)
+		held = min(t, 2)
 		if complete {
 			sp.write(nl)
+			held = 0
 		}
 		bol = complete
 	}
 }
 
+func writeCRs(sp *spool, n int) {
+	for n > 0 {
+		k := min(n, len(crs))
+		sp.write(crs[:k])
+		n -= k
+	}
+}
+
 var (
-	cr = []byte("\r")
-	nl = []byte("\n")
+	crs = []byte("\r\r\r\r\r\r\r\r")
+	nl  = []byte("\n")
 )
 
 func (s *session) xforward(arg string) {

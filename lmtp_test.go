@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lmtpClient drives a real `vdeliver lmtp` process over its standard input and output,
+// as spawn(8) connects Postfix's lmtp client to it.
+type lmtpClient struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// vdeliverBinary is this test binary under the name vdeliver (testscript.Main runs
+// main for that name) in a directory the delivery uid can reach.
+func vdeliverBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	must(t, err)
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o755))
+	must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	b, err := os.ReadFile(exe)
+	must(t, err)
+	bin := filepath.Join(dir, "vdeliver")
+	must(t, os.WriteFile(bin, b, 0o755))
+	return bin
+}
+
+// lmtpWorkDir is a directory for main.cf, tables and a base, all the delivery uid's.
+func lmtpWorkDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o755))
+	must(t, os.Chmod(filepath.Dir(dir), 0o755))
+	must(t, os.Mkdir(filepath.Join(dir, "vmail"), 0o755))
+	uid, gid := deliveryUID()
+	must(t, os.Chown(filepath.Join(dir, "vmail"), uid, gid))
+	return dir
+}
+
+func startLMTP(t *testing.T, bin string, args ...string) *lmtpClient {
+	t.Helper()
+	var cmd *exec.Cmd
+	var in io.WriteCloser
+	var outp io.ReadCloser
+	must(t, startRetrying(func() *exec.Cmd {
+		cmd = exec.Command(bin, append([]string{"lmtp"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "TZ=UTC", "VDELIVER_SYSLOG_SOCKET=/nonexistent"}
+		if os.Geteuid() == 0 {
+			uid, gid := deliveryUID()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		var err error
+		in, err = cmd.StdinPipe()
+		must(t, err)
+		outp, err = cmd.StdoutPipe()
+		must(t, err)
+		cmd.Stderr = os.Stderr
+		return cmd
+	}, false))
+	c := &lmtpClient{t: t, cmd: cmd, in: in, out: bufio.NewReader(outp)}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	if g := c.reply(); !strings.HasPrefix(g, "220 ") {
+		t.Fatalf("greeting %q", g)
+	}
+	return c
+}
+
+// reply reads one reply, all its lines, joined with "|" and without CRLF.
+func (c *lmtpClient) reply() string {
+	c.t.Helper()
+	var lines []string
+	for {
+		l, err := c.out.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("reading a reply: %v (so far %q)", err, lines)
+		}
+		if !strings.HasSuffix(l, "\r\n") {
+			c.t.Fatalf("reply line without CRLF: %q", l)
+		}
+		l = strings.TrimSuffix(l, "\r\n")
+		lines = append(lines, l)
+		if len(l) < 4 || l[3] != '-' {
+			return strings.Join(lines, "|")
+		}
+	}
+}
+
+// send writes lines (CRLF added) without reading.
+func (c *lmtpClient) send(lines ...string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.in, strings.Join(lines, "\r\n")+"\r\n"); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// do sends one command and returns its reply.
+func (c *lmtpClient) do(line string) string {
+	c.t.Helper()
+	c.send(line)
+	return c.reply()
+}
+
+func (c *lmtpClient) expect(line, want string) {
+	c.t.Helper()
+	if got := c.do(line); got != want {
+		c.t.Fatalf("%s: %q, want %q", line, got, want)
+	}
+}
+
+// A change of a table or of main.cf between transactions loads a new configuration,
+// whole, for the next transaction; a transaction already running keeps the one it
+// started with; a main.cf that does not load defers every recipient (4.3.5) until it
+// is fixed.
+func TestLMTPReload(t *testing.T) {
+	bin := vdeliverBinary(t)
+	dir := lmtpWorkDir(t)
+	uid, gid := deliveryUID()
+	cf := "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = " + dir + "/vmail\n" +
+		"virtual_mailbox_maps = texthash:" + dir + "/vmailbox\n" +
+		"virtual_uid_maps = static:" + strconv.Itoa(uid) + "\nvirtual_gid_maps = static:" + strconv.Itoa(gid) + "\n"
+	writeFile(t, filepath.Join(dir, "main.cf"), cf)
+	writeFile(t, filepath.Join(dir, "vmailbox"), "alice@example.com alice/\n")
+	c := startLMTP(t, bin, "-c", dir)
+	c.do("LHLO x")
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RCPT TO:<carol@example.com>", `550 5.1.1 unknown user: "carol@example.com"`)
+	c.expect("RCPT TO:<alice@example.com>", "250 2.1.5 Ok")
+	// The table changes in the middle of the transaction: it keeps its configuration.
+	writeFile(t, filepath.Join(dir, "vmailbox"), "carol@example.com carol/\n")
+	c.expect("RCPT TO:<alice@example.com>", "250 2.1.5 Ok")
+	c.expect("RCPT TO:<carol@example.com>", `550 5.1.1 unknown user: "carol@example.com"`)
+	c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+	c.send("Subject: 1", "", "x", ".")
+	if got := c.reply() + "|" + c.reply(); got != "250 2.0.0 delivered to maildir|250 2.0.0 already delivered in this run" {
+		t.Fatalf("after DATA: %q", got)
+	}
+	// The next transaction has the new table.
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RCPT TO:<alice@example.com>", `550 5.1.1 unknown user: "alice@example.com"`)
+	c.expect("RCPT TO:<carol@example.com>", "250 2.1.5 Ok")
+	c.expect("RSET", "250 2.0.0 Ok")
+	// A main.cf that does not load: every recipient waits.
+	writeFile(t, filepath.Join(dir, "main.cf"), cf+"virtual_mailbox_lock = nonsense\n")
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RCPT TO:<carol@example.com>", "451 4.3.5 mail system configuration error")
+	c.expect("RSET", "250 2.0.0 Ok")
+	writeFile(t, filepath.Join(dir, "main.cf"), cf)
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RCPT TO:<carol@example.com>", "250 2.1.5 Ok")
+	c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+	c.send("Subject: 2", "", "x", ".")
+	c.expect("QUIT", "250 2.0.0 delivered to maildir")
+	if got := c.reply(); got != "221 2.0.0 Bye" {
+		t.Fatalf("QUIT: %q", got)
+	}
+	for _, m := range []string{"alice", "carol"} {
+		ents, err := os.ReadDir(filepath.Join(dir, "vmail", m, "new"))
+		if err != nil || len(ents) != 1 {
+			t.Errorf("%s/new: %d files, %v", m, len(ents), err)
+		}
+	}
+}
+
+// The idle timeout ends a session that stays silent, with 421 and exit 0.
+func TestLMTPIdleTimeout(t *testing.T) {
+	bin := vdeliverBinary(t)
+	dir := lmtpWorkDir(t)
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:x/\n")
+	c := startLMTP(t, bin, "-c", dir, "--idle-timeout", "300ms", "--hostname", "h")
+	c.expect("LHLO x", "250-h|250-PIPELINING|250-ENHANCEDSTATUSCODES|250-8BITMIME|250-SIZE 10240000|250-DSN|250-SMTPUTF8|250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE")
+	start := time.Now()
+	if got := c.reply(); got != "421 4.4.2 h Error: timeout exceeded" {
+		t.Fatalf("after idling: %q", got)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("timed out after %v", d)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
