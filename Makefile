@@ -93,7 +93,7 @@ bench:
 
 # Throughput through the system's real Postfix: virtual(8), vdeliver through pipe(8) and
 # LMTP, Dovecot's LMTP server and a do-nothing LMTP floor (root only: it installs,
-# configures and starts Postfix and Dovecot; ~20 min).
+# configures and starts Postfix and Dovecot; ~30 min on a busy 2-CPU machine).
 bench-lmtp:
 	bash bench/postfix/run.sh
 
