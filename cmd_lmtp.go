@@ -17,6 +17,7 @@ package main
 // caller before this code runs (setuid.go), so spawn(8) with user=vmail runs it as vmail.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,7 +69,8 @@ func lmtpFlags(args []string, stderr io.Writer) (*lmtpOptions, error) {
 	fs.StringVar(&o.logFile, "log-file", "", "append log lines to this file when no syslog socket exists")
 	fs.StringVar(&o.listen, "listen", "", "serve on a socket instead of standard input: unix:PATH or tcp:ADDR:PORT")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on a TCP address that is not loopback")
-	fs.UintVar(&o.socketMode, "socket-mode", 0o660, "permissions of a --listen unix socket")
+	o.socketMode = 0o660
+	fs.Var((*octalMode)(&o.socketMode), "socket-mode", "permissions of a --listen unix socket, in octal")
 	fs.IntVar(&o.maxConns, "max-connections", 20, "sessions served in parallel with --listen")
 	fs.IntVar(&o.maxRcpts, "max-recipients", lmtp.DefaultMaxRecipients, "recipients per transaction")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", lmtp.DefaultIdleTimeout, "wait for the client's next command outside a transaction")
@@ -94,16 +97,35 @@ func lmtpFlags(args []string, stderr io.Writer) (*lmtpOptions, error) {
 	return o, nil
 }
 
+// octalMode is a permission flag read and shown in octal.
+type octalMode uint
+
+func (m *octalMode) String() string { return fmt.Sprintf("%04o", uint(*m)) }
+func (m *octalMode) Set(v string) error {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || n > 0o777 {
+		return fmt.Errorf("want an octal mode up to 0777")
+	}
+	*m = octalMode(n)
+	return nil
+}
+
 // runLMTP: vdeliver lmtp [options]. Exit 0 after a session (or, with --listen, a signal),
 // 1 when it cannot start; never 2.
 func runLMTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	o, err := lmtpFlags(args, stderr)
+	var usage bytes.Buffer
+	o, err := lmtpFlags(args, &usage)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
-			return 1
+		if errors.Is(err, flag.ErrHelp) {
+			io.Copy(stderr, &usage)
+			return 0
 		}
-		return 0
+		// Under spawn(8) standard output is the client's connection: a reply it
+		// understands (the mail waits) goes first, the explanation after it.
+		fmt.Fprintf(stdout, "421 4.3.5 %s Error: command line usage error\r\n", hostnameOr(""))
+		io.Copy(stderr, &usage)
+		fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
+		return 1
 	}
 	logger := openLog(o.logFile, getenv("VDELIVER_SYSLOG_SOCKET"))
 	defer logger.close()
@@ -121,7 +143,7 @@ func runLMTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfg.reload()
 	srv := lmtp.Config{
 		Hostname:      hostnameOr(o.hostname),
-		MaxSize:       cfg.maxSize(),
+		MaxSizeFunc:   cfg.maxSize,
 		MaxRecipients: o.maxRcpts,
 		IdleTimeout:   o.idleTimeout,
 		TxTimeout:     o.txTimeout,
@@ -254,7 +276,8 @@ func (c *lmtpConfig) reloadLocked() {
 	}
 }
 
-// maxSize is what LHLO announces as SIZE: message_size_limit, as Postfix's own servers.
+// maxSize is what LHLO announces as SIZE and the largest message taken:
+// message_size_limit of the configuration loaded last, as Postfix's own servers.
 func (c *lmtpConfig) maxSize() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

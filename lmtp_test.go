@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -162,7 +163,16 @@ func TestLMTPReload(t *testing.T) {
 	c.expect("RCPT TO:<carol@example.com>", "250 2.1.5 Ok")
 	c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
 	c.send("Subject: 2", "", "x", ".")
-	c.expect("QUIT", "250 2.0.0 delivered to maildir")
+	if got := c.reply(); got != "250 2.0.0 delivered to maildir" {
+		t.Fatalf("after DATA: %q", got)
+	}
+	// A new message_size_limit: announced at the next LHLO after a transaction loaded it.
+	writeFile(t, filepath.Join(dir, "main.cf"), cf+"message_size_limit = 5000\n")
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RSET", "250 2.0.0 Ok")
+	c.expect("LHLO x", "250-"+hostnameOr("")+"|250-PIPELINING|250-ENHANCEDSTATUSCODES|250-8BITMIME|250-SIZE 5000|250-DSN|250-SMTPUTF8|250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE")
+	c.expect("MAIL FROM:<s@example.org> SIZE=5001", "552 5.3.4 Message size exceeds fixed limit")
+	c.send("QUIT")
 	if got := c.reply(); got != "221 2.0.0 Bye" {
 		t.Fatalf("QUIT: %q", got)
 	}
@@ -191,4 +201,131 @@ func TestLMTPIdleTimeout(t *testing.T) {
 	if err := c.cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
+}
+
+// --listen: a unix socket with the permissions asked for, several sessions in parallel,
+// a stale socket replaced and a live one or another file refused; a TCP address that is
+// not loopback refused without --allow-remote.
+func TestLMTPListen(t *testing.T) {
+	bin := vdeliverBinary(t)
+	dir := lmtpWorkDir(t)
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = "+dir+"/vmail\n"+
+		"virtual_mailbox_maps = static:alice/\nvirtual_uid_maps = static:"+strconv.Itoa(uid)+"\nvirtual_gid_maps = static:"+strconv.Itoa(gid)+"\n")
+	sockDir := filepath.Join(dir, "run")
+	must(t, os.Mkdir(sockDir, 0o755))
+	must(t, os.Chown(sockDir, uid, gid))
+	sock := filepath.Join(sockDir, "lmtp")
+	// A stale socket (nothing listens) is replaced.
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	must(t, err)
+	must(t, syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}))
+	syscall.Close(fd)
+	srv := startListener(t, bin, "-c", dir, "--listen", "unix:"+sock, "--socket-mode", "0600", "--max-connections", "4")
+	fi, err := os.Lstat(sock)
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket mode %v, want a socket with 0600", fi.Mode())
+	}
+	// Eight clients at once against four slots: each either delivers or is told 421.
+	const clients = 8
+	results := make(chan string, clients)
+	for i := range clients {
+		go func() {
+			results <- dialAndSend(sock, "LHLO c\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nSubject: "+strconv.Itoa(i)+"\r\n\r\nx\r\n.\r\nQUIT\r\n")
+		}()
+	}
+	delivered := 0
+	for range clients {
+		r := <-results
+		switch {
+		case strings.Contains(r, "250 2.0.0 delivered to maildir\r\n221 2.0.0 Bye\r\n"):
+			delivered++
+		case strings.HasSuffix(r, "421 4.3.2 "+hostnameOr("")+" Error: too many connections\r\n"):
+		default:
+			t.Errorf("client got %q", r)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "vmail", "alice", "new"))
+	if delivered < 4 || len(ents) != delivered {
+		t.Errorf("%d sessions delivered, %d files", delivered, len(ents))
+	}
+	// A second server on the live socket is refused.
+	if out, code := runOnce(t, bin, "-c", dir, "--listen", "unix:"+sock); code != 1 || !strings.Contains(out, "another server is listening there") {
+		t.Errorf("second server: exit %d, %q", code, out)
+	}
+	srv.Process.Kill()
+	srv.Wait()
+	if out, code := runOnce(t, bin, "-c", dir, "--listen", "unix:"+filepath.Join(dir, "main.cf")); code != 1 || !strings.Contains(out, "exists and is not a socket") {
+		t.Errorf("listen on a file: exit %d, %q", code, out)
+	}
+	if out, code := runOnce(t, bin, "-c", dir, "--listen", "tcp:192.0.2.1:2424"); code != 1 || !strings.Contains(out, "is not a loopback address") {
+		t.Errorf("non-loopback: exit %d, %q", code, out)
+	}
+	if out, code := runOnce(t, bin, "-c", dir, "--listen", "tcp:localhost:2424"); code != 1 || !strings.Contains(out, "an IP address, not a name") {
+		t.Errorf("host name: exit %d, %q", code, out)
+	}
+}
+
+func startListener(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	var cmd *exec.Cmd
+	must(t, startRetrying(func() *exec.Cmd {
+		cmd = exec.Command(bin, append([]string{"lmtp"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "TZ=UTC", "VDELIVER_SYSLOG_SOCKET=/nonexistent"}
+		cmd.Stderr = os.Stderr
+		if os.Geteuid() == 0 {
+			uid, gid := deliveryUID()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		return cmd
+	}, false))
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sock := strings.TrimPrefix(args[len(args)-5], "unix:")
+	for i := 0; i < 200; i++ {
+		if fi, err := os.Lstat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 && dialAndSend(sock, "QUIT\r\n") != "" {
+			return cmd
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no server on %s", sock)
+	return nil
+}
+
+// dialAndSend connects to the unix socket, sends everything, and returns all it reads.
+func dialAndSend(path, input string) string {
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		return ""
+	}
+	go f.Write([]byte(input))
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
+
+func runOnce(t *testing.T, bin string, args ...string) (string, int) {
+	t.Helper()
+	var out strings.Builder
+	err := startRetrying(func() *exec.Cmd {
+		out.Reset()
+		cmd := exec.Command(bin, append([]string{"lmtp"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "VDELIVER_SYSLOG_SOCKET=/nonexistent"}
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if os.Geteuid() == 0 {
+			uid, gid := deliveryUID()
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		}
+		return cmd
+	}, true)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.ExitCode()
+	}
+	must(t, err)
+	return out.String(), 0
 }

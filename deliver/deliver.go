@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"vdeliver/internal/beneath"
@@ -426,7 +427,7 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
 		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, maildir.Options{
-			Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now,
+			Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now, Seq: maildirSeq.Add(1),
 		})
 		if err != nil {
 			return classify(err, true)
@@ -442,6 +443,11 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	}
 	return Delivered("delivered to mailbox").withLog(r.s.Base + "/" + t.Path)
 }
+
+// maildirSeq numbers the process's Maildir deliveries, so that a process that delivers
+// message after message, or several at once (an LMTP server), never makes the same tmp
+// name twice in one second.
+var maildirSeq atomic.Uint64
 
 // withLog records where the message went, for the log line only.
 func (s *Status) withLog(path string) *Status {

@@ -31,9 +31,12 @@ var (
 // refuses to run as root, so as root (CI) it runs as the delivery uid.
 func lmtpBins(t *testing.T) (plain, fault string) {
 	lmtpBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vdeliver-faults-lmtp-")
+		// Beside the builds, in the directory runMain removes at the end; it is
+		// opened for search to every uid, as the copies are.
+		dir := filepath.Join(filepath.Dir(binPlain), "lmtp")
+		err := os.Chmod(filepath.Dir(binPlain), 0o755)
 		if err == nil {
-			err = os.Chmod(dir, 0o755)
+			err = os.Mkdir(dir, 0o755)
 		}
 		for _, b := range []struct {
 			src string

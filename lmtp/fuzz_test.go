@@ -32,7 +32,7 @@ func FuzzDataMatchesPipe(f *testing.F) {
 			pipe.WriteByte('\n')
 		}
 		h := &recorder{}
-		runSession(t, h, Config{MemMax: 64}, "LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a@b>\r\nDATA\r\n"+wire.String()+".\r\nQUIT\r\n")
+		runSession(t, h, Config{MemMax: 1024}, "LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a@b>\r\nDATA\r\n"+wire.String()+".\r\nQUIT\r\n")
 		want := deliver.Normalize(pipe.Bytes())
 		if got := h.txs[0].msg; !bytes.Equal(got, want) {
 			t.Fatalf("records %q: LMTP gives %q, the pipe mode %q", records, got, want)

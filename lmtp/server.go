@@ -16,8 +16,11 @@ import (
 
 // Config holds a server's limits. The zero value of a field means its default.
 type Config struct {
-	Hostname      string        // in the greeting and the LHLO reply; default "localhost"
-	MaxSize       int64         // the largest message accepted (SIZE); 0: no limit
+	Hostname string // in the greeting and the LHLO reply; default "localhost"
+	MaxSize  int64  // the largest message accepted (SIZE); 0: no limit
+	// MaxSizeFunc, when set, is asked for MaxSize at every LHLO and transaction, so
+	// that a long-lived server follows a configuration that changes.
+	MaxSizeFunc   func() int64
 	MaxRecipients int           // per transaction; default 1000
 	MaxLine       int           // a command line, CRLF included; default 4096
 	IdleTimeout   time.Duration // the wait for a command outside a transaction; default 100s
@@ -170,7 +173,6 @@ type txState struct {
 	cancel   context.CancelFunc
 	deadline time.Time
 	rcpts    []Rcpt
-	asked    int // RCPT commands with a syntactically valid address
 }
 
 var errTimeout = errors.New("timeout")
@@ -215,6 +217,13 @@ func (s *session) run() error {
 			return s.bw.Flush()
 		}
 	}
+}
+
+func (s *session) maxSize() int64 {
+	if s.cfg.MaxSizeFunc != nil {
+		return s.cfg.MaxSizeFunc()
+	}
+	return s.cfg.MaxSize
 }
 
 // farewell writes a last reply, with a write deadline of its own: the session's may
@@ -374,8 +383,8 @@ func (s *session) command(line string) (quit bool, err error) {
 		s.xfwd = map[string]string{}
 		s.errors = 0
 		lines := []string{s.cfg.Hostname, "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME"}
-		if s.cfg.MaxSize > 0 {
-			lines = append(lines, "SIZE "+strconv.FormatInt(s.cfg.MaxSize, 10))
+		if max := s.maxSize(); max > 0 {
+			lines = append(lines, "SIZE "+strconv.FormatInt(max, 10))
 		} else {
 			lines = append(lines, "SIZE")
 		}
@@ -444,7 +453,7 @@ func (s *session) mail(arg string) {
 				s.bad(501, "5.5.4", "Bad message size syntax")
 				return
 			}
-			if s.cfg.MaxSize > 0 && n > s.cfg.MaxSize {
+			if max := s.maxSize(); max > 0 && n > max {
 				s.bad(552, "5.3.4", "Message size exceeds fixed limit")
 				return
 			}
@@ -632,7 +641,7 @@ func (s *session) data(arg string) error {
 		return nil
 	}
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
-	sp := &spool{dir: s.cfg.SpoolDir, memMax: s.cfg.MemMax, limit: s.cfg.MaxSize}
+	sp := &spool{dir: s.cfg.SpoolDir, memMax: s.cfg.MemMax, limit: s.maxSize()}
 	if n := s.tx.info.Size; n > 0 && n <= int64(s.cfg.MemMax) {
 		sp.msg.mem = make([]byte, 0, n)
 	}
@@ -662,6 +671,12 @@ func (s *session) data(arg string) error {
 	default:
 		reps = s.deliver(msg, rcpts)
 		msg.close()
+	}
+	if s.dl != nil {
+		// The delivery may have run up to the transaction's deadline: the replies
+		// must still go out, or the client retries what was delivered.
+		s.dl.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		s.dlSet = time.Time{}
 	}
 	for i := range rcpts {
 		rep := Reply{Code: "4.3.0", Text: "Error: internal error"}

@@ -352,3 +352,43 @@ func TestDisconnectInData(t *testing.T) {
 		t.Fatalf("transactions %+v", h.txs)
 	}
 }
+
+// slowData is a handler whose delivery outlasts the transaction deadline.
+type slowData struct{ recorder }
+
+func (h *slowData) Begin(ctx context.Context, tx *Tx) Transaction {
+	return &slowTx{h.recorder.Begin(ctx, tx).(*recTx)}
+}
+
+type slowTx struct{ *recTx }
+
+func (t *slowTx) Data(ctx context.Context, msg *Message, rcpts []Rcpt) []Reply {
+	time.Sleep(300 * time.Millisecond)
+	return t.recTx.Data(ctx, msg, rcpts)
+}
+
+// A delivery that ends after the transaction's deadline still gets its replies out:
+// without them the client would retry a message that was delivered.
+func TestRepliesAfterSlowDelivery(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	go func() {
+		Serve(context.Background(), c2, &slowData{}, Config{Hostname: "test", TxTimeout: 100 * time.Millisecond})
+		c2.Close()
+	}()
+	// No QUIT after the message: the client waits for the replies, as Postfix does.
+	go c1.Write([]byte("LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a@b>\r\nDATA\r\nx\r\n.\r\n"))
+	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var out []byte
+	br := bufio.NewReader(c1)
+	for !bytes.HasSuffix(out, []byte("250 2.0.0 delivered to maildir\r\n")) {
+		l, err := br.ReadBytes('\n')
+		out = append(out, l...)
+		if err != nil {
+			break
+		}
+	}
+	if !strings.HasSuffix(string(out), "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 delivered to maildir\r\n") {
+		t.Fatalf("output %q", out)
+	}
+}

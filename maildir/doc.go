@@ -7,6 +7,7 @@
 // appear in both names:
 //
 //	tmp/<sec>.P<pid>.<host>                        the file being written
+//	tmp/<sec>.P<pid>Q<n>.<host>                    the same, with Options.Seq n > 1
 //	new/<sec>.V<dev>I<ino>M<usec>.<host>           the delivered message
 //
 // pid is the process id in decimal, dev and ino are the device and inode

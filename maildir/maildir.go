@@ -25,6 +25,12 @@ type Options struct {
 	// Now is read once per delivery; its seconds and microseconds go into
 	// both names. nil means time.Now.
 	Now func() time.Time
+	// Seq numbers the process's deliveries. The pid and the second do not tell
+	// apart two deliveries of one process into one maildir in the same second,
+	// which a process that delivers message after message, or several in
+	// parallel, makes (O_EXCL would refuse the second): from 2 on, the tmp name
+	// carries "Q<Seq>". 0 and 1 leave it as Postfix makes it.
+	Seq uint64
 }
 
 // Error says which step of a delivery failed, like Postfix's reasons.
@@ -128,7 +134,7 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		}
 	}
 	host = escapeHost(host)
-	tmpPath := sub("tmp/" + tmpName(sec, os.Getpid(), host))
+	tmpPath := sub("tmp/" + tmpName(sec, os.Getpid(), opt.Seq, host))
 
 	if opt.Limit > 0 {
 		var size int64
@@ -421,12 +427,17 @@ func escapeHost(h string) string {
 	return b.String()
 }
 
-// tmpName is "<sec>.P<pid>.<host>"; host is already escaped.
-func tmpName(sec int64, pid int, host string) string {
-	b := make([]byte, 0, 32+len(host))
+// tmpName is "<sec>.P<pid>.<host>", or "<sec>.P<pid>Q<seq>.<host>" when seq > 1 (the
+// maildir convention's Q<deliveries>); host is already escaped.
+func tmpName(sec int64, pid int, seq uint64, host string) string {
+	b := make([]byte, 0, 48+len(host))
 	b = strconv.AppendInt(b, sec, 10)
 	b = append(b, ".P"...)
 	b = strconv.AppendInt(b, int64(pid), 10)
+	if seq > 1 {
+		b = append(b, 'Q')
+		b = strconv.AppendUint(b, seq, 10)
+	}
 	b = append(b, '.')
 	b = append(b, host...)
 	return string(b)

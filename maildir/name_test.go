@@ -92,7 +92,7 @@ func FuzzName(f *testing.F) {
 			t.Fatalf("escapeHost(%q) = %q does not undo to the host", host, h)
 		}
 
-		tn := tmpName(sec, pid, h)
+		tn := tmpName(sec, pid, 1, h)
 		nn := newName(sec, dev, ino, usec, h)
 		for _, n := range []string{tn, nn} {
 			if strings.ContainsAny(n, "/:") {

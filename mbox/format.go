@@ -81,3 +81,47 @@ func appendQuoted(dst, b []byte) []byte {
 	}
 	return dst
 }
+
+// largeRecord is the message size from which the record is not built in one buffer but
+// written piece by piece from the caller's message (recordParts): a copy of a 10 MB
+// message would double the memory a long-lived delivery process needs. Below it, one
+// buffer means one write(2).
+var largeRecord = 1 << 20 // a variable for the tests
+
+// recordParts is record as a list of pieces whose concatenation is record's result:
+// the From_ line, the quoted headers, the message in slices of msg itself (a ">"
+// between two wherever a line starts with "From "), and the final newline.
+func recordParts(sender string, now time.Time, headers, msg []byte) [][]byte {
+	if len(msg) < largeRecord {
+		return [][]byte{record(sender, now, headers, msg)}
+	}
+	head := record(sender, now, headers, nil) // From_ line, headers, "\n"
+	parts := [][]byte{head[:len(head)-1]}
+	gt := []byte(">")
+	if bytes.HasPrefix(msg, fromSpace) {
+		parts = append(parts, gt)
+	}
+	b := msg
+	for {
+		i := bytes.Index(b, nlFromSpace)
+		if i < 0 {
+			break
+		}
+		parts = append(parts, b[:i+1], gt)
+		b = b[i+1:]
+	}
+	parts = append(parts, b)
+	if msg[len(msg)-1] != '\n' {
+		parts = append(parts, []byte("\n"))
+	}
+	return append(parts, []byte("\n"))
+}
+
+// partsLen is the length of the concatenation of parts.
+func partsLen(parts [][]byte) int64 {
+	var n int64
+	for _, p := range parts {
+		n += int64(len(p))
+	}
+	return n
+}

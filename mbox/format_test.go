@@ -1,6 +1,7 @@
 package mbox
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"testing"
@@ -218,4 +219,32 @@ func TestNoLocks(t *testing.T) {
 	if _, err := os.Stat(join(dir, "mbox.lock")); err == nil {
 		t.Error("a dotlock was made though none was asked for")
 	}
+}
+
+// recordParts, whatever the message, concatenates to record's bytes: with the
+// threshold at 0 every message takes the piece-by-piece path.
+func FuzzRecordParts(f *testing.F) {
+	for _, s := range []string{"From x\nFrom y\n", "a\nFrom ", "no newline", "\n", "x\n>From y\nFrom\n"} {
+		f.Add("s@example.org", "Return-Path: <s>\nFrom z\n", s)
+	}
+	f.Fuzz(func(t *testing.T, sender, headers, msg string) {
+		if msg == "" {
+			return
+		}
+		saved := largeRecord
+		largeRecord = 0
+		defer func() { largeRecord = saved }()
+		now := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+		parts := recordParts(sender, now, []byte(headers), []byte(msg))
+		want := record(sender, now, []byte(headers), []byte(msg))
+		if got := bytes.Join(parts, nil); !bytes.Equal(got, want) {
+			t.Fatalf("parts %q, record %q", got, want)
+		}
+		if partsLen(parts) != int64(len(want)) || partsSum(parts) != intentSum(want) {
+			t.Fatal("length or checksum of the parts differs from the record's")
+		}
+		if len(msg) > 1 && len(parts) < 3 {
+			t.Fatalf("the large path was not taken: %d parts", len(parts))
+		}
+	})
 }

@@ -62,6 +62,16 @@ func intentSum(rec []byte) uint32 {
 	return crc32.Checksum(rec, crc32.MakeTable(crc32.Castagnoli))
 }
 
+// partsSum is intentSum of the concatenation of parts.
+func partsSum(parts [][]byte) uint32 {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	var sum uint32
+	for _, p := range parts {
+		sum = crc32.Update(sum, tab, p)
+	}
+	return sum
+}
+
 func (in intent) header() []byte {
 	return fmt.Appendf([]byte(intentMagic), "dev %d ino %d size %d length %d crc32c %08x\n",
 		in.dev, in.ino, in.size, in.length, in.sum)
@@ -191,7 +201,7 @@ func fragmentIsOurs(root *beneath.Root, path string, st *syscall.Stat_t, old int
 // to the file with status st. It returns false, leaving no record, when that
 // cannot be done (an unwritable directory, a full disk, a record left by
 // another uid): the delivery then goes on unprotected, as virtual(8)'s does.
-func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec []byte) bool {
+func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec [][]byte) bool {
 	name := path + intentSuffix
 	// O_EXCL: never through a symlink, never over a file we did not make.
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -199,10 +209,13 @@ func writeIntent(root *beneath.Root, path string, st *syscall.Stat_t, rec []byte
 		return false
 	}
 	killpoint("mbox:intent-created")
-	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, length: int64(len(rec)), sum: intentSum(rec)}
+	in := intent{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, length: partsLen(rec), sum: partsSum(rec)}
 	err = writeAll(f, in.header())
-	if err == nil {
-		err = writeAll(f, rec)
+	for _, p := range rec {
+		if err != nil {
+			break
+		}
+		err = writeAll(f, p)
 	}
 	if err == nil {
 		err = syncIntentFile(f)

@@ -157,7 +157,7 @@ func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender strin
 	}
 
 	oldSize := st.Size
-	rec := record(sender, now, headers, msg)
+	rec := recordParts(sender, now, headers, msg)
 	if oldSize > 0 && !endsLine(root, path, st) {
 		// A delivery killed in the middle of its write(2) (SIGKILL can cut
 		// a large write short) leaves a record without its end, which
@@ -168,18 +168,23 @@ func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender strin
 		// would take our message for part of the fragment: a delivery
 		// reported as done, yet lost. Ending the fragment first keeps our
 		// record a record.
-		rec = append([]byte("\n\n"), rec...)
+		rec = append([][]byte{[]byte("\n\n")}, rec...)
 	}
-	if opt.Limit > 0 && oldSize+int64(len(rec)) > opt.Limit {
+	if opt.Limit > 0 && oldSize+partsLen(rec) > opt.Limit {
 		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
 	}
 	killpoint("mbox:checked")
 	// The intent record goes first, so that no byte of ours is in the
 	// mailbox without one (the package doc, "Torn writes").
 	protected := guarded && writeIntent(root, path, st, rec)
-	n, err := writeFile(o.f, rec)
-	if err == nil && n != len(rec) {
-		err = io.ErrShortWrite
+	for _, p := range rec {
+		var n int
+		if n, err = writeFile(o.f, p); err == nil && n != len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			break
+		}
 	}
 	killpoint("mbox:written")
 	if err == nil {
