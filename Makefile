@@ -14,7 +14,7 @@ TESTSUM   := bin/testsum
 SHELL       := bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build deps test test-suites summary unit bdb-1m bench-bdb lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks faults faults-short man bench bench-cdb bench-go clean
+.PHONY: all build deps test test-suites summary unit bdb-1m bench-bdb lint vet fmt-check tidy-check fuzz e2e demo install install-setuid attacks faults faults-short man bench bench-cdb bench-lmtp bench-go clean
 
 all: build
 
@@ -121,6 +121,12 @@ bench-cdb:
 # vdeliver against dovecot-lda, maildrop and procmail (installs them as root).
 bench:
 	bash bench/mda/run.sh
+
+# Throughput through the system's real Postfix: virtual(8), vdeliver through pipe(8) and
+# LMTP, Dovecot's LMTP server and a do-nothing LMTP floor (root only: it installs,
+# configures and starts Postfix and Dovecot; ~30 min on a busy 2-CPU machine).
+bench-lmtp:
+	bash bench/postfix/run.sh
 
 # The per-package Go benchmarks, compared with the previous run by benchstat.
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da

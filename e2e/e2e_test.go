@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +31,8 @@ func TestSetUp(t *testing.T) {
 		"virtual_minimum_uid":                  "100",
 		"recipient_delimiter":                  "+",
 		"vdeliver_destination_recipient_limit": "1",
+		"lmtp_line_length_limit":               "0",
+		"lmtp_send_xforward_command":           "yes",
 		"inet_interfaces":                      "loopback-only",
 		"default_transport":                    "error",
 		"relay_transport":                      "error",
@@ -42,13 +45,19 @@ func TestSetUp(t *testing.T) {
 			t.Errorf("main.cf: %s = %q, want %q", name, got, v)
 		}
 	}
-	if e.transport != "vdeliver" && e.transport != "virtual" {
-		t.Errorf("virtual_transport = %q, want vdeliver (or virtual for a reference run)", e.transport)
+	switch e.transport {
+	case "vdeliver", "lmtp:unix:private/vdeliver-lmtp", "virtual":
+	default:
+		t.Errorf("virtual_transport = %q, want vdeliver, lmtp:unix:private/vdeliver-lmtp (or virtual for a reference run)", e.transport)
 	}
-	const entry = "vdeliver   unix  -       n       n       -       -       pipe flags=X null_sender= user=vmail argv=/usr/local/bin/vdeliver -f ${sender} -a ${original_recipient} -i ${queue_id} -- ${recipient}"
-	got := strings.Join(strings.Fields(command(t, nil, "postconf", "-M", "vdeliver/unix")), " ")
-	if want := strings.Join(strings.Fields(entry), " "); got != want {
-		t.Errorf("master.cf vdeliver entry:\n got %s\nwant %s", got, want)
+	for service, entry := range map[string]string{
+		"vdeliver/unix":      "vdeliver   unix  -       n       n       -       -       pipe flags=X null_sender= user=vmail argv=/usr/local/bin/vdeliver -f ${sender} -a ${original_recipient} -i ${queue_id} -- ${recipient}",
+		"vdeliver-lmtp/unix": "vdeliver-lmtp unix - n n - - spawn user=vmail argv=/usr/local/bin/vdeliver lmtp",
+	} {
+		got := strings.Join(strings.Fields(command(t, nil, "postconf", "-M", service)), " ")
+		if want := strings.Join(strings.Fields(entry), " "); got != want {
+			t.Errorf("master.cf %s entry:\n got %s\nwant %s", service, got, want)
+		}
 	}
 }
 
@@ -131,8 +140,8 @@ func TestDelivery(t *testing.T) {
 			qid := waitQueueID(t, off, id)
 			for _, c := range tc.copies {
 				d := waitFinal(t, off, qid, c.deliveredTo)
-				if want := e.sentText(c.box); d.status != "sent" || d.relay != e.transport || d.dsn != "2.0.0" || d.text != want {
-					t.Errorf("log: %s\nwant relay=%s, dsn=2.0.0, status=sent (%s)", d.line, e.transport, want)
+				if want := e.sentText(c.box); d.status != "sent" || d.relay != e.relay() || d.dsn != "2.0.0" || d.text != want {
+					t.Errorf("log: %s\nwant relay=%s, dsn=2.0.0, status=sent (%s)", d.line, e.relay(), want)
 				}
 				got := c.box.find(t, id)
 				if len(got) != 1 {
@@ -166,20 +175,26 @@ func TestUnknownUserBounces(t *testing.T) {
 	sendmail(t, from, []string{rcpt}, msg)
 	qid := waitQueueID(t, off, id)
 	d := waitFinal(t, off, qid, rcpt)
-	// virtual(8)'s text (docs/behaviour.md §7), without the recipient:
-	// bounce(8) puts "<recipient>: " in front of it in the DSN already. pipe(8)
-	// turns the newline that ends the command's status line into a space,
-	// which its log line keeps.
+	// virtual(8)'s text (docs/behaviour.md §7), without the recipient: bounce(8) puts
+	// "<recipient>: " in front of it in the DSN already. pipe(8) turns
+	// the newline that ends the command's status line into a space,
+	// which its log line keeps. Over LMTP the recipient is refused at
+	// RCPT, before any data is sent, with the same text, and the lmtp
+	// client quotes the reply.
 	const reason = `unknown user: "nobody@example.com"`
-	if d.status != "bounced" || d.relay != e.transport || d.dsn != "5.1.1" || strings.TrimSuffix(d.text, " ") != reason {
-		t.Errorf("log: %s\nwant relay=%s, dsn=5.1.1, status=bounced (%s)", d.line, e.transport, reason)
+	want := reason
+	if e.lmtp() {
+		want = "host " + e.relay() + " said: 550 5.1.1 " + reason + " (in reply to RCPT TO command)"
+	}
+	if d.status != "bounced" || d.relay != e.relay() || d.dsn != "5.1.1" || strings.TrimSuffix(d.text, " ") != want {
+		t.Errorf("log: %s\nwant relay=%s, dsn=5.1.1, status=bounced (%s)", d.line, e.relay(), want)
 	}
 
 	// bounce(8) logs "<qid>: sender non-delivery notification: <dsn qid>".
 	dsnQID := waitLog(t, off, regexp.MustCompile(`postfix/bounce\[\d+\]: `+qid+`: sender non-delivery notification: ([0-9A-Za-z]+)`), "the non-delivery notification")[1]
 	dd := waitFinal(t, off, dsnQID, from)
-	if dd.status != "sent" || dd.relay != e.transport {
-		t.Errorf("log of the DSN: %s\nwant relay=%s, status=sent", dd.line, e.transport)
+	if dd.status != "sent" || dd.relay != e.relay() {
+		t.Errorf("log of the DSN: %s\nwant relay=%s, status=sent", dd.line, e.relay())
 	}
 	got := aliceBox.find(t, id)
 	if len(got) != 1 {
@@ -187,18 +202,21 @@ func TestUnknownUserBounces(t *testing.T) {
 	}
 	// Unfold header lines: bounce(8) folds a long Diagnostic-Code.
 	dsn := regexp.MustCompile(`\n[ \t]+`).ReplaceAllString(string(got[0].data), " ")
-	diag := "X-Postfix"
-	if e.daemon == "pipe" {
-		diag = "x-unix" // pipe(8) reports the command's output as x-unix
+	diag := "X-Postfix; " + reason
+	switch {
+	case e.daemon == "pipe":
+		diag = "x-unix; " + reason // pipe(8) reports the command's output as x-unix
+	case e.lmtp():
+		diag = "smtp; 550 5.1.1 " + reason
 	}
 	for _, want := range []string{
 		"Return-Path: <>\nX-Original-To: alice@example.com\nDelivered-To: alice@example.com\n",
 		"\nFrom: Mail Delivery System <MAILER-DAEMON@mail.e2e.test>\n",
 		"\nTo: alice@example.com\n",
-		"\n<nobody@example.com>: " + reason + "\n",
+		"\n<nobody@example.com>: " + want + "\n",
 		"\nStatus: 5.1.1\n",
 		"\nAction: failed\n",
-		"\nDiagnostic-Code: " + diag + "; " + reason + "\n",
+		"\nDiagnostic-Code: " + diag + "\n",
 	} {
 		if !strings.Contains(dsn, want) {
 			t.Errorf("DSN lacks %q", want)
@@ -233,8 +251,8 @@ func TestNullSender(t *testing.T) {
 			}
 			qid := waitQueueID(t, off, id)
 			d := waitFinal(t, off, qid, tc.rcpt)
-			if want := e.sentText(tc.box); d.status != "sent" || d.relay != e.transport || d.text != want {
-				t.Errorf("log: %s\nwant relay=%s, status=sent (%s)", d.line, e.transport, want)
+			if want := e.sentText(tc.box); d.status != "sent" || d.relay != e.relay() || d.text != want {
+				t.Errorf("log: %s\nwant relay=%s, status=sent (%s)", d.line, e.relay(), want)
 			}
 			got := tc.box.find(t, id)
 			if len(got) != 1 {
@@ -262,25 +280,7 @@ func TestLockedMboxDefers(t *testing.T) {
 	e.setParams(t, map[string]string{"deliver_lock_attempts": "3", "deliver_lock_delay": "1s"})
 
 	path := bobBox.path()
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// If the test stops early, the mail it left deferred must not get in
-	// the way of the tests after it: unlock and flush.
-	t.Cleanup(func() {
-		f.Close()
-		command(t, nil, "postqueue", "-f")
-	})
-	if err := f.Chown(5000, 5000); err != nil {
-		t.Fatal(err)
-	}
-	// fcntl is the kernel lock in virtual_mailbox_lock's default
-	// "fcntl, dotlock"; a process's fcntl lock blocks every other process.
-	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
-	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
-		t.Fatalf("locking %s: %v", path, err)
-	}
+	f := lockMbox(t, bobBox)
 	// Read through f only: closing any other descriptor of the file
 	// would drop this process's fcntl lock.
 	before := readFD(t, f)
@@ -291,8 +291,8 @@ func TestLockedMboxDefers(t *testing.T) {
 	sendmail(t, "sender@example.org", []string{rcpt}, msg)
 	qid := waitQueueID(t, off, id)
 	d := waitAttempt(t, off, qid, rcpt)
-	if d.status != "deferred" || d.relay != e.transport || d.dsn != "4.2.0" {
-		t.Fatalf("log: %s\nwant relay=%s, dsn=4.2.0, status=deferred", d.line, e.transport)
+	if d.status != "deferred" || d.relay != e.relay() || d.dsn != "4.2.0" {
+		t.Fatalf("log: %s\nwant relay=%s, dsn=4.2.0, status=deferred", d.line, e.relay())
 	}
 	t.Logf("deferred: %s", d.line)
 
@@ -323,8 +323,8 @@ func TestLockedMboxDefers(t *testing.T) {
 	off = logSize(t)
 	command(t, nil, "postqueue", "-f")
 	d = waitFinal(t, off, qid, rcpt)
-	if want := e.sentText(bobBox); d.status != "sent" || d.relay != e.transport || d.text != want {
-		t.Errorf("log after flush: %s\nwant relay=%s, status=sent (%s)", d.line, e.transport, want)
+	if want := e.sentText(bobBox); d.status != "sent" || d.relay != e.relay() || d.text != want {
+		t.Errorf("log after flush: %s\nwant relay=%s, status=sent (%s)", d.line, e.relay(), want)
 	}
 	got := bobBox.find(t, id)
 	if len(got) != 1 {
@@ -342,7 +342,7 @@ func TestLockedMboxDefers(t *testing.T) {
 // case-insensitively). The message reaches no mailbox.
 func TestDeliveredToLoop(t *testing.T) {
 	e := setup(t)
-	if e.daemon != "pipe" {
+	if !e.vdeliver() {
 		t.Skipf("virtual_transport %s is %s(8), which does no Delivered-To loop detection", e.transport, e.daemon)
 	}
 	for _, tc := range []struct {
@@ -362,8 +362,8 @@ func TestDeliveredToLoop(t *testing.T) {
 			sendmail(t, "carol@example.net", []string{tc.rcpt}, msg)
 			qid := waitQueueID(t, off, id)
 			d := waitFinal(t, off, qid, tc.rcpt)
-			if d.status != "bounced" || d.relay != e.transport || d.dsn != "5.4.6" || !strings.Contains(d.text, "mail forwarding loop for "+tc.rcpt) {
-				t.Errorf("log: %s\nwant relay=%s, dsn=5.4.6, status=bounced (...mail forwarding loop for %s...)", d.line, e.transport, tc.rcpt)
+			if d.status != "bounced" || d.relay != e.relay() || d.dsn != "5.4.6" || !strings.Contains(d.text, "mail forwarding loop for "+tc.rcpt) {
+				t.Errorf("log: %s\nwant relay=%s, dsn=5.4.6, status=bounced (...mail forwarding loop for %s...)", d.line, e.relay(), tc.rcpt)
 			}
 			for _, s := range tc.box.find(t, id) {
 				if bytes.HasPrefix(s.data, []byte("Return-Path: <carol@example.net>")) || bytes.HasPrefix(s.data, []byte("From carol@example.net ")) {
@@ -371,6 +371,154 @@ func TestDeliveredToLoop(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// lockMbox creates the mbox b if needed (as vmail's) and holds its fcntl
+// lock until the returned file is closed. If the test stops early, the
+// cleanup unlocks and flushes the queue, so that mail it left deferred does
+// not get in the way of the tests after it.
+func lockMbox(t *testing.T, b box) *os.File {
+	t.Helper()
+	path := b.path()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		command(t, nil, "postqueue", "-f")
+	})
+	if err := f.Chown(5000, 5000); err != nil {
+		t.Fatal(err)
+	}
+	// fcntl is the kernel lock in virtual_mailbox_lock's default
+	// "fcntl, dotlock"; a process's fcntl lock blocks every other process.
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatalf("locking %s: %v", path, err)
+	}
+	return f
+}
+
+// TestMixedStatuses sends one message to four recipients that end four
+// ways: alice's Maildir takes it, bob's mbox is locked (deferred, 4.2.0),
+// carol already has it (a Delivered-To loop, bounced with 5.4.6 after the
+// data) and nobody@example.com is unknown (bounced with 5.1.1). Over LMTP
+// all four are one transaction: one RCPT reply or end-of-DATA reply each,
+// from one lmtp client process. Once the lock is gone, bob gets the message
+// once; carol and nobody never do, and the DSN reaches the sender.
+func TestMixedStatuses(t *testing.T) {
+	e := setup(t)
+	if !e.vdeliver() {
+		t.Skipf("virtual_transport %s is %s(8), which does no Delivered-To loop detection", e.transport, e.daemon)
+	}
+	e.setParams(t, map[string]string{"deliver_lock_attempts": "3", "deliver_lock_delay": "1s"})
+	f := lockMbox(t, bobBox)
+
+	// The DSN goes to the catch-all.
+	const from = "mixed@example.net"
+	rcpts := []string{"alice@example.com", "bob@example.com", "carol@example.net", "nobody@example.com"}
+	id, msg := compose(t, "Mixed <"+from+">", strings.Join(rcpts, ", "), "mixed", "Four recipients, four outcomes.\n")
+	msg = append([]byte("Delivered-To: carol@example.net\n"), msg...)
+	marks := map[box]mark{}
+	for _, b := range []box{aliceBox, carolBox, catchallBox} {
+		marks[b] = b.mark(t)
+	}
+	off := logSize(t)
+	// Through sendmail: smtpd would refuse nobody@example.com itself.
+	sendmail(t, from, rcpts, msg)
+	qid := waitQueueID(t, off, id)
+
+	ds := map[string]delivery{}
+	for _, r := range rcpts {
+		ds[r] = waitAttempt(t, off, qid, r)
+	}
+	type want struct{ status, dsn, text string }
+	wants := map[string]want{
+		"alice@example.com":  {"sent", "2.0.0", e.sentText(aliceBox)},
+		"bob@example.com":    {"deferred", "4.2.0", ""},
+		"carol@example.net":  {"bounced", "5.4.6", ""},
+		"nobody@example.com": {"bounced", "5.1.1", ""},
+	}
+	for r, w := range wants {
+		d := ds[r]
+		if d.status != w.status || d.dsn != w.dsn || d.relay != e.relay() || w.text != "" && d.text != w.text {
+			t.Errorf("log: %s\nwant relay=%s, dsn=%s, status=%s", d.line, e.relay(), w.dsn, w.status)
+		}
+	}
+	if e.lmtp() {
+		// Each status comes from its own reply in one session.
+		for r, in := range map[string]string{
+			"bob@example.com":    "(in reply to end of DATA command)",
+			"carol@example.net":  "(in reply to end of DATA command)",
+			"nobody@example.com": "(in reply to RCPT TO command)",
+		} {
+			if !strings.HasSuffix(ds[r].text, in) {
+				t.Errorf("log: %s\nwant the reply %s", ds[r].line, in)
+			}
+		}
+		// One delivery request: the same lmtp client process, and the
+		// same times before the queue manager, in it and for the
+		// connection set-up (the first three of delays=a/b/c/d).
+		request := regexp.MustCompile(`postfix/lmtp\[\d+\]|delays=[0-9.]+/[0-9.]+/[0-9.]+/`)
+		p := request.FindAllString(ds[rcpts[0]].line, -1)
+		for _, r := range rcpts[1:] {
+			if q := request.FindAllString(ds[r].line, -1); !slices.Equal(p, q) {
+				t.Errorf("%s logged with %q, %s with %q: not one transaction", rcpts[0], p, r, q)
+			}
+		}
+	}
+	if got := aliceBox.since(t, marks[aliceBox]); len(got) != 1 || !hasMessageID(got[0].data, id) {
+		t.Errorf("%s: %d new messages, want the one", aliceBox, len(got))
+	}
+	for _, s := range carolBox.since(t, marks[carolBox]) {
+		if hasMessageID(s.data, id) {
+			t.Errorf("%s: the looping message was delivered anyway", carolBox)
+		}
+	}
+
+	// The bounces are reported at once, in one DSN to the sender.
+	dsnQID := waitLog(t, off, regexp.MustCompile(`postfix/bounce\[\d+\]: `+qid+`: sender non-delivery notification: ([0-9A-Za-z]+)`), "the non-delivery notification")[1]
+	waitFinal(t, off, dsnQID, from)
+	var dsn string
+	for _, s := range catchallBox.since(t, marks[catchallBox]) {
+		if bytes.Contains(s.data, []byte(id)) {
+			dsn = regexp.MustCompile(`\n[ \t]+`).ReplaceAllString(string(s.data), " ")
+		}
+	}
+	for _, want := range []string{"\nFinal-Recipient: rfc822; carol@example.net\n", "\nStatus: 5.4.6\n",
+		"\nFinal-Recipient: rfc822; nobody@example.com\n", "\nStatus: 5.1.1\n"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q", want)
+		}
+	}
+	if strings.Contains(dsn, "rfc822; alice@example.com") || strings.Contains(dsn, "rfc822; bob@example.com") {
+		t.Errorf("DSN names a recipient that did not bounce")
+	}
+	if t.Failed() {
+		t.Logf("the DSN, header lines unfolded:\n%s", dsn)
+	}
+
+	// Unlocked and flushed, bob gets it once and nothing else changes.
+	bobMark := bobBox.mark(t)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	off = logSize(t)
+	command(t, nil, "postqueue", "-f")
+	if d := waitFinal(t, off, qid, "bob@example.com"); d.status != "sent" || d.relay != e.relay() {
+		t.Errorf("log after flush: %s\nwant relay=%s, status=sent", d.line, e.relay())
+	}
+	if got := bobBox.since(t, bobMark); len(got) != 1 || !hasMessageID(got[0].data, id) {
+		t.Errorf("%s: %d new messages after the flush, want the one", bobBox, len(got))
+	}
+	for _, r := range []string{"alice@example.com", "carol@example.net", "nobody@example.com"} {
+		for _, d := range deliveries(t, off) {
+			if d.qid == qid && d.to == r {
+				t.Errorf("after the flush, %s was tried again: %s", r, d.line)
+			}
+		}
 	}
 }
 
@@ -467,7 +615,7 @@ func TestDifferential(t *testing.T) {
 			ours[qids[s.id][0]] = true
 		}
 		for _, d := range deliveries(t, off) {
-			if ours[d.qid] && (d.status != "sent" || d.relay != transport) {
+			if ours[d.qid] && (d.status != "sent" || d.relay != relayOf(transport)) {
 				t.Errorf("%s run: %s", transport, d.line)
 			}
 		}
@@ -575,7 +723,7 @@ func TestBurst(t *testing.T) {
 		if !ours[d.qid] {
 			continue
 		}
-		if d.status != "sent" || d.relay != e.transport {
+		if d.status != "sent" || d.relay != e.relay() {
 			t.Errorf("log: %s", d.line)
 			continue
 		}

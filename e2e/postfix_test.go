@@ -31,11 +31,36 @@ const (
 
 // env is the running Postfix the suite talks to.
 type env struct {
-	// transport is the virtual_transport run.sh configured: "vdeliver", or
-	// "virtual" for a reference run of the suite against virtual(8).
+	// transport is the virtual_transport run.sh configured: "vdeliver"
+	// (pipe(8)), "lmtp:unix:private/vdeliver-lmtp" (vdeliver's LMTP mode
+	// under spawn(8)), or "virtual" for a reference run of the suite
+	// against virtual(8).
 	transport string
-	// daemon is the master.cf command of that service: "pipe" or "virtual".
+	// service is the master.cf service that delivers: the transport, or
+	// for an LMTP transport the service behind its socket.
+	service string
+	// daemon is the master.cf command of that service: "pipe", "spawn" or
+	// "virtual".
 	daemon string
+}
+
+// vdeliver reports whether vdeliver delivers (through pipe(8) or LMTP).
+func (e *env) vdeliver() bool { return e.daemon == "pipe" || e.daemon == "spawn" }
+
+// lmtp reports whether Postfix's lmtp client hands the mail over.
+func (e *env) lmtp() bool { return strings.HasPrefix(e.transport, "lmtp:") }
+
+// relay is what Postfix logs as relay= for the configured transport.
+func (e *env) relay() string { return relayOf(e.transport) }
+
+// relayOf is what Postfix logs as relay= for a virtual_transport value: the
+// transport's name, or for an LMTP socket the lmtp client's
+// "myhostname[socket]".
+func relayOf(transport string) string {
+	if path, ok := strings.CutPrefix(transport, "lmtp:unix:"); ok {
+		return "mail.e2e.test[" + path + "]"
+	}
+	return transport
 }
 
 var (
@@ -71,12 +96,16 @@ func newEnv() (*env, error) {
 		return nil, fmt.Errorf("postconf -h virtual_transport: %v", err)
 	}
 	e := &env{transport: strings.TrimSpace(string(out))}
+	e.service = e.transport
+	if path, ok := strings.CutPrefix(e.transport, "lmtp:unix:"); ok {
+		e.service = strings.TrimPrefix(path, "private/")
+	}
 	// Not -h: postconf 3.7 then joins the folded command field without
 	// a space ("pipeflags=X ...").
-	field := e.transport + "/unix/command"
+	field := e.service + "/unix/command"
 	out, err = exec.Command("postconf", "-F", field).Output()
 	if err != nil {
-		return nil, fmt.Errorf("master.cf has no %s/unix service: %v", e.transport, err)
+		return nil, fmt.Errorf("master.cf has no %s/unix service: %v", e.service, err)
 	}
 	value, ok := strings.CutPrefix(string(out), field+" = ")
 	if f := strings.Fields(value); ok && len(f) > 0 {
@@ -95,10 +124,14 @@ func (e *env) sentText(b box) string {
 	if b.isMaildir() {
 		text = "delivered to maildir"
 	}
-	if e.daemon == "pipe" {
+	switch {
+	case e.daemon == "pipe":
 		// pipe(8): "delivered via <service> service" and the
 		// command's output, trimmed, in parentheses.
 		return "delivered via " + e.transport + " service (2.0.0 " + text + ")"
+	case e.lmtp():
+		// The lmtp client logs the server's reply to the end of DATA.
+		return "250 2.0.0 " + text
 	}
 	return text
 }
@@ -183,7 +216,7 @@ func (e *env) useTransport(t *testing.T, name string) {
 		off := logSize(t)
 		sendmail(t, "probe@example.org", []string{"probe@example.net"}, msg)
 		d := waitFinal(t, off, waitQueueID(t, off, id), "probe@example.net")
-		if d.relay == name {
+		if d.relay == relayOf(name) {
 			return
 		}
 		t.Logf("probe %d after reload still went through %s", try, d.relay)

@@ -69,6 +69,7 @@ func main() {
 		return fmt.Errorf("no -variant %s before it", label)
 	})
 	flag.StringVar(&o.coldstart, "coldstart", "", "bench/mda/coldstart: measure the start-up target (main.cf and tables, cold, in fresh processes)")
+	flag.BoolVar(&o.lmtpOnly, "lmtp-only", false, "measure only the LMTP mode's rows (print them, leave -readme alone)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary base (mailboxes, configurations, outputs)")
 	flag.Parse()
 	if o.vdeliver == "" || o.readexit == "" || o.spawn == "" || o.n < 1 || o.par < 1 || o.perWorker < 1 {
@@ -85,7 +86,7 @@ type options struct {
 	vdeliver, readexit, spawn, config, corpus, readme string
 	coldstart                                         string
 	n, par, perWorker, uid, gid                       int
-	keep                                              bool
+	keep, lmtpOnly                                    bool
 	variants                                          []variant
 }
 
@@ -147,6 +148,19 @@ func run(o options) error {
 		}
 	}
 
+	if o.lmtpOnly {
+		b4k, err := os.ReadFile(m4k.path)
+		if err != nil {
+			return err
+		}
+		lm, aside, err := measureLMTP(rn, set, work, b4k, 5)
+		if err != nil {
+			return err
+		}
+		fmt.Print(lmtpTable(lm, aside) + lmtpTargets(lm))
+		return nil
+	}
+
 	samples := map[key][]sample{}
 	for r := range o.n {
 		fmt.Fprintf(os.Stderr, "\rrun %d/%d (load %s)   ", r+1, o.n, loadavg())
@@ -201,6 +215,15 @@ func run(o options) error {
 			par[key{t.mda, f, ""}] = p
 		}
 	}
+	fmt.Fprintln(os.Stderr, "LMTP mode")
+	b4k, err := os.ReadFile(m4k.path)
+	if err != nil {
+		return err
+	}
+	lm, aside, err := measureLMTP(rn, set, work, b4k, 5)
+	if err != nil {
+		return err
+	}
 	var cold string
 	if o.coldstart != "" {
 		fmt.Fprintln(os.Stderr, "start-up, cold")
@@ -210,7 +233,7 @@ func run(o options) error {
 	}
 	m.end = loadavg()
 
-	md := report(o, m, set, msgs, samples, dur, par, cold)
+	md := report(o, m, set, msgs, samples, dur, par, cold, lm, aside)
 	fmt.Print(md)
 	if o.readme != "" {
 		doc, err := os.ReadFile(o.readme)

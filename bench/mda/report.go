@@ -15,7 +15,7 @@ var peers = []string{"dovecot-lda", "maildrop", "procmail"}
 // message (the reference size), median wall time per message size, the parallel rates and
 // the targets, each marked met or missed.
 func report(o options, m *machine, set map[string][]*target, msgs []message, samples map[key][]sample,
-	dur map[key]durability, par map[key]parallel, cold string) string {
+	dur map[key]durability, par map[key]parallel, cold string, lm map[string]lmtpResult, aside string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "Measured %s on %s: %d CPUs, load average %s at the start and %s at the end (1, 5, 15 min), "+
@@ -81,6 +81,8 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 	b.WriteString(table([]string{"agent", "Maildir msg/s", "mbox msg/s", "failures"}, rows))
 	b.WriteString("\n")
 
+	b.WriteString(lmtpTable(lm, aside))
+
 	b.WriteString("### Targets\n\n")
 	for _, f := range formats {
 		get := func(mda string) summary { return summarize(samples[key{mda, f, "4 kB"}]) }
@@ -106,6 +108,7 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 				mb(vd.rssMaxKB), check(vd.rssMaxKB < 20*1024), ms(vd.cpuMed-floor.cpuMed))
 		}
 	}
+	b.WriteString(lmtpTargets(lm))
 	if cold != "" {
 		fmt.Fprintf(&b, "- Start-up under 0.3 ms of CPU (bench/mda/coldstart: main.cf with vdeliver's -o options and the tables, "+
 			"timed with the thread CPU clock in fresh processes): %s; median %s.\n", cold, check(coldMedianBelow(cold, 0.3)))
@@ -169,4 +172,34 @@ func firstLineOf(err error) string {
 
 func pkgVersion(pkg string) string {
 	return commandOutput("dpkg-query", "-W", "-f", "${Version}", pkg)
+}
+
+// lmtpTable is the LMTP mode's section of the report.
+func lmtpTable(lm map[string]lmtpResult, aside string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### LMTP mode: one `vdeliver lmtp` process, the session over pipes\n\n"+
+		"Process start-up left out: CPU per message is (a session of %d transactions of the 4 kB message − an empty session) / %d, "+
+		"median of 5. \"fsync aside\": mailboxes on %s; \"on disk\": beside the other agents' mailboxes. "+
+		"Peak RSS is the process's, for the whole session.\n\n", lmtpPerSession, lmtpPerSession, aside)
+	var rows [][]string
+	for _, f := range []string{"maildir", "mbox"} {
+		r := lm[f]
+		rows = append(rows, []string{map[string]string{"maildir": "Maildir", "mbox": "mbox"}[f],
+			ms(r.cpuAside), ms(r.cpuDisk), mb(r.rss4k), mb(r.rss10M)})
+	}
+	b.WriteString(table([]string{"format", "CPU ms/msg, fsync aside", "CPU ms/msg, on disk", "peak RSS MB, 4 kB session", "peak RSS MB, one 10 MB message"}, rows))
+	b.WriteString("\n")
+	return b.String()
+}
+
+// lmtpTargets are the LMTP mode's target lines.
+func lmtpTargets(lm map[string]lmtpResult) string {
+	var b strings.Builder
+	for _, f := range []string{"maildir", "mbox"} {
+		r := lm[f]
+		fmt.Fprintf(&b, "- LMTP, %s: at most 0.5 ms of CPU per 4 kB message, fsync aside: %s ms, %s. "+
+			"Peak RSS under 20 MB with a 10 MB message in flight: %s MB, %s.\n",
+			map[string]string{"maildir": "Maildir", "mbox": "mbox"}[f], ms(r.cpuAside), check(r.cpuAside <= 500*time.Microsecond), mb(r.rss10M), check(r.rss10M < 20*1024))
+	}
+	return b.String()
 }

@@ -6,6 +6,7 @@
 #
 #   N=30 bash bench/mda/run.sh      # timed deliveries per agent, format and message
 #   README=  bash bench/mda/run.sh  # print only, leave README.md alone
+#   LMTP_ONLY=1 bash bench/mda/run.sh  # only the LMTP mode's rows, printed
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -52,5 +53,9 @@ CGO_ENABLED=0 "$GO" build -trimpath -o "$bin/coldstart" ./bench/mda/coldstart
 args=(-vdeliver "$bin/vdeliver" -variant "cgo-docs=$bin/vdeliver-cgo-docs"
 	-variant "gomaxprocs1=$bin/vdeliver" -variant-env "gomaxprocs1=GOMAXPROCS=1"
 	-coldstart "$bin/coldstart" -readexit "$bin/readexit" -spawn "$bin/spawn" -n "$N")
-[ -n "$README" ] && args+=(-readme "$README")
+if [ -n "${LMTP_ONLY:-}" ]; then
+	args+=(-lmtp-only)
+elif [ -n "$README" ]; then
+	args+=(-readme "$README")
+fi
 "$bin/mda" "${args[@]}"
