@@ -395,7 +395,7 @@ func (r *run) probe(env Envelope, t *Target) *Status {
 }
 
 func (r *run) maildirOptions() maildir.Options {
-	return maildir.Options{Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now}
+	return maildir.Options{Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now, SizeInName: r.s.SizeInNames}
 }
 
 func (r *run) mboxOptions(t *Target) mbox.Options {

@@ -55,9 +55,12 @@ type Settings struct {
 	AliasLengthLimit    int           // virtual_alias_address_length_limit
 	PropagateExtension  bool          // propagate_unmatched_extensions contains "virtual"
 	QueueLifetime       time.Duration // maximal_queue_lifetime: the journal's expiry
-	aliasMaps           *lookup.Maps
-	aliasErr            error
-	proxymap            *lookup.Proxymap // shared by every proxy: table
+
+	// Additions beyond virtual(8), each off by default (docs/behaviour.md).
+	SizeInNames bool // vdeliver_maildir_size_in_names: ",S=" and ",W=" in Maildir names
+	aliasMaps   *lookup.Maps
+	aliasErr    error
+	proxymap    *lookup.Proxymap // shared by every proxy: table
 }
 
 // ProxymapSocket is where Postfix's table clients find proxymap(8):
@@ -154,6 +157,7 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.AliasLengthLimit = int(integer("virtual_alias_address_length_limit"))
 	s.PropagateExtension = propagatesVirtual(get("propagate_unmatched_extensions"))
 	s.QueueLifetime = duration("maximal_queue_lifetime")
+	s.SizeInNames = boolean("vdeliver_maildir_size_in_names")
 	s.NonBDB = lookup.NonBDB{
 		Level:         get("non_bdb_migration_level"),
 		DatabaseType:  get("default_database_type"),

@@ -27,6 +27,11 @@ type Options struct {
 	// Now is read once per delivery; its seconds and microseconds go into
 	// both names. nil means time.Now.
 	Now func() time.Time
+	// SizeInName appends ",S=<size>,W=<size with CRLF line ends>" to the name in
+	// new/, as Dovecot and Courier do, so that readers and quota code need not
+	// stat the file. A ',' in the host is then written as \054, so that the
+	// fields are the only commas of the name. false gives virtual(8)'s names.
+	SizeInName bool
 }
 
 // Error says which step of a delivery failed, like Postfix's reasons.
@@ -134,6 +139,11 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		}
 	}
 	host = escapeHost(host)
+	var sizes string
+	if opt.SizeInName {
+		host = strings.ReplaceAll(host, ",", `\054`)
+		sizes = sizeFields(parts)
+	}
 	tmpPath := sub("tmp/" + tmpName(sec, os.Getpid(), host))
 
 	if opt.Limit > 0 {
@@ -211,7 +221,7 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 	if !ok {
 		return "", &Error{Op: "create", Path: tmpPath, Err: errors.New("no device and inode numbers")}
 	}
-	newBase = newName(sec, uint64(sys.Dev), uint64(sys.Ino), usec, host)
+	newBase = newName(sec, uint64(sys.Dev), uint64(sys.Ino), usec, host) + sizes
 	newPath = sub("new/" + newBase)
 
 	for _, p := range parts {
@@ -499,5 +509,29 @@ func newName(sec int64, dev, ino uint64, usec int64, host string) string {
 	b = strconv.AppendInt(b, usec, 10)
 	b = append(b, '.')
 	b = append(b, host...)
+	return string(b)
+}
+
+// sizeFields is ",S=<size>,W=<vsize>" for the message parts: size is the bytes
+// written, vsize the size with every line end counted as CRLF (a LF not already
+// preceded by a CR counts two), the size an IMAP client is told.
+func sizeFields(parts [][]byte) string {
+	var size, vsize int64
+	var prev byte
+	for _, p := range parts {
+		size += int64(len(p))
+		for _, c := range p {
+			if c == '\n' && prev != '\r' {
+				vsize++
+			}
+			prev = c
+		}
+	}
+	vsize += size
+	b := make([]byte, 0, 48)
+	b = append(b, ",S="...)
+	b = strconv.AppendInt(b, size, 10)
+	b = append(b, ",W="...)
+	b = strconv.AppendInt(b, vsize, 10)
 	return string(b)
 }
