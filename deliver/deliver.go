@@ -365,7 +365,7 @@ func checkBase(base string) *Status {
 func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
-		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, r.maildirOptions())
+		name, err := maildir.Deliver(r.root, r.folderPath(env, t), [][]byte{hdr, r.msg}, r.maildirOptions())
 		if err != nil {
 			return classify(err, true)
 		}

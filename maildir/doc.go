@@ -89,6 +89,13 @@
 // renames into new/, which can replace an existing message. Its reading side
 // is fine and the tests use it to read deliveries back.
 //
+// # Folders
+//
+// CreateFolder makes a Maildir++ folder (a directory such as ".lists" beside cur/,
+// new/ and tmp/) with cur/, new/, tmp/ and the empty "maildirfolder" marker, through
+// the same root and with the same modes and fsyncs as a delivery; what exists is
+// completed, never replaced. Which folder a message goes to is the caller's choice.
+//
 // # Probe
 //
 // Probe answers what Deliver would meet before its first write (the limit, a tmp/ or

@@ -46,6 +46,8 @@ var staticDefaults = []struct{ name, value string }{
 	{"stale_lock_time", "500s"},
 	{"strict_mailbox_ownership", "yes"},
 	// vdeliver's own additions beyond virtual(8), all off by default.
+	{"vdeliver_extension_folders", "no"},
+	{"vdeliver_folder_autocreate", "no"},
 	{"vdeliver_maildir_size_in_names", "no"},
 	{"virtual_alias_address_length_limit", "1000"},
 	{"virtual_alias_domains", "$virtual_alias_maps"},
