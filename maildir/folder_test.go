@@ -100,3 +100,23 @@ func TestCreateFolderRefused(t *testing.T) {
 		t.Errorf("created outside the base: %q", got)
 	}
 }
+
+// TestCreateFolderSyncFails: an fsync that fails (EIO, which cannot be made on demand)
+// while the marker or a directory is made fails CreateFolder with a create *Error that
+// keeps the errno: the caller must not take an unsynced folder for a made one. Not
+// parallel: it replaces the package's seams.
+func TestCreateFolderSyncFails(t *testing.T) {
+	eio := func(*os.File) error { return syscall.EIO }
+	seams := map[string]*func(*os.File) error{"file": &syncFile, "directory": &syncDir}
+	for name, seam := range seams {
+		t.Run(name, func(t *testing.T) {
+			root, _ := newRoot(t)
+			stub(t, seam, eio)
+			err := CreateFolder(root, "u/", ".lists")
+			var me *Error
+			if !errors.As(err, &me) || me.Op != "create" || !errors.Is(err, syscall.EIO) {
+				t.Errorf("CreateFolder with a failing %s fsync = %v, want a create *Error with EIO", name, err)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -514,24 +515,27 @@ func newName(sec int64, dev, ino uint64, usec int64, host string) string {
 
 // sizeFields is ",S=<size>,W=<vsize>" for the message parts: size is the bytes
 // written, vsize the size with every line end counted as CRLF (a LF not already
-// preceded by a CR counts two), the size an IMAP client is told.
+// preceded by a CR counts two), the size an IMAP client is told. bytes.Count, not a
+// loop over every byte: it is several times faster on a large message.
 func sizeFields(parts [][]byte) string {
-	var size, vsize int64
-	var prev byte
+	var size, bare int64
+	lf, crlf := []byte("\n"), []byte("\r\n")
+	prevCR := false
 	for _, p := range parts {
-		size += int64(len(p))
-		for _, c := range p {
-			if c == '\n' && prev != '\r' {
-				vsize++
-			}
-			prev = c
+		if len(p) == 0 {
+			continue
 		}
+		size += int64(len(p))
+		bare += int64(bytes.Count(p, lf) - bytes.Count(p, crlf))
+		if prevCR && p[0] == '\n' {
+			bare-- // a CRLF split between two parts
+		}
+		prevCR = p[len(p)-1] == '\r'
 	}
-	vsize += size
 	b := make([]byte, 0, 48)
 	b = append(b, ",S="...)
 	b = strconv.AppendInt(b, size, 10)
 	b = append(b, ",W="...)
-	b = strconv.AppendInt(b, vsize, 10)
+	b = strconv.AppendInt(b, size+bare, 10)
 	return string(b)
 }
