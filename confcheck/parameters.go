@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -90,13 +91,21 @@ func (c *checker) unknownParameters() {
 		}
 	}
 	unknown = c.postconfUnknown(unknown)
+	// A typo of one of vdeliver's own parameters is suggested too.
+	suggest := known
+	if len(unknown) > 0 {
+		suggest = maps.Clone(known)
+		for _, p := range vdeliverParameters {
+			suggest[p] = true
+		}
+	}
 	for _, n := range unknown {
 		file, line := c.cf.Line(n)
 		if file == "" || file == "-o" {
 			file, line = c.mainFile, 0
 		}
 		fix := "remove the line"
-		if near := nearestParameter(n, known); near != "" {
+		if near := nearestParameter(n, suggest); near != "" {
 			fix = fmt.Sprintf("did you mean %s? Rename it, or remove the line", near)
 		}
 		c.add(file, line, Warning, "unknown-parameter",
