@@ -145,8 +145,14 @@ func cmdChownv(ts *testscript.TestScript, neg bool, args []string) {
 // cmpnew maildir golden: the maildir holds exactly one message, in new/, named as
 // virtual(8) names it, mode 0600, with exactly the golden bytes, and tmp/ is empty.
 func cmdCmpNew(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: cmpnew maildir golden")
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: cmpnew maildir golden [name-suffix]")
+	}
+	// The suffix (",S=...,W=..." with vdeliver_maildir_size_in_names) ends the name
+	// exactly; without it the name is virtual(8)'s and ends in the host.
+	suffix := ""
+	if len(args) == 3 {
+		suffix = args[2]
 	}
 	dir := ts.MkAbs(args[0])
 	news, err := os.ReadDir(filepath.Join(dir, "new"))
@@ -161,7 +167,10 @@ func cmdCmpNew(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	name := news[0].Name()
 	host, _ := os.Hostname()
-	re := regexp.MustCompile(`^[0-9]+\.V[0-9a-f]+I[0-9a-f]+M[0-9]+\.` + regexp.QuoteMeta(host) + `$`)
+	if suffix != "" {
+		host = strings.ReplaceAll(host, ",", `\054`)
+	}
+	re := regexp.MustCompile(`^[0-9]+\.V[0-9a-f]+I[0-9a-f]+M[0-9]+\.` + regexp.QuoteMeta(host+suffix) + `$`)
 	if !re.MatchString(name) {
 		ts.Fatalf("maildir file name %q does not match %s", name, re)
 	}

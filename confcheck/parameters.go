@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -33,7 +34,8 @@ var knownParameters = sync.OnceValue(func() map[string]bool {
 // vdeliverParameters are the parameters vdeliver itself reads from main.cf that the
 // embedded list lacks: its own, and Postfix 3.11's non-Berkeley-DB migration, which the
 // table readers follow (lookup/nonbdb.go).
-var vdeliverParameters = []string{"vdeliver_trusted_uids", "non_bdb_migration_level", "non_bdb_custom_mapping"}
+var vdeliverParameters = []string{"vdeliver_trusted_uids", "non_bdb_migration_level", "non_bdb_custom_mapping",
+	"vdeliver_maildir_size_in_names", "vdeliver_extension_folders", "vdeliver_folder_autocreate"}
 
 // serviceSuffixes are the per-service parameters Postfix defines for every master.cf
 // service (postconf's service-defined parameters): <service>_destination_recipient_limit
@@ -89,13 +91,21 @@ func (c *checker) unknownParameters() {
 		}
 	}
 	unknown = c.postconfUnknown(unknown)
+	// A typo of one of vdeliver's own parameters is suggested too.
+	suggest := known
+	if len(unknown) > 0 {
+		suggest = maps.Clone(known)
+		for _, p := range vdeliverParameters {
+			suggest[p] = true
+		}
+	}
 	for _, n := range unknown {
 		file, line := c.cf.Line(n)
 		if file == "" || file == "-o" {
 			file, line = c.mainFile, 0
 		}
 		fix := "remove the line"
-		if near := nearestParameter(n, known); near != "" {
+		if near := nearestParameter(n, suggest); near != "" {
 			fix = fmt.Sprintf("did you mean %s? Rename it, or remove the line", near)
 		}
 		c.add(file, line, Warning, "unknown-parameter",

@@ -438,7 +438,7 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	if t.Maildir {
 		opt := r.maildirOptions()
 		opt.Seq = maildirSeq.Add(1)
-		name, err := maildir.Deliver(r.root, t.Path, [][]byte{hdr, r.msg}, opt)
+		name, err := maildir.Deliver(r.root, r.folderPath(env, t), [][]byte{hdr, r.msg}, opt)
 		if err != nil {
 			return classify(err, true)
 		}
@@ -468,7 +468,7 @@ func (r *run) probe(env Envelope, t *Target) *Status {
 }
 
 func (r *run) maildirOptions() maildir.Options {
-	return maildir.Options{Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now}
+	return maildir.Options{Hostname: r.opt.Hostname, Limit: r.s.Limit, Now: r.opt.Now, SizeInName: r.s.SizeInNames}
 }
 
 func (r *run) mboxOptions(t *Target) mbox.Options {

@@ -36,6 +36,10 @@ type Explanation struct {
 	ProbedAs     string      `json:"probed_as,omitempty"` // the identity the storage checks ran as
 	Detail       string      `json:"detail,omitempty"`
 	Aliases      *AliasView  `json:"aliases,omitempty"` // virtual_alias_maps, see alias.go
+
+	// vdeliver_extension_folders: the folder chosen ("INBOX" or ".name") and why.
+	Folder     string `json:"folder,omitempty"`
+	FolderNote string `json:"folder_note,omitempty"`
 }
 
 // ProbeView is one table query as explain shows it.
@@ -116,8 +120,12 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 		e.UID, e.GID = &t.UID, &t.GID
 		s.confinement(e, t)
 	}
+	path := t.Path
+	if rst == nil && s.ExtensionFolders && t.Maildir {
+		e.Folder, e.FolderNote, path = s.explainFolder(t)
+	}
 	if st == nil {
-		p := StorageProbe{Base: s.Base, Path: t.Path, Maildir: t.Maildir, UID: t.UID, GID: t.GID, Limit: s.Limit,
+		p := StorageProbe{Base: s.Base, Path: path, Maildir: t.Maildir, UID: t.UID, GID: t.GID, Limit: s.Limit,
 			Locks: s.Locks, LockAttempts: s.LockAttempts, LockDelay: s.LockDelay, StaleLock: s.StaleLock,
 			StrictOwner: s.StrictOwner, OrigRcpt: s.OrigRcpt, Env: env, Message: msg}
 		if opt.Probe != nil {
@@ -189,6 +197,9 @@ func (e *Explanation) WriteText(w io.Writer) {
 	}
 	if e.Mailbox != "" {
 		fmt.Fprintf(w, "mailbox:      %s (%s)\n", e.Path, e.Format)
+	}
+	if e.Folder != "" {
+		fmt.Fprintf(w, "folder:       %s (%s)\n", e.Folder, e.FolderNote)
 	}
 	if e.UID != nil {
 		fmt.Fprintf(w, "uid/gid:      %d/%d (virtual_minimum_uid %d: ok)\n", *e.UID, *e.GID, e.MinimumUID)

@@ -58,6 +58,11 @@ type Settings struct {
 	aliasMaps           *lookup.Maps
 	aliasErr            error
 	proxymap            *lookup.Proxymap // shared by every proxy: table
+
+	// Additions beyond virtual(8), each off by default (docs/behaviour.md).
+	SizeInNames      bool // vdeliver_maildir_size_in_names: ",S=" and ",W=" in Maildir names
+	ExtensionFolders bool // vdeliver_extension_folders: user+ext goes to the folder .ext/
+	FolderAutocreate bool // vdeliver_folder_autocreate: create that folder when missing
 }
 
 // ProxymapSocket is where Postfix's table clients find proxymap(8):
@@ -154,6 +159,9 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.AliasLengthLimit = int(integer("virtual_alias_address_length_limit"))
 	s.PropagateExtension = propagatesVirtual(get("propagate_unmatched_extensions"))
 	s.QueueLifetime = duration("maximal_queue_lifetime")
+	s.SizeInNames = boolean("vdeliver_maildir_size_in_names")
+	s.ExtensionFolders = boolean("vdeliver_extension_folders")
+	s.FolderAutocreate = boolean("vdeliver_folder_autocreate")
 	s.NonBDB = lookup.NonBDB{
 		Level:         get("non_bdb_migration_level"),
 		DatabaseType:  get("default_database_type"),

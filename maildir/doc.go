@@ -14,9 +14,16 @@
 // numbers of the tmp file in lower-case hexadecimal without padding. host is
 // the host name with every '/' written as \057 and every ':' as \072, as the
 // maildir specification requires, so a name is always one path element and
-// never carries an info (":2,") part. No ",S=<size>" field is added. dev+ino
+// never carries an info (":2,") part. dev+ino
 // make the final name unique among existing files; the microseconds keep it
 // unique against an inode number that the file system hands out again later.
+//
+// By default no ",S=<size>" field is added, as virtual(8) adds none. With
+// Options.SizeInName the name in new/ ends in ",S=<size>,W=<vsize>" as Dovecot and
+// Courier write it (Dovecot reads the first ",S=" and ",W=" of the name up to the
+// ":2," info part, which a name in new/ does not have): size is the bytes written,
+// vsize the size with LF line ends counted as CRLF. A ',' in the host is then
+// written \054, so that no host can carry a field of its own.
 //
 // # Algorithm
 //
@@ -82,6 +89,13 @@
 // 0666 (left to the umask), never fsyncs the file or the directory, and
 // renames into new/, which can replace an existing message. Its reading side
 // is fine and the tests use it to read deliveries back.
+//
+// # Folders
+//
+// CreateFolder makes a Maildir++ folder (a directory such as ".lists" beside cur/,
+// new/ and tmp/) with cur/, new/, tmp/ and the empty "maildirfolder" marker, through
+// the same root and with the same modes and fsyncs as a delivery; what exists is
+// completed, never replaced. Which folder a message goes to is the caller's choice.
 //
 // # Probe
 //

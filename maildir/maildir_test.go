@@ -979,3 +979,39 @@ func TestOwnerSwapsDirectories(t *testing.T) {
 		})
 	}
 }
+
+// TestSizeInName: with SizeInName the name in new/ ends in Dovecot's ",S=" and ",W="
+// fields for the bytes written; without it the name is virtual(8)'s, no field added.
+func TestSizeInName(t *testing.T) {
+	t.Parallel()
+	parts := [][]byte{[]byte("Return-Path: <a@example.org>\n"), []byte("Subject: x\n\nline\r\nbody\n")}
+	// 29+23 bytes; LFs without a CR before them: 1 + 3 = 4.
+	tests := []struct {
+		name     string
+		sizes    bool
+		hostname string
+		suffix   string
+	}{
+		{"off", false, "mx.example", "M123456.mx.example"},
+		{"off comma", false, "a,b", "M123456.a,b"},
+		{"on", true, "mx.example", "M123456.mx.example,S=52,W=56"},
+		{"on comma", true, "a,S=1", `M123456.a\054S=1,S=52,W=56`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			root, base := newRoot(t)
+			got, err := Deliver(root, "u/", parts, Options{Hostname: tc.hostname, Now: fixedNow, SizeInName: tc.sizes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(got, tc.suffix) {
+				t.Errorf("Deliver = %q, want it to end in %q", got, tc.suffix)
+			}
+			st, err := os.Stat(filepath.Join(base, got))
+			if err != nil || st.Size() != 52 {
+				t.Fatalf("stat %s: %v, %v", got, st, err)
+			}
+		})
+	}
+}

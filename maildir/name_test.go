@@ -127,3 +127,55 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	}
 }
+
+// dovecotSize reads a size field the way Dovecot's maildir_filename_get_size does: the
+// first ",<typ>=" of the name, digits up to ':', ',' or the end.
+func dovecotSize(name string, typ byte) (int64, bool) {
+	i := strings.Index(name, ","+string(typ)+"=")
+	if i < 0 {
+		return 0, false
+	}
+	rest := name[i+3:]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	if j < len(rest) && rest[j] != ':' && rest[j] != ',' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rest[:j], 10, 64)
+	return n, err == nil
+}
+
+// FuzzSizeFields: for any message split anywhere into two parts and any host, the name
+// a size-carrying delivery would get gives a reader that parses as Dovecot does the
+// number of bytes written and that number with every bare LF counted as CRLF, whatever
+// the host holds.
+func FuzzSizeFields(f *testing.F) {
+	f.Add([]byte("Subject: x\n\nbody\n"), 3, "mx.example")
+	f.Add([]byte("a\r\nb\rc\n\n"), 2, "h,S=1,W=2")
+	f.Add([]byte(""), 0, ",")
+	f.Add([]byte("\r"), 1, `a\054b`)
+	f.Fuzz(func(t *testing.T, msg []byte, cut int, hostName string) {
+		if cut < 0 || cut > len(msg) {
+			cut = len(msg) / 2
+		}
+		parts := [][]byte{msg[:cut], msg[cut:]}
+		h := strings.ReplaceAll(escapeHost(hostName), ",", `\054`)
+		name := newName(1, 2, 3, 4, h) + sizeFields(parts)
+		if strings.ContainsAny(name, "/:") {
+			t.Fatalf("name %q has '/' or ':'", name)
+		}
+		// Every LF without a CR before it gains one.
+		wantW := int64(len(msg) + bytes.Count(msg, []byte("\n")) - bytes.Count(msg, []byte("\r\n")))
+		if s, ok := dovecotSize(name, 'S'); !ok || s != int64(len(msg)) {
+			t.Fatalf("%q: S = %d, %v; want %d", name, s, ok, len(msg))
+		}
+		if w, ok := dovecotSize(name, 'W'); !ok || w != wantW {
+			t.Fatalf("%q: W = %d, %v; want %d", name, w, ok, wantW)
+		}
+		if strings.Count(name, ",") != 2 {
+			t.Fatalf("%q: commas besides the two fields", name)
+		}
+	})
+}

@@ -9,7 +9,8 @@ import (
 const defaultConfigDir = "/etc/postfix"
 
 // staticDefaults are Postfix's built-in defaults ("postconf -d", Postfix 3.7) for the
-// parameters vdeliver reads or that their defaults refer to. Sorted by name: it is
+// parameters vdeliver reads or that their defaults refer to, and the defaults of
+// vdeliver's own vdeliver_* parameters, which Postfix does not know. Sorted by name: it is
 // searched with sort.Search, and a slice of constants costs nothing at start-up.
 // myhostname, mydomain and config_directory are computed in defaultValue.
 var staticDefaults = []struct{ name, value string }{
@@ -44,6 +45,10 @@ var staticDefaults = []struct{ name, value string }{
 	{"soft_bounce", "no"},
 	{"stale_lock_time", "500s"},
 	{"strict_mailbox_ownership", "yes"},
+	// vdeliver's own additions beyond virtual(8), all off by default.
+	{"vdeliver_extension_folders", "no"},
+	{"vdeliver_folder_autocreate", "no"},
+	{"vdeliver_maildir_size_in_names", "no"},
 	{"virtual_alias_address_length_limit", "1000"},
 	{"virtual_alias_domains", "$virtual_alias_maps"},
 	{"virtual_alias_expansion_limit", "1000"},

@@ -246,7 +246,8 @@ var perTransport = map[string]bool{
 func defaultNames() []string {
 	names := []string{"myhostname", "mydomain", "config_directory"}
 	for _, d := range staticDefaults {
-		if !perTransport[d.name] {
+		// vdeliver's own parameters are unknown to postconf.
+		if !perTransport[d.name] && !strings.HasPrefix(d.name, "vdeliver_") {
 			names = append(names, d.name)
 		}
 	}

@@ -4,7 +4,8 @@
 # -sqlite, sqlite3, postfix-pgsql and PostgreSQL, postfix-mysql and MariaDB's server and
 # client, dotlockfile and flock(1) (real other lockers), python3 (an independent mbox
 # reader), strace, a C compiler, zsh and fish (the completion scripts run in them),
-# Berkeley DB's db5.3_dump/db5.3_load (big-endian copies of postmap's hash: and btree: files).
+# Berkeley DB's db5.3_dump/db5.3_load (big-endian copies of postmap's hash: and btree: files),
+# Dovecot's doveadm (reads the Maildirs vdeliver writes).
 set -euo pipefail
 need=()
 command -v postmap >/dev/null || need+=(postfix)
@@ -26,6 +27,7 @@ command -v strace >/dev/null || need+=(strace)   # shows the confinement's syste
 command -v cc >/dev/null || need+=(gcc)   # builds the LD_PRELOAD library of the setuid attack test
 command -v zsh >/dev/null || need+=(zsh)   # runs the zsh completion script
 command -v fish >/dev/null || need+=(fish)   # runs the fish completion script
+command -v doveadm >/dev/null || need+=(dovecot-core)   # Dovecot reads what vdeliver wrote
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
