@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -289,27 +290,37 @@ func TestDBRebuiltWhileOpen(t *testing.T) {
 			defer tab.Close()
 			ctx := context.Background()
 			done := make(chan struct{})
-			errc := make(chan error, 1)
-			go func() {
-				defer close(errc)
-				for i := 0; ; i++ {
-					select {
-					case <-done:
-						return
-					default:
+			// Several lookers share the one open table, as parallel LMTP sessions do:
+			// each lookup must hold the shared lock for its whole length, whoever else
+			// finishes meanwhile.
+			const lookers = 4
+			errc := make(chan error, lookers)
+			var wg sync.WaitGroup
+			for g := range lookers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := g; ; i += lookers {
+						select {
+						case <-done:
+							return
+						default:
+						}
+						k := i % 20_000
+						v, found, err := tab.Lookup(ctx, fmt.Sprintf("user%d@example.com", k))
+						if err != nil || !found || (v != fmt.Sprintf("old/user%d/", k) && v != fmt.Sprintf("new/user%d/", k)) {
+							errc <- fmt.Errorf("during the rebuild: Lookup(user%d@example.com) = %q, %v, %v", k, v, found, err)
+							return
+						}
 					}
-					k := i % 20_000
-					v, found, err := tab.Lookup(ctx, fmt.Sprintf("user%d@example.com", k))
-					if err != nil || !found || (v != fmt.Sprintf("old/user%d/", k) && v != fmt.Sprintf("new/user%d/", k)) {
-						errc <- fmt.Errorf("during the rebuild: Lookup(user%d@example.com) = %q, %v, %v", k, v, found, err)
-						return
-					}
-				}
-			}()
+				}()
+			}
 			write("new", 20_000)
 			write("old", 20_000)
 			write("new", 20_000)
 			close(done)
+			wg.Wait()
+			close(errc)
 			if err := <-errc; err != nil {
 				t.Fatal(err)
 			}

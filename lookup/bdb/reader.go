@@ -99,6 +99,11 @@ type Reader struct {
 	pool     sync.Pool // of *[]byte: page buffers
 	path     string
 	kind     Kind
+	// serial makes one lookup at a time hold the shared flock. A flock belongs to the
+	// open file, not to a goroutine: when two lookups of one Reader (parallel LMTP
+	// sessions) held it, the first to finish would unlock it under the second, and
+	// postmap could rewrite the file while the second still reads it.
+	serial sync.Mutex
 }
 
 // Open opens the file at path, which must be a Berkeley DB file of the given
@@ -179,11 +184,16 @@ func (r *Reader) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 // GetFirst looks the keys up in order under one lock and returns the index and
 // value of the first one present, or -1 when none is. It fails as Get does.
 func (r *Reader) GetFirst(ctx context.Context, keys ...[]byte) (int, []byte, error) {
+	r.serial.Lock()
+	defer r.serial.Unlock()
 	unlock, err := r.lock(ctx)
 	if err != nil {
 		return -1, nil, err
 	}
 	defer unlock()
+	if testHookLocked != nil {
+		testHookLocked()
+	}
 	v, err := r.view()
 	if err != nil {
 		return -1, nil, err
@@ -206,6 +216,9 @@ func (r *Reader) GetFirst(ctx context.Context, keys ...[]byte) (int, []byte, err
 	}
 	return -1, nil, nil
 }
+
+// testHookLocked, when set by a test, runs inside a lookup while it holds the lock.
+var testHookLocked func()
 
 // lock takes a shared flock(2), as Postfix's dict_db does around each lookup,
 // waiting while postmap holds its exclusive one.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -223,6 +224,56 @@ func TestLock(t *testing.T) {
 	v, ok, err := r.Get(context.Background(), []byte("bob@example.com\x00"))
 	if string(v) != "example.com/bob\x00" || !ok || err != nil {
 		t.Fatalf("Get after unlock = %q, %v, %v", v, ok, err)
+	}
+}
+
+// Two lookups of one Reader at once (parallel LMTP sessions): while the first still
+// reads, the second finishing must not drop the shared lock under it, or postmap could
+// rewrite the file in the middle of the first.
+func TestLockHeldForEveryLookup(t *testing.T) {
+	r := mustOpen(t, "testdata/postmap-hash.db", Hash)
+	inside, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	first.Store(true)
+	testHookLocked = func() {
+		if first.CompareAndSwap(true, false) {
+			close(inside)
+			<-release
+		}
+	}
+	defer func() { testHookLocked = nil }()
+	key := []byte("bob@example.com\x00")
+	aDone := make(chan error, 1)
+	go func() { _, _, err := r.Get(context.Background(), key); aDone <- err }()
+	<-inside
+	bDone := make(chan error, 1)
+	go func() { _, _, err := r.Get(context.Background(), key); bDone <- err }()
+	var bErr error
+	bFinished := false
+	select {
+	case bErr = <-bDone:
+		bFinished = true
+	case <-time.After(200 * time.Millisecond):
+	}
+	// postmap's side: an exclusive lock must not be granted while the first reads.
+	f, err := os.Open("testdata/postmap-hash.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		t.Error("postmap's exclusive lock was granted while a lookup was reading")
+	}
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if !bFinished {
+		bErr = <-bDone
+	}
+	if bErr != nil {
+		t.Fatal(bErr)
 	}
 }
 
