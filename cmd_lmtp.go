@@ -33,8 +33,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vdeliver/deliver"
+	"vdeliver/internal/rootonly"
 	"vdeliver/lmtp"
-	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
 
@@ -327,8 +327,13 @@ type fileStamp struct {
 // tableParams are the parameters whose tables a delivery opens.
 var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_mailbox_domains", "mydestination"}
 
-// stampFiles stats main.cf and every file the tables of cf may be read from: the
-// table's name and its compiled forms (.db, .cdb, .lmdb), and "/file" list elements.
+// stampFiles stats main.cf and every file the tables of cf are read from, as the
+// setuid checks list them (internal/rootonly): each table's name and compiled forms
+// (.db, .cdb, .lmdb), with relative names in the working directory ($queue_directory, as
+// a delivery reads them), the tables inside union: and pipemap:, "/file" list elements
+// and what they list in turn, and the directories the tables live in (a file renamed
+// into place changes its directory). The list is made anew at every check, so a file
+// that appears or goes away changes it too.
 func stampFiles(cf *maincf.Config, dir string) []fileStamp {
 	paths := []string{dir + "/main.cf"}
 	if cf != nil {
@@ -337,20 +342,8 @@ func stampFiles(cf *maincf.Config, dir string) []fileStamp {
 			if err != nil {
 				continue
 			}
-			for _, item := range lookup.SplitList(v) {
-				item = strings.TrimLeft(item, "!")
-				if strings.HasPrefix(item, "/") {
-					paths = append(paths, item)
-					continue
-				}
-				for strings.HasPrefix(item, "proxy:") {
-					item = item[len("proxy:"):]
-				}
-				_, name, ok := strings.Cut(item, ":")
-				if !ok || !strings.HasPrefix(name, "/") {
-					continue
-				}
-				paths = append(paths, name, name+".db", name+".cdb", name+".lmdb")
+			for _, it := range rootonly.ListFiles(v) {
+				paths = append(paths, it.File)
 			}
 		}
 	}

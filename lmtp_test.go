@@ -125,6 +125,33 @@ func (c *lmtpClient) expect(line, want string) {
 // whole, for the next transaction; a transaction already running keeps the one it
 // started with; a main.cf that does not load defers every recipient (4.3.5) until it
 // is fixed.
+// A table named by a relative path (read in $queue_directory, as a delivery reads it)
+// and a table inside union: are watched like the others: a user added to either is
+// accepted by the next transaction.
+func TestLMTPReloadRelativeAndUnion(t *testing.T) {
+	bin := vdeliverBinary(t)
+	dir := lmtpWorkDir(t)
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = "+dir+"/vmail\n"+
+		"queue_directory = "+dir+"\n"+
+		"virtual_mailbox_maps = texthash:vmailbox, unionmap:{texthash:"+dir+"/more}\n"+
+		"virtual_uid_maps = static:"+strconv.Itoa(uid)+"\nvirtual_gid_maps = static:"+strconv.Itoa(gid)+"\n")
+	writeFile(t, filepath.Join(dir, "vmailbox"), "alice@example.com alice/\n")
+	writeFile(t, filepath.Join(dir, "more"), "bob@example.com bob/\n")
+	c := startLMTP(t, bin, "-c", dir)
+	c.do("LHLO x")
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RCPT TO:<carol@example.com>", `550 5.1.1 unknown user: "carol@example.com"`)
+	c.expect("RCPT TO:<dave@example.com>", `550 5.1.1 unknown user: "dave@example.com"`)
+	c.expect("RSET", "250 2.0.0 Ok")
+	writeFile(t, filepath.Join(dir, "vmailbox"), "alice@example.com alice/\ncarol@example.com carol/\n")
+	writeFile(t, filepath.Join(dir, "more"), "bob@example.com bob/\ndave@example.com dave/\n")
+	c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+	c.expect("RCPT TO:<carol@example.com>", "250 2.1.5 Ok")
+	c.expect("RCPT TO:<dave@example.com>", "250 2.1.5 Ok")
+	c.expect("RSET", "250 2.0.0 Ok")
+}
+
 func TestLMTPReload(t *testing.T) {
 	bin := vdeliverBinary(t)
 	dir := lmtpWorkDir(t)
