@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"runtime/debug"
@@ -133,6 +134,11 @@ func lmtpOptionsOf(c *cli.Context) (*lmtpOptions, error) {
 
 // runLMTP serves with the options of the command line.
 func runLMTP(ctx context.Context, o *lmtpOptions, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	// The garbage collector works to the delivery's memory limit (resources.go), unless
+	// the environment set one.
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	// The log goes where a delivery's goes: the postlog socket when main.cf sets
 	// maillog_file (main.cf is read again, whole, for every transaction below).
 	cf, _ := loadConfig(o.configDir, o.overrides, getenv)
@@ -292,16 +298,18 @@ func (c *lmtpConfig) reloadLocked() {
 }
 
 // maxSize is what LHLO announces as SIZE and the largest message taken:
-// message_size_limit of the configuration loaded last, as Postfix's own servers.
+// message_size_limit of the configuration loaded last, as Postfix's own servers, and
+// never more than the pipe mode takes (maxMessage, 5.3.4 beyond), also when
+// message_size_limit is 0 (no limit): a delivery holds the message in memory.
 func (c *lmtpConfig) maxSize() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur == nil || c.cur.cf == nil {
-		return 0
+		return maxMessage
 	}
 	n, err := c.cur.cf.Int("message_size_limit")
-	if err != nil || n < 0 {
-		return 0
+	if err != nil || n <= 0 || n > maxMessage {
+		return maxMessage
 	}
 	return n
 }
