@@ -90,10 +90,15 @@ func genLMDBSource(t testing.TB, path string, n int, rng *rand.Rand) (keys, abse
 	seen := map[string]bool{}
 	for i := range n {
 		var k string
-		if i > 0 && rng.IntN(50) == 0 {
+		switch {
+		case i == 0:
+			// One line postmap surely keeps: with smtputf8_enable it skips every line
+			// that is not UTF-8, and a small table can be all such lines.
+			k = "Plain@Example.COM"
+		case rng.IntN(50) == 0:
 			k = keys[rng.IntN(len(keys))]
 			k = strings.ToUpper(k[:1]) + k[1:]
-		} else {
+		default:
 			k = randKey()
 		}
 		if strings.ContainsAny(k[:1], "#") {
