@@ -265,3 +265,83 @@ queue_directory = `+dir+`/queue
 		t.Fatalf("set-uid vdeliver: findings %v", got)
 	}
 }
+
+// maillog_file set, and postlogd's socket reachable for root (check) but not for the
+// master.cf user= the delivery runs as: Postfix keeps public/ for group postdrop, which
+// pipe(8) does not give its commands, so the delivery's log goes elsewhere.
+func TestCheckPostlogUnreachableForPipeUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: runs as root in CI")
+		}
+		t.Skip("not root: needs a second user (nobody) to test permissions for")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	public := filepath.Join(dir, "q", "public")
+	if err := os.MkdirAll(public, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(public, 0o2710); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(public, "postlog"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	syslog := filepath.Join(dir, "log")
+	s, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslog, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bin := filepath.Join(dir, "vdeliver")
+	if err := os.WriteFile(bin, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte("virtual_mailbox_domains = example.com\n"+
+		"virtual_mailbox_base = "+dir+"/vmail\nvirtual_mailbox_maps = static:x/\n"+
+		"virtual_uid_maps = static:"+nobody.Uid+"\nvirtual_gid_maps = static:"+nobody.Gid+"\n"+
+		"queue_directory = "+dir+"/q\nmaillog_file = /var/log/postfix.log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "master.cf"), []byte("vdeliver unix - n n - - pipe flags=X null_sender= user=nobody argv="+bin+" -- ${recipient}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := maincf.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Finding
+	for _, f := range Check(context.Background(), cf, Options{SyslogSocket: syslog}) {
+		if f.Code == "postlog-unreachable" {
+			got = append(got, f)
+		}
+	}
+	sock := filepath.Join(public, "postlog")
+	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 7, Severity: Warning, Code: "postlog-unreachable",
+		Message: "maillog_file = /var/log/postfix.log, but vdeliver, run as nobody, cannot reach postlogd's socket " + sock +
+			" (nobody cannot search " + public + " (mode 0710, owner 0:0)): vdeliver's log goes to syslog instead",
+		Fix: "install vdeliver set-uid root (make install-setuid), which opens the log as root, or add --log-file to the vdeliver argv, or run a syslog daemon"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("Check (-want +got):\n%s", d)
+	}
+	// Set-uid root, the delivery opens its log as root: nothing to report.
+	if err := os.Chmod(bin, os.ModeSetuid|0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range Check(context.Background(), cf, Options{SyslogSocket: syslog}) {
+		if f.Code == "postlog-unreachable" {
+			t.Fatalf("set-uid vdeliver: %v", f)
+		}
+	}
+}

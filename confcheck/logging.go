@@ -34,6 +34,22 @@ func (c *checker) logDestination() {
 		}
 		p := filepath.Join(c.get("queue_directory"), "public", name)
 		err := canConnect(p)
+		if err == nil && c.pipeUser != nil && !c.setuid {
+			// check may run as root; the delivery runs as master.cf's user=, and
+			// Postfix keeps public/ for group postdrop (mode 2710), which pipe(8) does
+			// not give its commands.
+			err = canRead(p, c.pipeUser)
+			if err != nil {
+				to := "goes to syslog instead"
+				if !syslogOK {
+					to = "is lost unless the vdeliver command has --log-file"
+				}
+				c.add(file, line, Warning, "postlog-unreachable",
+					fmt.Sprintf("maillog_file = %s, but vdeliver, run as %s, cannot reach postlogd's socket %s (%v): vdeliver's log %s", mf, c.pipeUser.name, p, errText(err), to),
+					"install vdeliver set-uid root (make install-setuid), which opens the log as root, or add --log-file to the vdeliver argv, or run a syslog daemon")
+				err = nil
+			}
+		}
 		if err == nil {
 			return
 		}
