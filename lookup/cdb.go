@@ -35,24 +35,28 @@ func openCDB(spec, name string) (Table, error) {
 }
 
 func (t *cdbTable) Lookup(ctx context.Context, key string) (string, bool, error) {
-	try := t.try.Load()
-	if try&tryNul != 0 {
-		v, ok, err := t.r.Get(append([]byte(key), 0))
+	return keyForms(&t.try, key, t.r.Get)
+}
+
+// keyForms asks get for key+NUL, then for key, as Postfix's cdb and lmdb readers do, and
+// keeps in try only the form that answered first: a table is written one way or the
+// other. The value is read as C code reads it, up to its first NUL.
+func keyForms(try *atomic.Int32, key string, get func([]byte) ([]byte, bool, error)) (string, bool, error) {
+	forms := try.Load()
+	for _, f := range []int32{tryNul, tryNoNul} {
+		if forms&f == 0 {
+			continue
+		}
+		k := []byte(key)
+		if f == tryNul {
+			k = append(k, 0)
+		}
+		v, ok, err := get(k)
 		if err != nil {
 			return "", false, err
 		}
 		if ok {
-			t.try.Store(tryNul)
-			return cString(v), true, nil
-		}
-	}
-	if try&tryNoNul != 0 {
-		v, ok, err := t.r.Get([]byte(key))
-		if err != nil {
-			return "", false, err
-		}
-		if ok {
-			t.try.Store(tryNoNul)
+			try.Store(f)
 			return cString(v), true, nil
 		}
 	}

@@ -45,32 +45,13 @@ func openLMDB(spec, name string, opt *Options) (Table, error) {
 // Lookup tries key+NUL, then key, as dict_lmdb_lookup does, and keeps only the form
 // that first answers. The value is read as C code reads it: up to its first NUL.
 func (t *lmdbTable) Lookup(ctx context.Context, key string) (string, bool, error) {
-	try := t.try.Load()
-	if try&tryNul != 0 {
-		v, ok, err := t.r.Get(append([]byte(key), 0))
-		if err != nil {
-			return "", false, err
-		}
-		if ok {
-			t.try.Store(tryNul)
-			return cString(v), true, nil
-		}
-	}
-	if try&tryNoNul != 0 {
-		if key == "" {
+	return keyForms(&t.try, key, func(k []byte) ([]byte, bool, error) {
+		if len(k) == 0 {
 			// liblmdb refuses a zero-length key, and Postfix's lookup then fails.
-			return "", false, errors.New("empty key: liblmdb refuses it (MDB_BAD_VALSIZE), and so does Postfix")
+			return nil, false, errors.New("empty key: liblmdb refuses it (MDB_BAD_VALSIZE), and so does Postfix")
 		}
-		v, ok, err := t.r.Get([]byte(key))
-		if err != nil {
-			return "", false, err
-		}
-		if ok {
-			t.try.Store(tryNoNul)
-			return cString(v), true, nil
-		}
-	}
-	return "", false, nil
+		return t.r.Get(k)
+	})
 }
 
 func (t *lmdbTable) Close() error { return t.r.Close() }

@@ -52,18 +52,9 @@ var (
 func Deliver(ctx context.Context, root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	killpoint("mbox:start")
 	full := filepath.Join(root.Name(), path)
-	var useDot, useFlock, useFcntl bool
-	for _, l := range opt.Locks {
-		switch l {
-		case "dotlock":
-			useDot = true
-		case "flock":
-			useFlock = true
-		case "fcntl":
-			useFcntl = true
-		default:
-			return newError("lock", full, fmt.Sprintf("unknown mailbox lock method %q", l), syscall.EINVAL)
-		}
+	useDot, useFlock, useFcntl, err := lockMethods(opt.Locks, full)
+	if err != nil {
+		return err
 	}
 	r := retry{ctx: ctx, attempts: max(opt.Attempts, 1), delay: opt.Delay}
 	staleAge := opt.StaleAge
@@ -261,4 +252,21 @@ func endsLine(root *beneath.Root, path string, st *syscall.Stat_t) bool {
 		return true
 	}
 	return last[0] == '\n'
+}
+
+// lockMethods reads virtual_mailbox_lock's list (Options.Locks) for the mailbox full.
+func lockMethods(locks []string, full string) (dot, flock, fcntl bool, err error) {
+	for _, l := range locks {
+		switch l {
+		case "dotlock":
+			dot = true
+		case "flock":
+			flock = true
+		case "fcntl":
+			fcntl = true
+		default:
+			return false, false, false, newError("lock", full, fmt.Sprintf("unknown mailbox lock method %q", l), syscall.EINVAL)
+		}
+	}
+	return dot, flock, fcntl, nil
 }

@@ -2,7 +2,6 @@ package mbox
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"path/filepath"
 	"syscall"
@@ -26,18 +25,9 @@ import (
 // far as writing the message, unless a lock holder keeps its lock through every attempt.
 func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	full := filepath.Join(root.Name(), path)
-	var useDot, useFlock, useFcntl bool
-	for _, l := range opt.Locks {
-		switch l {
-		case "dotlock":
-			useDot = true
-		case "flock":
-			useFlock = true
-		case "fcntl":
-			useFcntl = true
-		default:
-			return newError("lock", full, fmt.Sprintf("unknown mailbox lock method %q", l), syscall.EINVAL)
-		}
+	useDot, useFlock, useFcntl, err := lockMethods(opt.Locks, full)
+	if err != nil {
+		return err
 	}
 	dir := filepath.Dir(path)
 	if useDot {
