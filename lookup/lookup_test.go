@@ -434,3 +434,42 @@ func TestPCREParanoidAndErrors(t *testing.T) {
 		}
 	}
 }
+
+// A database library's message spans lines; Postfix's logger turns each line break and
+// tab into '?'. The warning vdeliver logs reads as a sentence, with no "??".
+func TestPostmapWarningWithoutQuestionMarks(t *testing.T) {
+	bin, cfg := realPostmap(t)
+	if out, err := exec.Command(filepath.Join(filepath.Dir(bin), "postconf"), "-c", cfg, "-m").Output(); err != nil || !strings.Contains(string(out), "pgsql") {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but Postfix cannot read pgsql: tables (make deps installs postfix-pgsql): %v", err)
+		}
+		t.Skip("postfix-pgsql is not installed")
+	}
+	dir := t.TempDir()
+	cf := filepath.Join(dir, "pg.cf")
+	// Port 1 on loopback: nothing listens there, so the connection is refused at once.
+	if err := os.WriteFile(cf, []byte("hosts = 127.0.0.1:1\nuser = x\npassword = y\ndbname = mail\nquery = SELECT 1 WHERE '%s' = ''\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	tab, err := Open("pgsql:"+cf, Options{ConfigDir: cfg, Warn: func(w string) { warnings = append(warnings, w) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	if _, _, err := tab.Lookup(context.Background(), "a@example.com"); err == nil {
+		t.Fatal("a lookup in an unreachable database succeeded")
+	}
+	found := false
+	for _, w := range warnings {
+		if strings.Contains(w, "??") {
+			t.Errorf("warning with ??: %q", w)
+		}
+		if strings.Contains(w, "Connection refused Is the server running") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no warning about the refused connection in %q", warnings)
+	}
+}

@@ -137,6 +137,14 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 	msg := strings.TrimSpace(stderr.String())
 	fatal := ""
 	for _, l := range strings.Split(msg, "\n") {
+		// Postfix's logger writes each control character as '?', so the line breaks and
+		// tabs of a database library's message ("Connection refused\n\tIs the server
+		// running ... connections?\n") arrive as "??": a space inside the line, nothing
+		// at its end.
+		if strings.HasSuffix(l, "??") {
+			l = l[:len(l)-1]
+		}
+		l = strings.ReplaceAll(l, "??", " ")
 		switch {
 		case strings.Contains(l, ": fatal: "), strings.Contains(l, ": panic: "), strings.Contains(l, ": error: "):
 			if fatal == "" {
