@@ -137,7 +137,7 @@ func postmapBatch(t testing.TB, bin, cfg, spec string, keys []string) map[string
 // TestDBAgainstPostmap: tables of generated entries, built by Postfix's postmap as hash:
 // and btree:, give vdeliver the same answer as Postfix for every stored key (from
 // "postmap -s") and for keys that are absent (through "postmap -q -"). The 1,000,000-entry
-// tables take minutes; they run with VDELIVER_BDB_1M=1 (make bdb-1m, part of make test).
+// tables take minutes; they run with VDELIVER_BDB_1M=1 (make tables-1m, part of make test).
 func TestDBAgainstPostmap(t *testing.T) {
 	bin, cfg := realPostmap(t)
 	sizes := []int{10, 10_000}
