@@ -361,20 +361,11 @@ func holdFcntl(t *testing.T, name string) (stop func()) {
 }
 
 // helper returns a command that re-runs this test binary as a helper
-// process doing one job (see TestHelperProcess).
+// process doing one job (TestMain runs helperMain instead of the tests).
 func helper(job string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), append([]string{"MBOX_HELPER=" + job}, env...)...)
 	return cmd
-}
-
-// TestHelperProcess is not a test: it is the body of the helper processes.
-func TestHelperProcess(t *testing.T) {
-	job := os.Getenv("MBOX_HELPER")
-	if job == "" {
-		t.Skip("helper process only")
-	}
-	os.Exit(helperMain(job))
 }
 
 func helperMain(job string) int {
