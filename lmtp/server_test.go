@@ -247,6 +247,20 @@ func TestBadCommands(t *testing.T) {
 	}
 }
 
+// LHLO in the middle of a transaction ends it, as RSET does: the recipients given before
+// it get nothing, and DATA needs a new MAIL.
+func TestLHLOResetsTransaction(t *testing.T) {
+	h := &recorder{}
+	got := runSession(t, h, Config{}, "LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<a@b>\r\nLHLO y\r\nDATA\r\nRCPT TO:<c@d>\r\nQUIT\r\n")
+	if !strings.HasSuffix(got, "250 2.1.0 Ok\n250 2.1.5 Ok\n"+strings.Replace(lhloReply, "250-SIZE 1000000", "250-SIZE", 1)+
+		"503 5.5.1 Error: need MAIL command\n503 5.5.1 Error: need MAIL command\n221 2.0.0 Bye\n") {
+		t.Fatalf("replies:\n%s", got)
+	}
+	if len(h.txs) != 1 || h.txs[0].msg != nil || !h.txs[0].ended {
+		t.Fatalf("transactions: %d; the first delivered %q, ended %v", len(h.txs), h.txs[0].msg, h.txs[0].ended)
+	}
+}
+
 func TestTooManyErrors(t *testing.T) {
 	got := runSession(t, &recorder{}, Config{}, strings.Repeat("garbage\r\n", 30))
 	if n := strings.Count(got, "500 5.5.2"); n != maxErrors || !strings.HasSuffix(got, "500 5.5.2 Error: command not recognized\n421 4.7.0 test Error: too many errors\n") {
