@@ -574,36 +574,8 @@ func TestProxymapPgsql(t *testing.T) {
 	needRootTools(t, "postfix")
 	sock, stopDB, psql := startPostgres(t)
 	psql("CREATE TABLE mailbox (address TEXT PRIMARY KEY, path TEXT); INSERT INTO mailbox VALUES ('alice@example.com', 'example.com/alice/');")
-	sqlDir := t.TempDir()
-	must(t, os.Chmod(sqlDir, 0o755))
-	cf := filepath.Join(sqlDir, "vmailbox.cf")
-	writeFile(t, cf, "hosts = unix:"+sock+"\nuser = postgres\ndbname = postgres\n"+
-		"query = SELECT path FROM mailbox WHERE address = '%s'\n")
-	p := startPostfix(t, "virtual_mailbox_maps = proxy:pgsql:"+cf+"\n")
-	base := filepath.Join(p.dir, "vmail")
-	must(t, os.MkdirAll(base, 0o755))
-	must(t, os.Chown(base, 5000, 5000))
-	bin := vdeliverCopy(t, p.dir)
-	spyDir, spyRecord := postmapSpy(t, p.dir)
-	env := []string{"PATH=" + spyDir + ":/usr/bin:/bin"}
-	conf := filepath.Join(p.dir, "etc")
-	writeFile(t, filepath.Join(conf, "main.cf"), "virtual_mailbox_domains = example.com\n"+
-		"virtual_mailbox_base = "+base+"\nvirtual_mailbox_maps = proxy:pgsql:"+cf+"\n"+
-		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"+
-		"virtual_minimum_uid = 100\nqueue_directory = "+p.queue+"\n")
-	if r := deliverAs(t, bin, 0, 0, env, conf, "alice@example.com"); r.exit != 0 || r.out != "2.0.0 delivered to maildir\n" {
-		t.Fatalf("hit: exit %d, %q; log:\n%s", r.exit, r.out, r.log)
-	}
-	if r := deliverAs(t, bin, 0, 0, env, conf, "nobody@example.com"); r.exit != 67 || !strings.HasPrefix(r.out, "5.1.1 ") {
-		t.Fatalf("miss: exit %d, %q; log:\n%s", r.exit, r.out, r.log)
-	}
-	stopDB()
-	if r := deliverAs(t, bin, 0, 0, env, conf, "alice@example.com"); r.exit != 75 || r.out != "4.3.5 mail system configuration error\n" || !strings.Contains(r.log, "temporary error") {
-		t.Fatalf("database down: exit %d, %q; log:\n%s", r.exit, r.out, r.log)
-	}
-	if _, err := os.Stat(spyRecord); err == nil {
-		t.Error("postmap(1) ran: the lookups did not all go through proxymap")
-	}
+	proxySQLDeliveries(t, "pgsql", "hosts = unix:"+sock+"\nuser = postgres\ndbname = postgres\n"+
+		"query = SELECT path FROM mailbox WHERE address = '%s'\n", stopDB)
 }
 
 // startMariaDB starts a throwaway MariaDB server as root (--user=root: the instance
@@ -667,12 +639,20 @@ func TestProxymapMySQL(t *testing.T) {
 	sock, stopDB, sql := startMariaDB(t)
 	sql("CREATE DATABASE vmail; CREATE TABLE vmail.mailbox (address VARCHAR(255) PRIMARY KEY, path VARCHAR(255));" +
 		" INSERT INTO vmail.mailbox VALUES ('alice@example.com', 'example.com/alice/');")
+	proxySQLDeliveries(t, "mysql", "hosts = unix:"+sock+"\nuser = root\npassword =\ndbname = vmail\n"+
+		"query = SELECT path FROM mailbox WHERE address = '%s'\n", stopDB)
+}
+
+// proxySQLDeliveries delivers through proxy:typ: with a table configured by cfText (whose
+// database holds alice@example.com): a hit, a miss, and after stopDB the database gone,
+// which proxymap reports as a temporary error, so the mail waits. postmap(1) must never run.
+func proxySQLDeliveries(t *testing.T, typ, cfText string, stopDB func()) {
+	t.Helper()
 	sqlDir := t.TempDir()
 	must(t, os.Chmod(sqlDir, 0o755))
 	cf := filepath.Join(sqlDir, "vmailbox.cf")
-	writeFile(t, cf, "hosts = unix:"+sock+"\nuser = root\npassword =\ndbname = vmail\n"+
-		"query = SELECT path FROM mailbox WHERE address = '%s'\n")
-	p := startPostfix(t, "virtual_mailbox_maps = proxy:mysql:"+cf+"\n")
+	writeFile(t, cf, cfText)
+	p := startPostfix(t, "virtual_mailbox_maps = proxy:"+typ+":"+cf+"\n")
 	base := filepath.Join(p.dir, "vmail")
 	must(t, os.MkdirAll(base, 0o755))
 	must(t, os.Chown(base, 5000, 5000))
@@ -681,7 +661,7 @@ func TestProxymapMySQL(t *testing.T) {
 	env := []string{"PATH=" + spyDir + ":/usr/bin:/bin"}
 	conf := filepath.Join(p.dir, "etc")
 	writeFile(t, filepath.Join(conf, "main.cf"), "virtual_mailbox_domains = example.com\n"+
-		"virtual_mailbox_base = "+base+"\nvirtual_mailbox_maps = proxy:mysql:"+cf+"\n"+
+		"virtual_mailbox_base = "+base+"\nvirtual_mailbox_maps = proxy:"+typ+":"+cf+"\n"+
 		"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"+
 		"virtual_minimum_uid = 100\nqueue_directory = "+p.queue+"\n")
 	if r := deliverAs(t, bin, 0, 0, env, conf, "alice@example.com"); r.exit != 0 || r.out != "2.0.0 delivered to maildir\n" {

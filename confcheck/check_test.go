@@ -139,12 +139,7 @@ vdeliver_destination_recipient_limit = 1
 		t.Fatal(err)
 	}
 	// A syslog daemon that answers: the log destination is not what this test is about.
-	syslog := filepath.Join(dir, "log")
-	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslog, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	syslog := answeringSyslog(t, dir)
 	got := Check(context.Background(), cf, Options{SyslogSocket: syslog})
 	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 3, Severity: Error, Code: "unreadable",
 		Message: "texthash:" + dir + "/vmailbox: nobody cannot read " + dir + "/vmailbox (mode 0600, owner 0:0)",
@@ -245,12 +240,7 @@ queue_directory = `+dir+`/queue
 		t.Fatal(err)
 	}
 	// A syslog daemon that answers: the log destination is not what this test is about.
-	syslog := filepath.Join(dir, "log")
-	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslog, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	syslog := answeringSyslog(t, dir)
 	got := Check(context.Background(), cf2, Options{SyslogSocket: syslog})
 	want := []Finding{{File: filepath.Join(dir, "main.cf"), Line: 3, Severity: Error, Code: "unreadable",
 		Message: "proxy:sqlite:" + cf + ": nobody cannot read " + cf + " (mode 0640, owner 0:0)",
@@ -298,12 +288,7 @@ func TestCheckPostlogUnreachableForPipeUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	syslog := filepath.Join(dir, "log")
-	s, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslog, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	syslog := answeringSyslog(t, dir)
 	bin := filepath.Join(dir, "vdeliver")
 	if err := os.WriteFile(bin, nil, 0o755); err != nil {
 		t.Fatal(err)
@@ -344,4 +329,17 @@ func TestCheckPostlogUnreachableForPipeUser(t *testing.T) {
 			t.Fatalf("set-uid vdeliver: %v", f)
 		}
 	}
+}
+
+// answeringSyslog listens on a datagram socket in dir, as a syslog daemon does, until the
+// test ends, and returns its path.
+func answeringSyslog(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "log")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return path
 }
