@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 
 	"vdeliver/maildir"
@@ -63,7 +62,7 @@ func classify(err error, isMaildir bool) *Status {
 		if mb.Op == "write" {
 			def = CodeWriteError
 		}
-		return dsn(err, def, prefix+mboxText(mb))
+		return dsn(err, def, prefix+mb.Reason())
 	}
 	return Deferf(CodeSystem, err, "temporary failure")
 }
@@ -114,19 +113,6 @@ func errnoText(err error) string {
 		return capitalize(le.Err.Error())
 	}
 	return "unknown error"
-}
-
-// mboxText keeps the mbox package's Postfix wording ("file has 2 hard links", "unable
-// to create lock file: File exists", "cannot create file exclusively: ...") for the sender,
-// but drops the mailbox path, which is for the log only.
-func mboxText(e *mbox.Error) string {
-	text := e.Error()
-	if e.Path != "" {
-		text = strings.ReplaceAll(text, " "+e.Path+".lock", "")
-		text = strings.ReplaceAll(text, " "+e.Path, "")
-		text = strings.ReplaceAll(text, e.Path, "mailbox")
-	}
-	return text
 }
 
 // capitalize matches C's strerror() ("No space left on device"), which Go spells in

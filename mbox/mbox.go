@@ -139,7 +139,7 @@ func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender strin
 		return newError("open", full, "target file status changed unexpectedly", ErrChanged)
 	}
 	if opt.StrictOwner && int64(st.Uid) != int64(opt.Owner) {
-		return newError("open", full, "destination "+full+" is not owned by recipient", ErrOwner)
+		return newErrorNaming("open", full, "destination", full, " is not owned by recipient", ErrOwner)
 	}
 	if guarded {
 		if st, err = recoverAppend(root, path, o.f, st); err != nil {
