@@ -23,7 +23,7 @@ type Options struct {
 
 	// Alias expansion and fan-out (alias.go).
 	ExpandAliases  bool                // --expand-aliases: expand virtual_alias_maps first
-	ForwardCommand []string            // --forward-command, split at spaces; nil -> DefaultForwardCommand
+	ForwardCommand []string            // --forward-command, split at spaces; nil -> forward.DefaultCommand
 	StateDir       string              // --state-dir: where the journal lives; "" -> no journal
 	Getenv         func(string) string // our environment, for the forward command; nil -> empty
 
