@@ -1,38 +1,7 @@
 package deliver
 
-// Virtual alias expansion, for callers that did not expand aliases
-// themselves (docs/behaviour.md §10).
-//
-// Under Postfix, cleanup(8) expands virtual_alias_maps before the message is queued, so
-// vdeliver must not expand again (an alias "user@x user@x, copy@y" would send copy@y a
-// second copy): expansion is off unless Options.ExpandAliases. When on, it follows
-// cleanup_map1n.c and mail_addr_map.c:
-//
-//   - Keys in virtual(8)'s order (resolve.go searchKeys): user+ext@domain, user@domain,
-//     then user+ext and user when the domain is local, then @domain. Only the quoted
-//     (RFC 822 external) form is asked, as cleanup(8) does. Fixed-key tables get the
-//     folded key (cleanup opens them with DICT_FLAG_FOLD_FIX); pattern tables only the
-//     full address as given, and their results may use $n (no paranoid flag here).
-//   - The result is a list of addresses separated by commas and/or whitespace; "(...)"
-//     comments are dropped, "<addr>" unwrapped, a quoted localpart kept whole. A result
-//     that starts with "@" gets the original localpart in front (without the extension
-//     when the match needed it stripped). A bare localpart gets "@$myorigin"
-//     (append_at_myorigin); Postfix's other canonical rewrites (append_dot_mydomain,
-//     percent hack, bang paths) are not done.
-//   - When the match used the extension-stripped key and propagate_unmatched_extensions
-//     contains "virtual", the extension with its delimiter goes back before the "@" of
-//     every result.
-//   - Every result is looked up again. An address whose list contains itself
-//     (case-insensitively) is not expanded further. virtual_alias_recursion_limit bounds
-//     the lookups along one position (so an alias loop a -> b -> a ends there),
-//     virtual_alias_expansion_limit the number of addresses, and
-//     virtual_alias_address_length_limit each result's length: exceeding any defers
-//     4.6.0 (CodeAliasExpansion). A table error or a result that holds no address
-//     defers 4.3.5. Duplicates are removed case-insensitively, first spelling kept.
-//
-// What happens to each result is decided in deliver.go (Run): an address in
-// virtual_mailbox_domains, or the recipient itself, is delivered in the same run; any
-// other is forwarded (forward.go).
+// Virtual alias expansion, for callers that did not expand aliases themselves: the
+// rules are in the package doc (doc.go, "Alias expansion").
 
 import (
 	"context"
@@ -71,8 +40,8 @@ func (s *Settings) openAliasMaps() (*lookup.Maps, error) {
 	return s.aliasMaps, s.aliasErr
 }
 
-// ExpandAliases expands rcpt through virtual_alias_maps with cleanup(8)'s rules (see the
-// comment at the top of this file). It writes nothing. A recipient no alias matches
+// ExpandAliases expands rcpt through virtual_alias_maps with cleanup(8)'s rules (the
+// package doc, "Alias expansion"). It writes nothing. A recipient no alias matches
 // expands to itself.
 //
 // It returns a 5.1.3 bounce for a recipient with control characters, 4.3.5 for a table

@@ -11,24 +11,9 @@ import (
 	"vdeliver/mbox"
 )
 
-// classify turns a storage error into the status the MTA sees. The policy, after
-// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (docs/behaviour.md §4.5, §5, §7):
-//
-//	cause                                         status  action
-//	mailbox larger than virtual_mailbox_limit     5.2.2   bounce (docs/behaviour.md §13.3)
-//	EDQUOT, EFBIG                                 5.2.2   bounce (as Postfix)
-//	ENOSPC                                        4.3.0   defer
-//	EAGAIN, ESTALE, lock not obtained             4.2.0   defer
-//	mbox is a device or a FIFO with a reader      5.3.5   bounce
-//	  (a FIFO without one, a socket: ENXIO at     4.2.0   defer
-//	  the open, as for virtual(8))
-//	open/create/lock refused (symlink, links,     4.2.0   defer
-//	  directory, owner, EACCES, ENOENT)
-//	maildir create or link failure                4.2.0   defer (EACCES: log hint)
-//	other write or fsync error (EIO ...)          5.3.0   bounce
-//	anything unrecognised                         4.3.0   defer: bouncing loses mail
-//
-// The reason shown to the sender names no path; err keeps it for the log.
+// classify turns a storage error into the status the MTA sees, by the storage table of
+// the package doc's "What bounces, what defers". The reason shown to the sender names no
+// path; err keeps it for the log.
 func classify(err error, isMaildir bool) *Status {
 	var md *maildir.Error
 	var mb *mbox.Error
