@@ -25,12 +25,12 @@ import (
 // far as writing the message, unless a lock holder keeps its lock through every attempt.
 func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	full := filepath.Join(root.Name(), path)
-	useDot, useFlock, useFcntl, err := lockMethods(opt.Locks, full)
+	locks, err := lockMethods(opt.Locks, full)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(path)
-	if useDot {
+	if locks.dot {
 		if fi, serr := root.Stat(path); serr != nil || fi.Mode().IsRegular() {
 			lock, lockFull := path+".lock", full+".lock"
 			lockErr := func(err error, errs ...error) *Error {
@@ -68,7 +68,7 @@ func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Opt
 		return newError("open", full, "not a regular file", ErrNotRegular)
 	}
 	for _, kind := range []bool{true, false} {
-		if (kind && !useFlock) || (!kind && !useFcntl) {
+		if (kind && !locks.flock) || (!kind && !locks.fcntl) {
 			continue
 		}
 		if err := tryLock(o.f.Fd(), kind); err != nil {
