@@ -2,6 +2,8 @@ package forward
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,7 +45,7 @@ func TestRun(t *testing.T) {
 		{name: "killed by a signal", argv: sh("kill -TERM $$"), want: Result{Signal: syscall.SIGTERM}},
 		{name: "not started", argv: []string{"/nonexistent/sendmail"}, want: Result{}},
 		{name: "output kept to 4096 bytes", argv: sh("head -c 10000 /dev/zero | tr '\\0' x"), output: strings.Repeat("x", 4096)},
-		{name: "the deadline kills the process group", argv: sh("sleep 60 & wait"), ctx: 200 * time.Millisecond,
+		{name: "the deadline kills the process group", argv: sh("sleep 60 & echo $!; wait"), ctx: 500 * time.Millisecond,
 			want: Result{Signal: syscall.SIGKILL}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +72,27 @@ func TestRun(t *testing.T) {
 			if tc.output != "" && got.Output != tc.output {
 				t.Errorf("Output = %q, want %q", got.Output, tc.output)
 			}
+			if tc.ctx > 0 {
+				// The command's own child dies with it. It may still be on its way out
+				// when Run returns: wait for that, far less than its 60 s of sleep.
+				pid := strings.TrimSpace(got.Output)
+				for i := 0; alive(pid); i++ {
+					if i == 100 {
+						t.Errorf("the command's child %s outlived it", pid)
+						if n, err := strconv.Atoi(pid); err == nil {
+							syscall.Kill(n, syscall.SIGKILL)
+						}
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
 		})
 	}
+}
+
+// alive reports whether pid names a process that is neither gone nor a zombie.
+func alive(pid string) bool {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	return err == nil && !strings.Contains(string(stat), ") Z ")
 }
