@@ -14,11 +14,11 @@
 //
 // Settings.Run (the pipe mode) and Settings.RunEnvelopes (the LMTP mode) take every
 // recipient through these steps, in this order. The first step that fails gives the
-// status; nothing is written before the last step.
+// status; nothing is written to a mailbox before the last step.
 //
 //  1. The envelope: a sender with a control character bounces 5.1.7, an original
 //     recipient with one 5.1.3, an empty message 5.6.0 (§13.12). The message and the
-//     sender are judged once per run.
+//     sender are judged once per run, not per recipient.
 //  2. With Options.ExpandAliases only: the Delivered-To loop check for the recipient
 //     (step 4), then alias expansion (below). Each result in virtual_mailbox_domains,
 //     and the recipient itself, goes on through steps 1 and 3 to 6 as a destination of
