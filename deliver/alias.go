@@ -1,72 +1,17 @@
 package deliver
 
-// Virtual alias expansion and forwarding, for callers that did not expand aliases
-// themselves (docs/behaviour.md §10).
-//
-// Under Postfix, cleanup(8) expands virtual_alias_maps before the message is queued, so
-// vdeliver must not expand again (an alias "user@x user@x, copy@y" would send copy@y a
-// second copy): expansion is off unless Options.ExpandAliases. When on, it follows
-// cleanup_map1n.c and mail_addr_map.c:
-//
-//   - Keys in virtual(8)'s order (resolve.go searchKeys): user+ext@domain, user@domain,
-//     then user+ext and user when the domain is local, then @domain. Only the quoted
-//     (RFC 822 external) form is asked, as cleanup(8) does. Fixed-key tables get the
-//     folded key (cleanup opens them with DICT_FLAG_FOLD_FIX); pattern tables only the
-//     full address as given, and their results may use $n (no paranoid flag here).
-//   - The result is a list of addresses separated by commas and/or whitespace; "(...)"
-//     comments are dropped, "<addr>" unwrapped, a quoted localpart kept whole. A result
-//     that starts with "@" gets the original localpart in front (without the extension
-//     when the match needed it stripped). A bare localpart gets "@$myorigin"
-//     (append_at_myorigin); Postfix's other canonical rewrites (append_dot_mydomain,
-//     percent hack, bang paths) are not done.
-//   - When the match used the extension-stripped key and propagate_unmatched_extensions
-//     contains "virtual", the extension with its delimiter goes back before the "@" of
-//     every result.
-//   - Every result is looked up again. An address whose list contains itself
-//     (case-insensitively) is not expanded further. virtual_alias_recursion_limit bounds
-//     the lookups along one position (so an alias loop a -> b -> a ends there),
-//     virtual_alias_expansion_limit the number of addresses, and
-//     virtual_alias_address_length_limit each result's length: exceeding any defers
-//     4.6.0 (CodeAliasExpansion). A table error or a result that holds no address
-//     defers 4.3.5. Duplicates are removed case-insensitively, first spelling kept.
-//
-// What happens to each result is decided in deliver.go (Run): an address in
-// virtual_mailbox_domains, or the recipient itself, is delivered in the same run; any
-// other is forwarded with the forward command below.
-//
-// # Forwarding
-//
-// The forward command (Options.ForwardCommand, default DefaultForwardCommand) gets
-// "-f SENDER -- ADDRESS" appended (SENDER is "<>" for the null sender; both in quoted
-// external form), runs with "/" as working directory, in its own process group, with
-// only PATH=/usr/bin:/bin and TZ, LANG and MAIL_CONFIG from our environment (pipe(8)'s
-// export_environment), as the delivering user and never as root. Its stdin is one line
-// "Delivered-To: <recipient>" (the address vdeliver was asked to deliver, so a forward
-// that comes back is caught by the loop check, as local(8) does for .forward) followed
-// by the message exactly as received (lines ending in LF, the last one terminated).
-// Return-Path and X-Original-To are not added: they belong to final delivery.
-//
-// Its exit status is read as pipe(8) reads a command's: 0 delivered; 75 (EX_TEMPFAIL)
-// or 71 (EX_OSERR), death by a signal, our deadline, or a command that cannot be
-// started defer (4.3.0); any other status bounces 5.3.0. Its output goes to the log only.
+// Virtual alias expansion, for callers that did not expand aliases themselves: the
+// rules are in the package doc (doc.go, "Alias expansion").
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
-	"time"
 
 	"vdeliver/lookup"
 )
-
-// DefaultForwardCommand is the forward command when Options.ForwardCommand is empty.
-var DefaultForwardCommand = []string{"/usr/sbin/sendmail", "-i"}
 
 // Expansion is what virtual_alias_maps made of one recipient.
 type Expansion struct {
@@ -95,8 +40,8 @@ func (s *Settings) openAliasMaps() (*lookup.Maps, error) {
 	return s.aliasMaps, s.aliasErr
 }
 
-// ExpandAliases expands rcpt through virtual_alias_maps with cleanup(8)'s rules (see the
-// comment at the top of this file). It writes nothing. A recipient no alias matches
+// ExpandAliases expands rcpt through virtual_alias_maps with cleanup(8)'s rules (the
+// package doc, "Alias expansion"). It writes nothing. A recipient no alias matches
 // expands to itself.
 //
 // It returns a 5.1.3 bounce for a recipient with control characters, 4.3.5 for a table
@@ -333,116 +278,6 @@ func unquote822Local(addr string) string {
 	}
 	return local + "@" + domain
 }
-
-// aliasOwner is the uid and gid to forward as when vdeliver was started as root and no
-// mailbox of the run has set them: virtual_uid_maps and virtual_gid_maps looked up with
-// the alias, validated as for a mailbox.
-func (s *Settings) aliasOwner(ctx context.Context, alias string) (uid, gid uint32, st *Status) {
-	t := &Target{Recipient: alias, Folded: fold(alias)}
-	keys, err := s.searchKeys(ctx, t.Folded)
-	if err != nil {
-		return 0, 0, Deferf(CodeConfig, fmt.Errorf("mydestination: %w", err), "mail system configuration error")
-	}
-	return s.owner(ctx, t, keys)
-}
-
-// forwardAs makes sure the forward command will not run as root: started as root, the
-// run becomes the alias's owner (unless a mailbox already set the identity).
-func (r *run) forwardAs(ctx context.Context, alias string) *Status {
-	if r.id.switched || os.Geteuid() != 0 {
-		return nil
-	}
-	uid, gid, st := r.s.aliasOwner(ctx, alias)
-	if st != nil {
-		return st
-	}
-	if err := r.id.become(uid, gid); err != nil {
-		return Deferf(CodeConfig, err, "mail system configuration error")
-	}
-	return nil
-}
-
-// forward runs the forward command for one address outside the virtual mailbox domains.
-// alias is the recipient whose expansion produced addr.
-func (r *run) forward(ctx context.Context, alias string, env Envelope, addr string) *Status {
-	// Belt and braces: forwardAs has switched identity; never hand root to a command.
-	if os.Geteuid() == 0 || os.Getuid() == 0 {
-		return Deferf(CodeConfig, errors.New("refusing to run the forward command as root"), "mail system configuration error")
-	}
-	argv := r.opt.ForwardCommand
-	if len(argv) == 0 {
-		argv = DefaultForwardCommand
-	}
-	sender := "<>"
-	if env.Sender != "" {
-		sender = Quote822Local(env.Sender)
-	}
-	args := append(append([]string{}, argv[1:]...), "-f", sender, "--", Quote822Local(addr))
-	cmd := exec.CommandContext(ctx, argv[0], args...)
-	cmd.Dir = "/"
-	cmd.Env = forwardEnv(r.opt.Getenv)
-	hdr := "Delivered-To: " + Quote822Local(alias) + "\n"
-	cmd.Stdin = io.MultiReader(strings.NewReader(hdr), bytes.NewReader(r.msg))
-	out := &capped{max: 4096}
-	cmd.Stdout, cmd.Stderr = out, out
-	// A process group of its own, so our deadline kills whatever it started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	detail := func(what string) error {
-		return fmt.Errorf("forward command %q for %s: %s; output: %q", strings.Join(cmd.Args, " "), addr, what, out.String())
-	}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		return Deferf(CodeSystem, detail(ctx.Err().Error()), "forward command time limit exceeded")
-	case err == nil:
-		return Delivered("forwarded").withLog(strings.Join(cmd.Args, " "))
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return Deferf(CodeSystem, detail(ee.Error()), "forward command died with signal %d", ws.Signal())
-		}
-		switch code := ee.ExitCode(); code {
-		case ExTempFail, ExOSErr:
-			return Deferf(CodeSystem, detail(ee.Error()), "forward command: temporary failure (exit status %d)", code)
-		default:
-			return Bouncef(CodeWriteError, detail(ee.Error()), "forward command failed with exit status %d", code)
-		}
-	}
-	// Not started (missing, not executable): pipe(8)'s child would exit 75 here.
-	return Deferf(CodeSystem, detail(err.Error()), "forward command: temporary failure")
-}
-
-// forwardEnv is pipe(8)'s environment for a command: PATH forced, the exported names
-// kept.
-func forwardEnv(getenv func(string) string) []string {
-	env := []string{"PATH=/usr/bin:/bin"}
-	if getenv == nil {
-		return env
-	}
-	for _, name := range []string{"TZ", "LANG", "MAIL_CONFIG"} {
-		if v := getenv(name); v != "" {
-			env = append(env, name+"="+v)
-		}
-	}
-	return env
-}
-
-// capped keeps the first max bytes written to it and discards the rest.
-type capped struct {
-	max int
-	buf bytes.Buffer
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
-func (c *capped) String() string { return c.buf.String() }
 
 // propagatesVirtual reports whether propagate_unmatched_extensions names "virtual".
 func propagatesVirtual(list string) bool {

@@ -254,18 +254,6 @@ func TestUnquote822Local(t *testing.T) {
 	}
 }
 
-func TestForwardEnv(t *testing.T) {
-	env := map[string]string{"TZ": "UTC", "HOME": "/root", "MAIL_CONFIG": "/etc/postfix", "PATH": "/sbin", "LD_PRELOAD": "/x.so"}
-	got := forwardEnv(func(k string) string { return env[k] })
-	want := []string{"PATH=/usr/bin:/bin", "TZ=UTC", "MAIL_CONFIG=/etc/postfix"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("forwardEnv (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"PATH=/usr/bin:/bin"}, forwardEnv(nil)); diff != "" {
-		t.Errorf("forwardEnv(nil) (-want +got):\n%s", diff)
-	}
-}
-
 func TestCombine(t *testing.T) {
 	ok1, ok2 := Delivered("delivered to maildir"), Delivered("forwarded")
 	busy := Deferf(CodeMailboxBusy, nil, "delivery failed to mailbox: busy")

@@ -5,31 +5,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 
 	"vdeliver/maildir"
 	"vdeliver/mbox"
 )
 
-// classify turns a storage error into the status the MTA sees. The policy, after
-// Postfix's mbox_dsn() and virtual(8) DIAGNOSTICS (docs/behaviour.md §4.5, §5, §7):
-//
-//	cause                                         status  action
-//	mailbox larger than virtual_mailbox_limit     5.2.2   bounce (docs/behaviour.md §13.3)
-//	EDQUOT, EFBIG                                 5.2.2   bounce (as Postfix)
-//	ENOSPC                                        4.3.0   defer
-//	EAGAIN, ESTALE, lock not obtained             4.2.0   defer
-//	mbox is a device or a FIFO with a reader      5.3.5   bounce
-//	  (a FIFO without one, a socket: ENXIO at     4.2.0   defer
-//	  the open, as for virtual(8))
-//	open/create/lock refused (symlink, links,     4.2.0   defer
-//	  directory, owner, EACCES, ENOENT)
-//	maildir create or link failure                4.2.0   defer (EACCES: log hint)
-//	other write or fsync error (EIO ...)          5.3.0   bounce
-//	anything unrecognised                         4.3.0   defer: bouncing loses mail
-//
-// The reason shown to the sender names no path; err keeps it for the log.
+// classify turns a storage error into the status the MTA sees, by the storage table of
+// the package doc's "What bounces, what defers". The reason shown to the sender names no
+// path; err keeps it for the log.
 func classify(err error, isMaildir bool) *Status {
 	var md *maildir.Error
 	var mb *mbox.Error
@@ -63,7 +47,7 @@ func classify(err error, isMaildir bool) *Status {
 		if mb.Op == "write" {
 			def = CodeWriteError
 		}
-		return dsn(err, def, prefix+mboxText(mb))
+		return dsn(err, def, prefix+mb.Reason())
 	}
 	return Deferf(CodeSystem, err, "temporary failure")
 }
@@ -114,19 +98,6 @@ func errnoText(err error) string {
 		return capitalize(le.Err.Error())
 	}
 	return "unknown error"
-}
-
-// mboxText keeps the mbox package's Postfix wording ("file has 2 hard links", "unable
-// to create lock file: File exists", "cannot create file exclusively: ...") for the sender,
-// but drops the mailbox path, which is for the log only.
-func mboxText(e *mbox.Error) string {
-	text := e.Error()
-	if e.Path != "" {
-		text = strings.ReplaceAll(text, " "+e.Path+".lock", "")
-		text = strings.ReplaceAll(text, " "+e.Path, "")
-		text = strings.ReplaceAll(text, e.Path, "mailbox")
-	}
-	return text
 }
 
 // capitalize matches C's strerror() ("No space left on device"), which Go spells in

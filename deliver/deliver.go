@@ -23,7 +23,7 @@ type Options struct {
 
 	// Alias expansion and fan-out (alias.go).
 	ExpandAliases  bool                // --expand-aliases: expand virtual_alias_maps first
-	ForwardCommand []string            // --forward-command, split at spaces; nil -> DefaultForwardCommand
+	ForwardCommand []string            // --forward-command, split at spaces; nil -> forward.DefaultCommand
 	StateDir       string              // --state-dir: where the journal lives; "" -> no journal
 	Getenv         func(string) string // our environment, for the forward command; nil -> empty
 
@@ -119,7 +119,8 @@ type run struct {
 	fanout bool            // more than one destination in this run: keep the journal
 	seen   map[string]bool // destinations that have the message, by journal key
 	j      *journal.Journal
-	jst    *Status // why the journal could not be opened
+	jst    *Status      // why the journal could not be opened
+	fixed  *fixedChecks // checkEnvelope's verdicts on what the run's envelopes share
 }
 
 func (r *run) close() {
@@ -334,25 +335,71 @@ func (r *run) finish(queueID string, rcpts []string, out []*Status) {
 	}
 }
 
-// checkEnvelope refuses what can never be delivered or forwarded.
+// checkEnvelope refuses what can never be delivered or forwarded: a sender or original
+// recipient that could inject header lines, an empty message. It runs for every
+// recipient and destination, but the message is the run's and the sender is shared by
+// its envelopes, so their verdicts are made once (fixedChecks) and only the original
+// recipient is looked at each time. The order of the checks is the order of the verdicts.
 func (r *run) checkEnvelope(env Envelope) *Status {
-	if st := checkAddresses(env); st != nil {
+	f := r.fixed
+	if f == nil || f.sender != env.Sender {
+		// A caller of RunEnvelopes may give an envelope a sender of its own; an LMTP
+		// transaction's share MAIL FROM.
+		f = &fixedChecks{sender: env.Sender, senderSt: checkSender(env.Sender), msgSt: checkMessage(r.msg)}
+		r.fixed = f
+	}
+	if f.senderSt != nil {
+		return f.senderSt.copy()
+	}
+	if st := checkOrigRcpt(env); st != nil {
 		return st
 	}
-	if len(r.msg) == 0 {
-		return Bouncef(CodeBadMessage, nil, "message is empty")
-	}
-	return nil
+	return f.msgSt.copy()
+}
+
+// fixedChecks are the verdicts of checkEnvelope on the run's message and on one sender.
+type fixedChecks struct {
+	sender   string
+	senderSt *Status // checkSender(sender)
+	msgSt    *Status // checkMessage(run.msg)
 }
 
 // checkAddresses refuses an envelope whose sender or original recipient could inject
 // header lines.
 func checkAddresses(env Envelope) *Status {
-	if env.Sender != "" && hasControl(env.Sender) {
-		return Bouncef(CodeBadSender, fmt.Errorf("sender %q", env.Sender), "bad sender address syntax")
+	if st := checkSender(env.Sender); st != nil {
+		return st
 	}
+	return checkOrigRcpt(env)
+}
+
+// copy gives each recipient a Status of its own, as a verdict made afresh would be; nil
+// stays nil.
+func (s *Status) copy() *Status {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	return &c
+}
+
+func checkSender(sender string) *Status {
+	if sender != "" && hasControl(sender) {
+		return Bouncef(CodeBadSender, fmt.Errorf("sender %q", sender), "bad sender address syntax")
+	}
+	return nil
+}
+
+func checkOrigRcpt(env Envelope) *Status {
 	if hasControl(env.OrigRcpt) {
 		return Bouncef(CodeBadRcptSyntax, fmt.Errorf("original recipient %q", env.OrigRcpt), "bad original recipient address syntax")
+	}
+	return nil
+}
+
+func checkMessage(msg []byte) *Status {
+	if len(msg) == 0 {
+		return Bouncef(CodeBadMessage, nil, "message is empty")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"vdeliver/internal/ifaddrs"
 	"vdeliver/internal/rawfile"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
@@ -381,7 +382,7 @@ func (s *Settings) localIP(ip netip.Addr) bool {
 	for _, iface := range s.Interfaces {
 		switch strings.ToLower(iface) {
 		case "all":
-			addrs, _ := interfaceAddrs()
+			addrs, _ := ifaddrs.List()
 			for _, a := range addrs {
 				if a.Unmap() == ip {
 					return true

@@ -260,7 +260,7 @@ func Deliver(root *beneath.Root, dir string, parts [][]byte, opt Options) (_ str
 		newDir = nil
 		return "", &Error{Op: "link", Path: newPath, Err: err}
 	}
-	moved, err := link(tmpDir, tmpBase, newDir, newBase, tmpPath, newPath, st)
+	moved, err := link(entry{tmpDir, tmpBase, tmpPath}, entry{newDir, newBase, newPath}, st)
 	if err != nil {
 		return "", &Error{Op: "link", Path: newPath, Err: err}
 	}
@@ -315,25 +315,31 @@ func removeOwn(dir *os.File, name string, st fs.FileInfo) {
 	unix.Unlinkat(int(dir.Fd()), name, 0)
 }
 
-// link gives the file st, at tmpBase in tmpDir, the name newBase in newDir without ever
-// replacing an existing name. moved reports that the tmp name is gone (renamed).
-// tmpPath and newPath name the two for errors.
-func link(tmpDir *os.File, tmpBase string, newDir *os.File, newBase, tmpPath, newPath string, st fs.FileInfo) (moved bool, err error) {
-	err = linkFile(tmpDir, tmpBase, newDir, newBase)
+// entry is a name in an open directory, with its path for errors.
+type entry struct {
+	dir  *os.File
+	base string // the name in dir
+	path string
+}
+
+// link gives the file st, at tmp, the name dst without ever replacing an existing name.
+// moved reports that the tmp name is gone (renamed).
+func link(tmp, dst entry, st fs.FileInfo) (moved bool, err error) {
+	err = linkFile(tmp.dir, tmp.base, dst.dir, dst.base)
 	if err != nil {
-		err = &os.LinkError{Op: "linkat", Old: tmpPath, New: newPath, Err: err}
+		err = &os.LinkError{Op: "linkat", Old: tmp.path, New: dst.path, Err: err}
 	}
-	if err != nil && !sameFile(newDir, newBase, st) {
+	if err != nil && !sameFile(dst.dir, dst.base, st) {
 		if !linkUnsupported(err) {
 			return false, err
 		}
-		if rerr := renameNoReplace(tmpDir, tmpBase, newDir, newBase); rerr != nil {
+		if rerr := renameNoReplace(tmp.dir, tmp.base, dst.dir, dst.base); rerr != nil {
 			if errors.Is(rerr, syscall.EINVAL) || errors.Is(rerr, syscall.ENOSYS) {
 				// No RENAME_NOREPLACE either: the file system offers no
 				// way to move without possibly replacing a message.
 				return false, err
 			}
-			return false, &os.LinkError{Op: "renameat2", Old: tmpPath, New: newPath, Err: rerr}
+			return false, &os.LinkError{Op: "renameat2", Old: tmp.path, New: dst.path, Err: rerr}
 		}
 		moved = true
 		killpoint("maildir:renamed")
@@ -342,8 +348,8 @@ func link(tmpDir *os.File, tmpBase string, newDir *os.File, newBase, tmpPath, ne
 	// was replaced since we created it (a tmp/ cleaner, or the owner, racing a delivery
 	// with the same tmp name), new/ now holds someone else's file under a name we made,
 	// and success would lose our message.
-	if !sameFile(newDir, newBase, st) {
-		unix.Unlinkat(int(newDir.Fd()), newBase, 0)
+	if !sameFile(dst.dir, dst.base, st) {
+		unix.Unlinkat(int(dst.dir.Fd()), dst.base, 0)
 		return false, ErrTmpReplaced
 	}
 	return moved, nil

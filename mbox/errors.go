@@ -36,18 +36,37 @@ var (
 // Error says which step of a delivery failed. Op is "lock", "open" or
 // "write"; Path is the mailbox path (the root's name joined with the path
 // given to Deliver). Error returns the reason text virtual(8) uses, without
-// the "delivery failed to mailbox <path>: " prefix.
+// the "delivery failed to mailbox <path>: " prefix; Reason returns it without
+// any path, for the sender.
 type Error struct {
 	Op   string
 	Path string
 	Err  error
 }
 
-// Error returns Postfix's reason text for the failure.
+// Error returns Postfix's reason text for the failure. A few texts name the
+// mailbox or its lock file ("unable to create lock file /b/u.lock: File
+// exists"): it is for the log.
 func (e *Error) Error() string {
 	if r, ok := e.Err.(*reason); ok {
 		return r.text
 	}
+	return e.opText()
+}
+
+// Reason is Error without a path ("unable to create lock file: File exists",
+// "file has 2 hard links"): what the sender is shown, since the mailbox path
+// is for the log only.
+func (e *Error) Reason() string {
+	if r, ok := e.Err.(*reason); ok {
+		return r.bare
+	}
+	return e.opText()
+}
+
+// opText is the reason for an Error this package did not build: the step and
+// the OS error, which strerror renders without a path.
+func (e *Error) opText() string {
 	switch e.Op {
 	case "lock":
 		return "unable to lock for exclusive access: " + strerror(e.Err)
@@ -62,18 +81,28 @@ func (e *Error) Error() string {
 // the errno.
 func (e *Error) Unwrap() error { return e.Err }
 
-// reason is the Err of an *Error built by this package: the text is the
-// complete Postfix reason, and it unwraps to the sentinel and OS error.
+// reason is the Err of an *Error built by this package: text is the
+// complete Postfix reason, bare the same without the path it may name, and
+// it unwraps to the sentinel and OS error.
 type reason struct {
 	text string
+	bare string
 	errs []error
 }
 
 func (r *reason) Error() string   { return r.text }
 func (r *reason) Unwrap() []error { return r.errs }
 
+// newError builds an *Error whose reason text names no path.
 func newError(op, path, text string, errs ...error) *Error {
-	return &Error{Op: op, Path: path, Err: &reason{text: text, errs: errs}}
+	return &Error{Op: op, Path: path, Err: &reason{text: text, bare: text, errs: errs}}
+}
+
+// newErrorNaming builds an *Error whose reason names a file between before
+// and after, as Postfix's does: "before name after" for the log, "before
+// after" for the sender.
+func newErrorNaming(op, path, before, name, after string, errs ...error) *Error {
+	return &Error{Op: op, Path: path, Err: &reason{text: before + " " + name + after, bare: before + after, errs: errs}}
 }
 
 // strerror renders err as C's strerror(3) would, so reasons read as

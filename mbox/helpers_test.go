@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -116,6 +117,12 @@ func checkErr(t testing.TB, err error, op, path, text string, targets ...error) 
 	}
 	if e.Op != op || e.Path != path || e.Error() != text {
 		t.Errorf("error = {Op:%q Path:%q} %q\nwant   {Op:%q Path:%q} %q", e.Op, e.Path, e.Error(), op, path, text)
+	}
+	// The sender's text is the log's without the mailbox or lock file path and the
+	// space before it, and names no path at all.
+	bare := strings.ReplaceAll(strings.ReplaceAll(text, " "+path+".lock", ""), " "+path, "")
+	if e.Reason() != bare || strings.Contains(e.Reason(), path) {
+		t.Errorf("Reason() = %q, want %q", e.Reason(), bare)
 	}
 	for _, target := range targets {
 		if !errors.Is(err, target) {

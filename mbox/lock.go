@@ -63,8 +63,8 @@ type dotlock struct {
 // lockDot creates name (the mailbox path plus ".lock") as dot_lockfile.c
 // does. full is the lock's path for the reason text.
 func lockDot(r retry, root *beneath.Root, name, full string, staleAge time.Duration, mailbox string) (*dotlock, error) {
-	text := func(err error) string {
-		return "unable to create lock file " + full + ": " + strerror(err)
+	lockErr := func(err error, errs ...error) *Error {
+		return newErrorNaming("lock", mailbox, "unable to create lock file", full, ": "+strerror(err), errs...)
 	}
 	staleRemoved := false
 	for i := 1; ; i++ {
@@ -78,19 +78,19 @@ func lockDot(r retry, root *beneath.Root, name, full string, staleAge time.Durat
 			}
 			if cerr := f.Close(); cerr != nil {
 				l.unlock()
-				return nil, newError("lock", mailbox, text(cerr), cerr)
+				return nil, lockErr(cerr, cerr)
 			}
 			return l, nil
 		}
 		if !errors.Is(err, syscall.EEXIST) {
-			return nil, newError("lock", mailbox, text(err), err)
+			return nil, lockErr(err, err)
 		}
 		// A directory is never taken for a stale lock: Postfix's unlink
 		// would fail on it, and we must not rmdir what we did not make.
 		if fi, serr := root.Lstat(name); serr == nil && !fi.IsDir() && time.Since(ctime(fi)) > staleAge {
 			// The holder died without cleaning up (stale_lock_time).
 			if rerr := root.Remove(name); rerr != nil && !errors.Is(rerr, syscall.ENOENT) {
-				return nil, newError("lock", mailbox, text(rerr), rerr)
+				return nil, lockErr(rerr, rerr)
 			}
 			if !staleRemoved {
 				staleRemoved = true
@@ -99,10 +99,10 @@ func lockDot(r retry, root *beneath.Root, name, full string, staleAge time.Durat
 			}
 		}
 		if i >= r.attempts {
-			return nil, newError("lock", mailbox, text(err), ErrLockBusy, syscall.EAGAIN)
+			return nil, lockErr(err, ErrLockBusy, syscall.EAGAIN)
 		}
 		if werr := r.wait(); werr != nil {
-			return nil, newError("lock", mailbox, text(err), ErrLockBusy, syscall.EAGAIN, werr)
+			return nil, lockErr(err, ErrLockBusy, syscall.EAGAIN, werr)
 		}
 	}
 }

@@ -52,7 +52,7 @@ var (
 func Deliver(ctx context.Context, root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	killpoint("mbox:start")
 	full := filepath.Join(root.Name(), path)
-	useDot, useFlock, useFcntl, err := lockMethods(opt.Locks, full)
+	locks, err := lockMethods(opt.Locks, full)
 	if err != nil {
 		return err
 	}
@@ -66,8 +66,7 @@ func Deliver(ctx context.Context, root *beneath.Root, path, sender string, heade
 		now = time.Now
 	}
 
-	dotHeld := false
-	if useDot {
+	if locks.dot {
 		// As virtual(8): no dotlock beside what is not a regular file,
 		// such as /dev/null. stat, not lstat: a root-owned link to a
 		// device gets no lock either.
@@ -79,8 +78,11 @@ func Deliver(ctx context.Context, root *beneath.Root, path, sender string, heade
 			// Deferred first, so it runs last: after the close below has
 			// dropped the kernel locks, as mbox_release.
 			defer dl.unlock()
-			dotHeld = true
 			killpoint("mbox:dotlocked")
+		} else {
+			// Asked for but not taken: from here on locks.dot says that
+			// the dotlock is held.
+			locks.dot = false
 		}
 	}
 
@@ -89,7 +91,7 @@ func Deliver(ctx context.Context, root *beneath.Root, path, sender string, heade
 		return err
 	}
 	killpoint("mbox:opened")
-	err = deliverOpen(r, root, o, path, full, sender, headers, msg, now(), opt, useFlock, useFcntl, dotHeld)
+	err = deliverOpen(r, o, recordParts(sender, now(), headers, msg), locks, opt)
 	if cerr := o.f.Close(); cerr != nil && err == nil {
 		// The data is synced, but some file systems (NFS, AFS) only report
 		// a failed write at close; saying "delivered" would risk a loss.
@@ -99,19 +101,21 @@ func Deliver(ctx context.Context, root *beneath.Root, path, sender string, heade
 	return err
 }
 
-// deliverOpen locks, checks and appends to the opened mailbox; dotHeld says
-// that Deliver holds its dotlock. The caller closes the file.
-func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender string, headers, msg []byte, now time.Time, opt Options, useFlock, useFcntl, dotHeld bool) error {
+// deliverOpen locks, checks and appends the record rec (recordParts) to the
+// opened mailbox. locks.flock and locks.fcntl are the kernel locks it takes;
+// locks.dot says that Deliver holds its dotlock. The caller closes the file.
+func deliverOpen(r retry, o opened, rec [][]byte, locks lockSet, opt Options) error {
+	root, path, full := o.root, o.path, o.full
 	if o.st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return newError("open", full, "not a regular file", ErrNotRegular)
 	}
-	if useFlock {
+	if locks.flock {
 		if err := lockKernel(r, o.f, true, full); err != nil {
 			return err
 		}
 		killpoint("mbox:flocked")
 	}
-	if useFcntl {
+	if locks.fcntl {
 		if err := lockKernel(r, o.f, false, full); err != nil {
 			return err
 		}
@@ -123,7 +127,7 @@ func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender strin
 	// status below: a goroutine of this process may have appended until now
 	// (fcntl alone does not keep it out), and a stale size would misplace the
 	// roll-back, the last-byte check and the intent record.
-	guarded := useFlock || useFcntl || dotHeld
+	guarded := locks.flock || locks.fcntl || locks.dot
 	if guarded {
 		appendMu.Lock()
 		defer appendMu.Unlock()
@@ -139,7 +143,7 @@ func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender strin
 		return newError("open", full, "target file status changed unexpectedly", ErrChanged)
 	}
 	if opt.StrictOwner && int64(st.Uid) != int64(opt.Owner) {
-		return newError("open", full, "destination "+full+" is not owned by recipient", ErrOwner)
+		return newErrorNaming("open", full, "destination", full, " is not owned by recipient", ErrOwner)
 	}
 	if guarded {
 		if st, err = recoverAppend(root, path, o.f, st); err != nil {
@@ -148,7 +152,6 @@ func deliverOpen(r retry, root *beneath.Root, o opened, path, full, sender strin
 	}
 
 	oldSize := st.Size
-	rec := recordParts(sender, now, headers, msg)
 	if oldSize > 0 && !endsLine(root, path, st) {
 		// A delivery killed in the middle of its write(2) (SIGKILL can cut
 		// a large write short) leaves a record without its end, which
@@ -254,19 +257,25 @@ func endsLine(root *beneath.Root, path string, st *syscall.Stat_t) bool {
 	return last[0] == '\n'
 }
 
+// lockSet is a set of the three lock methods.
+type lockSet struct {
+	dot, flock, fcntl bool
+}
+
 // lockMethods reads virtual_mailbox_lock's list (Options.Locks) for the mailbox full.
-func lockMethods(locks []string, full string) (dot, flock, fcntl bool, err error) {
-	for _, l := range locks {
+func lockMethods(list []string, full string) (lockSet, error) {
+	var locks lockSet
+	for _, l := range list {
 		switch l {
 		case "dotlock":
-			dot = true
+			locks.dot = true
 		case "flock":
-			flock = true
+			locks.flock = true
 		case "fcntl":
-			fcntl = true
+			locks.fcntl = true
 		default:
-			return false, false, false, newError("lock", full, fmt.Sprintf("unknown mailbox lock method %q", l), syscall.EINVAL)
+			return lockSet{}, newError("lock", full, fmt.Sprintf("unknown mailbox lock method %q", l), syscall.EINVAL)
 		}
 	}
-	return dot, flock, fcntl, nil
+	return locks, nil
 }

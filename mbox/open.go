@@ -12,11 +12,14 @@ import (
 
 const openFlags = os.O_WRONLY | os.O_APPEND | syscall.O_NONBLOCK
 
-// opened is the result of safeOpen.
+// opened is the result of safeOpen: the file and the names it was opened by.
 type opened struct {
 	f       *os.File
 	st      *syscall.Stat_t // fstat of f right after opening
 	viaLink bool            // path is a root-owned symlink that was followed
+	root    *beneath.Root
+	path    string // the mailbox beneath root
+	full    string // the mailbox's full path, for errors
 }
 
 // safeOpen opens or creates the mailbox as Postfix's safe_open with
@@ -80,7 +83,7 @@ func openExisting(root *beneath.Root, name, full string) (o opened, missing bool
 		if !trustedLink(root, name, lfi) {
 			return fail(newError("open", full, "file is a symbolic link", ErrSymlink))
 		}
-		return opened{f: f, st: fst, viaLink: true}, false, nil
+		return opened{f: f, st: fst, viaLink: true, root: root, path: name, full: full}, false, nil
 	}
 	// The file opened must be the file the path names now: otherwise it was
 	// swapped (symlink or hard-link race) between open and lstat.
@@ -88,7 +91,7 @@ func openExisting(root *beneath.Root, name, full string) (o opened, missing bool
 	if !ok || lst.Dev != fst.Dev || lst.Ino != fst.Ino || lst.Nlink != fst.Nlink || lst.Mode != fst.Mode {
 		return fail(newError("open", full, "file status changed unexpectedly", ErrChanged))
 	}
-	return opened{f: f, st: fst}, false, nil
+	return opened{f: f, st: fst, root: root, path: name, full: full}, false, nil
 }
 
 // createExcl creates a new mailbox, mode 0600 (less the umask). exists
@@ -113,7 +116,7 @@ func createExcl(root *beneath.Root, name, full string) (o opened, exists bool, e
 		f.Close()
 		return o, false, newError("open", full, "cannot create file exclusively: "+strerror(derr), derr)
 	}
-	return opened{f: f, st: st}, false, nil
+	return opened{f: f, st: st, root: root, path: name, full: full}, false, nil
 }
 
 // syncDir fsyncs a directory beneath root.

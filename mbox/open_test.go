@@ -332,7 +332,7 @@ func TestChangedBeforeLock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = deliverOpen(retry{ctx: t.Context(), attempts: 1}, root, o, "mbox", join(dir, "mbox"), "a@b", nil, []byte("x\n"), epoch, Options{}, true, true, false)
+			err = deliverOpen(retry{ctx: t.Context(), attempts: 1}, o, recordParts("a@b", epoch, nil, []byte("x\n")), lockSet{flock: true, fcntl: true}, Options{})
 			checkErr(t, err, "open", join(dir, "mbox"), "target file status changed unexpectedly", ErrChanged)
 			if how == "renamed" {
 				assertContent(t, join(dir, "mbox.old"), oldContent)

@@ -25,24 +25,26 @@ import (
 // far as writing the message, unless a lock holder keeps its lock through every attempt.
 func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	full := filepath.Join(root.Name(), path)
-	useDot, useFlock, useFcntl, err := lockMethods(opt.Locks, full)
+	locks, err := lockMethods(opt.Locks, full)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(path)
-	if useDot {
+	if locks.dot {
 		if fi, serr := root.Stat(path); serr != nil || fi.Mode().IsRegular() {
 			lock, lockFull := path+".lock", full+".lock"
-			text := func(err error) string { return "unable to create lock file " + lockFull + ": " + strerror(err) }
+			lockErr := func(err error, errs ...error) *Error {
+				return newErrorNaming("lock", full, "unable to create lock file", lockFull, ": "+strerror(err), errs...)
+			}
 			if err := root.WritableDir(dir); err != nil {
-				return newError("lock", full, text(err), err)
+				return lockErr(err, err)
 			}
 			staleAge := opt.StaleAge
 			if staleAge <= 0 {
 				staleAge = defaultStaleAge
 			}
 			if fi, err := root.Lstat(lock); err == nil && (fi.IsDir() || time.Since(ctime(fi)) <= staleAge) {
-				return newError("lock", full, text(syscall.EEXIST), ErrLockBusy, syscall.EAGAIN)
+				return lockErr(syscall.EEXIST, ErrLockBusy, syscall.EAGAIN)
 			}
 		}
 	}
@@ -66,7 +68,7 @@ func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Opt
 		return newError("open", full, "not a regular file", ErrNotRegular)
 	}
 	for _, kind := range []bool{true, false} {
-		if (kind && !useFlock) || (!kind && !useFcntl) {
+		if (kind && !locks.flock) || (!kind && !locks.fcntl) {
 			continue
 		}
 		if err := tryLock(o.f.Fd(), kind); err != nil {
@@ -78,7 +80,7 @@ func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Opt
 		}
 	}
 	if opt.StrictOwner && int64(o.st.Uid) != int64(opt.Owner) {
-		return newError("open", full, "destination "+full+" is not owned by recipient", ErrOwner)
+		return newErrorNaming("open", full, "destination", full, " is not owned by recipient", ErrOwner)
 	}
 	extra := int64(0)
 	if o.st.Size > 0 && !endsLine(root, path, o.st) {

@@ -1,17 +1,17 @@
-package deliver
+package ifaddrs
 
 import (
 	"net/netip"
 	"syscall"
 )
 
-// interfaceAddrs lists this host's interface addresses as net.InterfaceAddrs does on
+// List lists this host's interface addresses as net.InterfaceAddrs does on
 // Linux, through one rtnetlink RTM_GETADDR dump, without linking the net package (whose
 // start-up cost every delivery would pay; the command needs no network otherwise).
 //
 // As net does: an IPv4 address with an IFA_LOCAL attribute is a point-to-point link
 // whose IFA_ADDRESS is the peer's, so only IFA_LOCAL counts there.
-func interfaceAddrs() ([]netip.Addr, error) {
+func List() ([]netip.Addr, error) {
 	rib, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_UNSPEC)
 	if err != nil {
 		return nil, err

@@ -1,15 +1,15 @@
 //go:build !linux
 
-package deliver
+package ifaddrs
 
 import (
 	"net"
 	"net/netip"
 )
 
-// interfaceAddrs lists this host's interface addresses (ifaddrs_linux.go reads them
+// List lists this host's interface addresses (ifaddrs_linux.go reads them
 // without the net package).
-func interfaceAddrs() ([]netip.Addr, error) {
+func List() ([]netip.Addr, error) {
 	list, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, err
