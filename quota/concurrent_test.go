@@ -52,7 +52,7 @@ func TestConcurrentNearLimit(t *testing.T) {
 			}
 			var ps []proc
 			for range c.procs {
-				cmd, out := startHelper(t, nil, 30*time.Millisecond, base, "u", c.def, itoa(c.size), "deliver")
+				cmd, out := startHelper(t, "", nil, 30*time.Millisecond, base, "u", c.def, itoa(c.size), "deliver")
 				ps = append(ps, proc{cmd.Wait, out})
 			}
 			admitted, refused := 0, 0

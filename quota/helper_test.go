@@ -78,6 +78,21 @@ func helper(args []string) int {
 	return 0
 }
 
+// copyBinary copies the test binary into dir, mode 0755, for a helper of another uid:
+// the build directory is not open to it.
+func copyBinary(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "helper.test")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // message is a parseable message of exactly size bytes (size >= 16).
 func message(size int64) []byte {
 	head := "Subject: q\n\n"
@@ -85,10 +100,14 @@ func message(size int64) []byte {
 	return []byte(head + body)
 }
 
-// startHelper starts one delivering process; cred nil runs it as the test's own user.
-func startHelper(t *testing.T, cred *syscall.Credential, hold time.Duration, args ...string) (*exec.Cmd, *strings.Builder) {
+// startHelper starts one delivering process, the test binary bin ("" for os.Args[0]);
+// cred nil runs it as the test's own user.
+func startHelper(t *testing.T, bin string, cred *syscall.Credential, hold time.Duration, args ...string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
+	if bin == "" {
+		bin = os.Args[0]
+	}
+	cmd := exec.Command(bin, append([]string{"-test.run=^$"}, args...)...)
 	cmd.Env = append(os.Environ(), "QUOTA_HELPER=1", "QUOTA_HELPER_HOLD="+hold.String())
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -102,9 +121,9 @@ func startHelper(t *testing.T, cred *syscall.Credential, hold time.Duration, arg
 }
 
 // runHelper runs one delivery to its end and returns its line.
-func runHelper(t *testing.T, cred *syscall.Credential, args ...string) string {
+func runHelper(t *testing.T, bin string, cred *syscall.Credential, args ...string) string {
 	t.Helper()
-	cmd, out := startHelper(t, cred, 0, args...)
+	cmd, out := startHelper(t, bin, cred, 0, args...)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper %q: %v: %s", args, err, out)
 	}
