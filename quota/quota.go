@@ -105,7 +105,7 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	if err := lockDir(d, dir); err != nil {
 		return nil, err
 	}
-	st, err := readState(d, path, limit, now)
+	st, err := readState(d, path, limit, os.O_RDWR|os.O_APPEND)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, 
 	}
 	defer d.Close()
 	now := time.Now()
-	st, err := readState(d, joinPath(dir, FileName), limit, now)
+	st, err := readState(d, joinPath(dir, FileName), limit, os.O_RDONLY)
 	if err != nil {
 		return Limit{}, Usage{}, false, err
 	}
@@ -271,12 +271,13 @@ func (s *state) mayBeStale(now time.Time) bool {
 	return s.lines > 1 || now.Sub(s.mtime) >= staleAfter
 }
 
-// readState reads maildirsize in the Maildir d and decides the limit and whether the
-// file must be recalculated. Without limit and without a usable first line there is no
-// quota (limit Unlimited).
-func readState(d *os.File, path string, limit *Limit, now time.Time) (state, error) {
+// readState reads maildirsize in the Maildir d, opened with flag (O_RDWR|O_APPEND to
+// append to it later, O_RDONLY to only look), and decides the limit and whether the file
+// must be recalculated. Without limit and without a usable first line there is no quota
+// (limit Unlimited).
+func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 	var s state
-	f, err := openFileAt(d, os.O_RDWR|os.O_APPEND)
+	f, err := openFileAt(d, flag)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ELOOP):
 		// Missing, or a symbolic link that a recalculation replaces (rename
