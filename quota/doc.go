@@ -27,7 +27,9 @@
 // leaves Trash out, but Dovecot counts it, and the two must agree or each recalculation
 // would undo the other's. A size comes from ",S=<size>" in the name when present (as
 // Dovecot reads it), else from fstatat. Symbolic links are never followed.
-// The new file is written in tmp/ (as the specification says), mode 0600, and renamed
+// The new file is written in tmp/ (as the specification says), with the mode Dovecot
+// gives the files it creates in a mailbox (the Maildir's read and write bits and always
+// the owner's: 0600 in a 0700 Maildir), and renamed
 // over maildirsize, so that no reader ever sees half a file. Afterwards the modification
 // times of the counted directories are compared with those seen while counting: if one
 // changed (Dovecot delivered or expunged meanwhile), the count is repeated, and after

@@ -310,3 +310,24 @@ func writeFile(t *testing.T, p, s string, mtime time.Time) {
 		}
 	}
 }
+
+// TestMode: maildirsize gets the Maildir's read and write bits and always the owner's,
+// as Dovecot gives the files it creates in a mailbox, whatever the umask.
+func TestMode(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ dir, file os.FileMode }{{0o700, 0o600}, {0o750, 0o640}, {0o771, 0o660}, {0o500, 0o600}} {
+		base := t.TempDir()
+		md := maildirAt(t, base, "u")
+		if err := os.Chmod(md, c.dir); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Done()
+		if fi, err := os.Stat(filepath.Join(md, FileName)); err != nil || fi.Mode().Perm() != c.file {
+			t.Errorf("Maildir %v: maildirsize %v, %v; want %v", c.dir, fi.Mode(), err, c.file)
+		}
+	}
+}
