@@ -67,7 +67,12 @@ type Reservation struct {
 
 // Reserve decides whether a message of size bytes may be delivered into the Maildir dir
 // (a path beneath root, as maildir.Deliver takes it) and, if so, appends "<size> 1" to
-// its maildirsize before the message is written.
+// its maildirsize before the message is written. size is the size of the file that will
+// be written, headers added by the delivery included: Dovecot counts file sizes.
+//
+// The reservation holds the Maildir's lock until Done or Cancel: one process must end a
+// reservation before it reserves again for the same Maildir (even through another
+// folder of it), or the second Reserve waits LockWait and fails with ErrBusy.
 //
 // limit is the definition from the tables; nil means the first line of an existing
 // maildirsize. Without either there is no quota, and the Reservation is a no-op. A
