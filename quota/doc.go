@@ -11,6 +11,12 @@
 // blanks (Courier pads them to 12 columns; Dovecot and vdeliver do not pad). A last line
 // without its newline is ignored, as Dovecot ignores it.
 //
+// # Which file
+//
+// maildirsize lives in the Maildir's top directory. A delivery into a Maildir++ folder
+// (a directory ".name" holding the maildirfolder marker, or one not created yet in a
+// Maildir) is counted against the Maildir above it, as the specification says.
+//
 // # When the file is recalculated
 //
 // As the Maildir++ specification and Dovecot's maildir backend decide: when maildirsize is

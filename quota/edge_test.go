@@ -331,3 +331,44 @@ func TestMode(t *testing.T) {
 		}
 	}
 }
+
+// TestFolder: a delivery into a Maildir++ folder counts against the Maildir above it,
+// whether the folder has its maildirfolder marker or does not exist yet; a directory
+// named like a folder without the marker is a Maildir of its own.
+func TestFolder(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	putMessage(t, md, ".lists/cur", "b,S=20:2,", 0)
+	writeFile(t, filepath.Join(md, ".lists", folderMarker), "", time.Time{})
+	maildirAt(t, base, "u/.plain")
+	putMessage(t, md, ".plain/new", "c,S=40", 0)
+	root := openRoot(t, base)
+	for _, c := range []struct {
+		dir   string
+		usage Usage
+		file  string
+	}{
+		{"u/.lists/", Usage{70, 3}, "u/maildirsize"},
+		{"u/.new-folder", Usage{70, 3}, "u/maildirsize"},
+		{"u/.plain", Usage{40, 1}, "u/.plain/maildirsize"},
+	} {
+		os.Remove(filepath.Join(md, FileName))
+		r, err := Reserve(root, c.dir, lim("100S"), 5, time.Now())
+		if err != nil || r.Usage != c.usage {
+			t.Errorf("Reserve(%q): %+v, %v; want usage %+v", c.dir, r, err, c.usage)
+			continue
+		}
+		r.Cancel()
+		if _, err := os.Stat(filepath.Join(base, c.file)); err != nil {
+			t.Errorf("Reserve(%q) wrote no %s: %v", c.dir, c.file, err)
+		}
+		if _, u, _, err := Inspect(root, c.dir, lim("100S")); err != nil || u != c.usage {
+			t.Errorf("Inspect(%q): %+v, %v; want %+v", c.dir, u, err, c.usage)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(md, ".lists", FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a maildirsize in the folder: %v", err)
+	}
+}

@@ -66,8 +66,9 @@ type Reservation struct {
 }
 
 // Reserve decides whether a message of size bytes may be delivered into the Maildir dir
-// (a path beneath root, as maildir.Deliver takes it) and, if so, appends "<size> 1" to
-// its maildirsize before the message is written. size is the size of the file that will
+// (a path beneath root, as maildir.Deliver takes it; for a Maildir++ folder, the quota of
+// the Maildir above it applies) and, if so, appends "<size> 1" to its maildirsize before
+// the message is written. size is the size of the file that will
 // be written, headers added by the delivery included: Dovecot counts file sizes.
 //
 // The reservation holds the Maildir's lock until Done or Cancel: one process must end a
@@ -86,7 +87,7 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	if size < 0 {
 		return nil, fmt.Errorf("quota: negative message size %d", size)
 	}
-	dir = strings.TrimRight(dir, "/")
+	dir = maildirOf(root, dir)
 	path := joinPath(dir, FileName)
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -220,7 +221,7 @@ func (r *Reservation) removeFile() error {
 // and whether the Maildir is full (Limit.Full). Without any quota it returns the zero
 // Limit.
 func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, error) {
-	dir = strings.TrimRight(dir, "/")
+	dir = maildirOf(root, dir)
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if limit == nil {
@@ -377,6 +378,35 @@ func appendLine(f *os.File, bytes, count int64) error {
 		}
 		return nil
 	}
+}
+
+// folderMarker is the empty file that marks a Maildir++ folder, as Courier and Dovecot
+// create it.
+const folderMarker = "maildirfolder"
+
+// maildirOf is the Maildir whose quota covers a delivery into dir: dir itself, or, when
+// dir is a Maildir++ folder, the Maildir above it (the specification: "if we find a
+// maildirfolder within the directory, we're delivering to a folder, so back up to the
+// parent directory"). A folder is a directory named ".something" that holds
+// folderMarker, or, not existing yet, whose parent is a Maildir (has cur/).
+func maildirOf(root *beneath.Root, dir string) string {
+	dir = strings.TrimRight(dir, "/")
+	parent, base := "", dir
+	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+		parent, base = dir[:i], dir[i+1:]
+	}
+	if !strings.HasPrefix(base, ".") || base == "." || base == ".." {
+		return dir
+	}
+	if _, err := root.Lstat(joinPath(dir, folderMarker)); err == nil {
+		return parent
+	}
+	if _, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if fi, err := root.Stat(joinPath(parent, "cur")); err == nil && fi.IsDir() {
+			return parent
+		}
+	}
+	return dir
 }
 
 // openMaildir opens the Maildir's top directory beneath root.
