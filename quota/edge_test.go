@@ -355,6 +355,9 @@ func TestFolder(t *testing.T) {
 		{"u/.plain", Usage{40, 1}, "u/.plain/maildirsize"},
 	} {
 		os.Remove(filepath.Join(md, FileName))
+		if p := Path(root, c.dir); p != c.file {
+			t.Errorf("Path(%q) = %q, want %q", c.dir, p, c.file)
+		}
 		r, err := Reserve(root, c.dir, lim("100S"), 5, time.Now())
 		if err != nil || r.Usage != c.usage {
 			t.Errorf("Reserve(%q): %+v, %v; want usage %+v", c.dir, r, err, c.usage)

@@ -380,6 +380,12 @@ func appendLine(f *os.File, bytes, count int64) error {
 	}
 }
 
+// Path is the maildirsize that Reserve and Inspect use for a delivery into dir, relative
+// to root: dir's own, or for a Maildir++ folder the Maildir's above it. For messages.
+func Path(root *beneath.Root, dir string) string {
+	return joinPath(maildirOf(root, dir), FileName)
+}
+
 // folderMarker is the empty file that marks a Maildir++ folder, as Courier and Dovecot
 // create it.
 const folderMarker = "maildirfolder"
