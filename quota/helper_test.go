@@ -61,6 +61,10 @@ func helper(args []string) int {
 	case "deliver":
 		name := fmt.Sprintf("%d.P%dQ%d.test,S=%d", time.Now().Unix(), os.Getpid(), time.Now().UnixNano()%1000000, size)
 		p := filepath.Join(base, dir, "new", name)
+		// The first delivery makes the Maildir, as maildir.Deliver does.
+		for _, sub := range []string{"tmp", "new", "cur"} {
+			os.MkdirAll(filepath.Join(base, dir, sub), 0o700)
+		}
 		if err := os.WriteFile(p, message(size), 0o600); err != nil {
 			r.Cancel()
 			fmt.Println("error", err)
