@@ -62,7 +62,11 @@
 // back (Reservation.Cancel). Among vdeliver processes the check, the append and any
 // recalculation are therefore one step, and a recalculation never runs while another
 // vdeliver's message is between its reservation and its link into new/, where a count
-// could not see it. So with vdeliver alone delivering, the usage never passes the limit.
+// could not see it. So with vdeliver alone delivering, the usage never passes the limit,
+// with one exception: while a Maildir does not exist yet, the nearest directory above it
+// is locked instead, and a delivery that comes between the first one's creation of the
+// Maildir and the end of its reservation counts the Maildir without the first message
+// (there is no maildirsize yet to record it in): one message over, at most.
 // Against Dovecot, which does not see the lock: its appends are whole lines and are never
 // lost by vdeliver's appends; a recalculation by either side that overlaps a delivery by
 // the other is caught by the directory times above; and if maildirsize is replaced while a
