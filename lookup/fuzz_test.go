@@ -48,20 +48,23 @@ func FuzzParseSource(f *testing.F) {
 	f.Add("a b\n  c\n#x\n\"q k\" v\r\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		var entries []entry
+		var written []Entry
 		lines := strings.Count(data, "\n") + 1
 		parseSource("f", data, true, func(w Warning) {
 			// A warning names the file and a line of it, in fields.
 			if w.File != "f" || w.Line < 1 || w.Line > lines || w.Msg == "" || w.String() != fmt.Sprintf("f:%d: %s", w.Line, w.Msg) {
 				t.Fatalf("warning %#v: want f:1..%d", w, lines)
 			}
-		}, func(e entry) {
-			if e.line < 1 || e.line > lines || strings.ToLower(e.written) != e.key {
-				t.Fatalf("entry %+v: line out of 1..%d, or the written key does not fold to the key", e, lines)
+		}, func(e Entry) { written = append(written, e) }, func(e entry) {
+			// Each entry comes right after itself as written, which folds to it.
+			w := written[len(written)-1]
+			if len(written) != len(entries)+1 || e.line < 1 || e.line > lines || w.Line != e.line || w.Value != e.value || strings.ToLower(w.Key) != e.key {
+				t.Fatalf("entry %+v after %+v as written: line out of 1..%d, or the written key does not fold to the key", e, w, lines)
 			}
 			entries = append(entries, e)
 		})
 		tab := &textTable{base: base{name: "hash:f", fixed: true}, m: map[string]string{}}
-		parseSource("f", data, true, func(Warning) {}, func(e entry) {
+		parseSource("f", data, true, func(Warning) {}, nil, func(e entry) {
 			if _, dup := tab.m[e.key]; !dup {
 				tab.m[e.key] = e.value
 			}

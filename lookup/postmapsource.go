@@ -92,12 +92,9 @@ func ReadSource(path string, opt SourceOptions) (*Source, error) {
 		index = make(map[string]int, lines)
 	}
 	dead := 0
-	parseSource(path, data, !opt.NoFold, warn, func(e entry) {
+	parseSource(path, data, !opt.NoFold, warn, opt.Entries, func(e entry) {
 		if opt.Progress != nil {
 			opt.Progress(e.line, lines)
-		}
-		if opt.Entries != nil {
-			opt.Entries(Entry{Key: e.written, Value: e.value, Line: e.line})
 		}
 		if opt.Dups == DupIgnore {
 			src.Entries = append(src.Entries, Entry{Key: e.key, Value: e.value, Line: e.line})

@@ -79,12 +79,12 @@ func abbrev(s string) string {
 type entry struct {
 	key, value string
 	line       int
-	written    string // the key before folding
 }
 
 // parseSource parses the postmap(1) source format, calling add for every usable entry in
-// file order. fold lower-cases keys as postmap does for fixed-key types.
-func parseSource(path, data string, fold bool, warn func(Warning), add func(entry)) {
+// file order. fold lower-cases keys as postmap does for fixed-key types; asWritten, when
+// not nil, is called first with the entry as written, before folding.
+func parseSource(path, data string, fold bool, warn func(Warning), asWritten func(Entry), add func(entry)) {
 	arena := foldArena{hint: len(data) / 2}
 	logicalLines(path, data, warn, func(text string, line int) {
 		if i := strings.IndexByte(text, 0); i >= 0 {
@@ -132,11 +132,13 @@ func parseSource(path, data string, fold bool, warn func(Warning), add func(entr
 		if key[len(key)-1] == ':' {
 			warn(Warning{File: path, Line: line, Msg: "record is in \"key: value\" format; is this an alias file?"})
 		}
-		written := key
+		if asWritten != nil {
+			asWritten(Entry{Key: key, Value: value, Line: line})
+		}
 		if fold {
 			key = arena.lower(key)
 		}
-		add(entry{key: key, value: value, line: line, written: written})
+		add(entry{key: key, value: value, line: line})
 	})
 }
 
@@ -269,10 +271,7 @@ func openTexthash(spec, path string, opt *Options) (Table, error) {
 		return nil, fmt.Errorf("table %s: %w", spec, err)
 	}
 	t := &textTable{base: base{name: spec, fixed: true}, m: make(map[string]string, strings.Count(data, "\n")+1)}
-	parseSource(path, data, false, opt.warn, func(e entry) {
-		if opt.Entries != nil {
-			opt.Entries(Entry{Key: e.key, Value: e.value, Line: e.line})
-		}
+	parseSource(path, data, false, opt.warn, opt.Entries, func(e entry) {
 		if _, dup := t.m[e.key]; dup {
 			if t.broken == nil {
 				t.broken = fmt.Errorf("%s:%d: duplicate entry: %q: %w", path, e.line, e.key, ErrSyntax)
