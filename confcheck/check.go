@@ -9,12 +9,10 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -157,7 +155,7 @@ type table struct {
 	param           string // the first parameter naming it
 	t               lookup.Table
 	openErr         error
-	warnings        []string
+	warnings        []lookup.Warning
 	entries         []entry // text sources (hash, btree, texthash) only
 	source          string  // the file vdeliver (or postmap) reads; "" for static:, inline:...
 	proxied         bool    // named proxy:TYPE:NAME
@@ -187,9 +185,19 @@ func (c *checker) close() {
 const overrideFile = "-o"
 
 func (c *checker) add(file string, line int, sev Severity, code, msg, fix string) {
-	// An error that already names the place (maincf's "FILE:LINE: ...") names it once.
-	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s:%d: ", file, line))
 	c.out = append(c.out, Finding{File: file, Line: line, Severity: sev, Code: code, Message: msg, Fix: fix})
+}
+
+// addErr adds a finding about err at file and line; an error that carries its own
+// position (maincf's, about the text it was written in) is put there instead, and named
+// once.
+func (c *checker) addErr(file string, line int, sev Severity, code string, err error, fix string) {
+	var pe *maincf.Error
+	if errors.As(err, &pe) && pe.File != "" {
+		c.add(pe.File, pe.Line, sev, code, pe.Msg, fix)
+		return
+	}
+	c.add(file, line, sev, code, err.Error(), fix)
 }
 
 // where is the file and line that set a parameter; main.cf line 0 for a default.
@@ -209,7 +217,7 @@ func (c *checker) get(param string) string {
 	v, err := c.cf.Get(param)
 	if err != nil {
 		f, l := c.where(param)
-		c.add(f, l, Error, "parameter-error", err.Error(), "correct the $name expressions in "+param)
+		c.addErr(f, l, Error, "parameter-error", err, "correct the $name expressions in "+param)
 		v = ""
 	}
 	c.vals[param] = v
@@ -281,15 +289,29 @@ func (c *checker) openTables() {
 		}
 		t.proxied = inner != spec
 		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
-		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB, Proxymap: c.proxymap,
-			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
-		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
-			t.entries, _ = readEntries(t.name)
+		// Each file is read once: the entries of a text source as written come with
+		// the read that builds or checks the table.
+		warn := func(w lookup.Warning) { t.warnings = append(t.warnings, w) }
+		addEntry := func(e lookup.Entry) { t.entries = append(t.entries, entry{key: e.Key, value: e.Value, line: e.Line}) }
+		opt := lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB, Proxymap: c.proxymap, OnWarning: warn}
+		if t.typ == "texthash" && !t.proxied {
+			opt.Entries = addEntry
 		}
-		if t.typ == "hash" || t.typ == "btree" {
-			// What postmap says when it compiles the text (skipped lines, duplicates):
-			// lookup reads only the .db, which keeps none of it.
-			_, _ = lookup.ReadSource(t.name, lookup.SourceOptions{Warn: func(w string) { t.warnings = append(t.warnings, w) }})
+		t.t, t.openErr = lookup.Open(spec, opt)
+		switch {
+		case t.typ == "texthash" && !t.proxied:
+			if t.openErr == nil && t.entries == nil {
+				t.entries = []entry{} // read, and empty
+			}
+		case t.typ == "texthash":
+			// proxymap(8) reads the table in its own process, if it is there.
+			t.entries, _ = readEntries(t.name)
+		case t.typ == "hash" || t.typ == "btree":
+			// The text and what postmap says when it compiles it (skipped lines,
+			// duplicates): lookup reads only the .db, which keeps none of it.
+			if _, err := lookup.ReadSource(t.name, lookup.SourceOptions{OnWarning: warn, Entries: addEntry}); err == nil && t.entries == nil {
+				t.entries = []entry{}
+			}
 		}
 		if t.openErr == nil && lookup.ViaPostmap(t.t) {
 			// A delivery opens such a table without asking it anything; one query here
@@ -404,7 +426,14 @@ func (c *checker) inList(param, domain string) bool {
 	}
 	d, ok := c.lists[param]
 	if !ok {
-		d, _ = deliver.OpenDomainList(c.get(param), c.cf.Dir(), lookup.Options{ConfigDir: c.cf.Dir()})
+		// The tables openTables opened already, not read a second time.
+		opened := func(spec string) lookup.Table {
+			if t := c.tables[spec]; t != nil && t.t != nil {
+				return t.t
+			}
+			return nil
+		}
+		d, _ = deliver.OpenDomainList(c.get(param), c.cf.Dir(), lookup.Options{ConfigDir: c.cf.Dir(), Opened: opened})
 		c.lists[param] = d
 	}
 	hit, err := d.Match(c.ctx, strings.ToLower(domain))
@@ -516,7 +545,7 @@ func (c *checker) ids() {
 	file, line := c.where("virtual_minimum_uid")
 	minUID, err := c.cf.Int("virtual_minimum_uid")
 	if err != nil {
-		c.add(file, line, Error, "parameter-error", err.Error(), "give a number: virtual_minimum_uid = 100")
+		c.addErr(file, line, Error, "parameter-error", err, "give a number: virtual_minimum_uid = 100")
 		minUID = 100
 	} else if minUID < 100 {
 		c.add(file, line, Warning, "minimum-uid-low", fmt.Sprintf("virtual_minimum_uid = %d lets mailboxes be written as system accounts (uids below 100)", minUID),
@@ -544,7 +573,10 @@ func (c *checker) values(param string, fn func(value, key, file string, line int
 	for _, t := range c.specs(param) {
 		switch {
 		case t.typ == "static":
-			fn(strings.TrimSpace(strings.Trim(strings.TrimSpace(t.name), "{}")), "", file, line)
+			// A value lookup refuses is the table-error finding.
+			if v, err := lookup.StaticValue(t.name); err == nil {
+				fn(v, "", file, line)
+			}
 		case t.entries != nil:
 			for _, e := range t.entries {
 				fn(e.value, e.key, t.name, e.line)
@@ -615,11 +647,6 @@ func (c *checker) mailboxPaths() {
 	})
 }
 
-// warnLine splits "FILE:LINE: message". Compiled on first use, not at package
-// initialisation: every delivery process links this package (vdeliver check) and would
-// pay for the compilation at start-up (bench/mda/README.md, "Where the time goes").
-var warnLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*?):([0-9]+): (.*)$`) })
-
 // tableFiles: problems of the table files themselves.
 func (c *checker) tableFiles() {
 	for _, t := range c.order {
@@ -651,20 +678,20 @@ func (c *checker) tableFiles() {
 			continue
 		}
 		for _, w := range t.warnings {
-			if strings.Contains(w, "is older than its source") {
+			if w.Kind == lookup.WarnStaleDB {
 				continue // reported below, with the fix
 			}
-			f, l, msg := file, line, w
-			if m := warnLine().FindStringSubmatch(w); m != nil {
-				f, msg = m[1], m[3]
-				l, _ = strconv.Atoi(m[2])
+			// A warning about a line of a file is put there; any other at main.cf.
+			f, l, msg := file, line, w.String()
+			if w.File != "" && w.Line > 0 {
+				f, l, msg = w.File, w.Line, w.Msg
 			}
 			switch {
-			case strings.Contains(msg, "duplicate entry") && t.typ == "texthash":
-				c.add(f, l, Error, "table-duplicate", strings.TrimSuffix(msg, ": table unusable")+": a texthash table with a duplicate key fails every lookup",
+			case w.Kind == lookup.WarnDuplicate && t.typ == "texthash":
+				c.add(f, l, Error, "table-duplicate", fmt.Sprintf("duplicate entry: %q: a texthash table with a duplicate key fails every lookup", w.Key),
 					"remove one of the two entries")
-			case strings.Contains(msg, "duplicate entry"):
-				c.add(f, l, Warning, "table-duplicate", msg+": the first entry wins",
+			case w.Kind == lookup.WarnDuplicate:
+				c.add(f, l, Warning, "table-duplicate", fmt.Sprintf("duplicate entry: %q: the first entry wins", w.Key),
 					"remove one of the two entries")
 			default:
 				c.add(f, l, Warning, "table-warning", msg, "correct the line as postmap(1) would require")
@@ -778,9 +805,9 @@ func (c *checker) readMaster() {
 	if err != nil {
 		c.masterFound, c.masterBroken = true, true
 		f, l, msg := c.masterFile, 0, err.Error()
-		if m := warnLine().FindStringSubmatch(msg); m != nil {
-			f, msg = m[1], m[3]
-			l, _ = strconv.Atoi(m[2])
+		var me *MasterError
+		if errors.As(err, &me) {
+			f, l, msg = me.File, me.Line, me.Msg
 		}
 		c.add(f, l, Error, "master-syntax", msg, "correct the line; master(8) will not start with it")
 		return
@@ -966,7 +993,7 @@ func (c *checker) limits(s Service) {
 	}
 	limit, err := c.cf.Duration(tparam)
 	if err != nil {
-		c.add(tfile, tline, Error, "parameter-error", err.Error(), "give a time such as 1000s")
+		c.addErr(tfile, tline, Error, "parameter-error", err, "give a time such as 1000s")
 		return
 	}
 	attempts, err1 := c.cf.Int("deliver_lock_attempts")
@@ -1003,14 +1030,15 @@ func errText(err error) string {
 func LoadFailure(mainFile string, err error) Finding {
 	f := Finding{File: mainFile, Severity: Error, Code: "unreadable", Message: err.Error(),
 		Fix: "create or correct main.cf; every delivery defers until then"}
-	if errors.Is(err, maincf.ErrSyntax) && strings.HasPrefix(err.Error(), "-o ") {
+	var oe *maincf.OverrideError
+	if errors.As(err, &oe) {
 		f.File, f.Code = overrideFile, "override-syntax"
 		f.Fix = "write the option as -o name=value"
 		return f
 	}
-	if m := warnLine().FindStringSubmatch(err.Error()); m != nil {
-		f.File, f.Message, f.Code = m[1], m[3], "maincf-syntax"
-		f.Line, _ = strconv.Atoi(m[2])
+	var pe *maincf.Error
+	if errors.As(err, &pe) && pe.File != "" {
+		f.File, f.Line, f.Message, f.Code = pe.File, pe.Line, pe.Msg, "maincf-syntax"
 		f.Fix = "write the line as name = value; Postfix refuses to start with it"
 	}
 	return f

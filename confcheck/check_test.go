@@ -2,6 +2,7 @@ package confcheck
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -49,13 +50,18 @@ vdeliver  unix  -       n       n       -       -       pipe
 }
 
 func TestParseMasterErrors(t *testing.T) {
-	for _, tc := range []struct{ text, want string }{
-		{"  flags=X\n", "m.cf:1: continuation line with no entry before it"},
-		{"# c\nshort unix - n\n", `m.cf:2: entry "short" has 4 fields, master(5) needs at least 8`},
+	for _, tc := range []struct {
+		text, want string
+		line       int
+		msg        string
+	}{
+		{"  flags=X\n", "m.cf:1: continuation line with no entry before it", 1, "continuation line with no entry before it"},
+		{"# c\nshort unix - n\n", `m.cf:2: entry "short" has 4 fields, master(5) needs at least 8`, 2, `entry "short" has 4 fields, master(5) needs at least 8`},
 	} {
 		_, err := ParseMaster(tc.text, "m.cf")
-		if err == nil || err.Error() != tc.want {
-			t.Errorf("ParseMaster(%q) = %v, want %q", tc.text, err, tc.want)
+		var me *MasterError
+		if !errors.As(err, &me) || err.Error() != tc.want || me.File != "m.cf" || me.Line != tc.line || me.Msg != tc.msg {
+			t.Errorf("ParseMaster(%q) = %#v (%v), want %q at m.cf:%d", tc.text, me, err, tc.want, tc.line)
 		}
 	}
 }
@@ -342,4 +348,61 @@ func answeringSyslog(t *testing.T, dir string) string {
 	}
 	t.Cleanup(func() { l.Close() })
 	return path
+}
+
+// TestLoadFailure: the finding for a main.cf that cannot be loaded stands where the error
+// says, from the error's fields.
+func TestLoadFailure(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "main.cf")
+	if err := os.WriteFile(file, []byte("a = 1\n# c\nno equals sign\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, syntaxErr := maincf.Load(dir)
+	cf, err := maincf.Parse(strings.NewReader("a = 1\n"), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overrideErr := cf.Override("novalue")
+	_, missingErr := maincf.Load(filepath.Join(dir, "none"))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want Finding
+	}{
+		{"syntax", syntaxErr, Finding{File: file, Line: 3, Severity: Error, Code: "maincf-syntax", Message: `missing '=' after attribute name: "no equals sign"`,
+			Fix: "write the line as name = value; Postfix refuses to start with it"}},
+		{"override", overrideErr, Finding{File: "-o", Severity: Error, Code: "override-syntax", Message: `-o "novalue": missing '=' after attribute name: syntax error`,
+			Fix: "write the option as -o name=value"}},
+		{"missing", missingErr, Finding{File: file, Severity: Error, Code: "unreadable", Message: missingErr.Error(),
+			Fix: "create or correct main.cf; every delivery defers until then"}},
+	} {
+		if d := cmp.Diff(tc.want, LoadFailure(file, tc.err)); d != "" {
+			t.Errorf("%s: LoadFailure(%v) (-want +got):\n%s", tc.name, tc.err, d)
+		}
+	}
+}
+
+// TestStaticValues: a static: table's value is what lookup makes of it, as a delivery
+// sees it: the braces of static:{ 0 } go, those of a second pair stay.
+func TestStaticValues(t *testing.T) {
+	dir := t.TempDir()
+	cf, err := maincf.Parse(strings.NewReader("virtual_mailbox_domains = example.com\nvirtual_mailbox_base = "+dir+
+		"\nvirtual_mailbox_maps = static:{ x/ }\nvirtual_uid_maps = static:{ 0 }\nvirtual_gid_maps = static:{{5000}}\n"), filepath.Join(dir, "main.cf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]string{}
+	for _, f := range Check(context.Background(), cf, Options{SyslogSocket: answeringSyslog(t, dir)}) {
+		codes[f.Code] = f.Message
+	}
+	if m := codes["uid-root"]; m == "" {
+		t.Errorf("static:{ 0 }: no uid-root finding in %v", codes)
+	}
+	if m := codes["gid-invalid"]; !strings.Contains(m, `gid "{5000}"`) {
+		t.Errorf("static:{{5000}}: gid-invalid %q, want the value {5000} a delivery parses", m)
+	}
+	if _, ok := codes["mailbox-invalid"]; ok {
+		t.Errorf("static:{ x/ } taken for an invalid mailbox: %v", codes)
+	}
 }

@@ -38,7 +38,7 @@ type PipeAttrs struct {
 // the matching "}" (Postfix 3.0), spaces and line breaks included.
 //
 // A logical line with fewer than eight fields, or a continuation with no entry before it,
-// gives an error naming file and line, as master(8) refuses to start.
+// gives a *MasterError naming file and line, as master(8) refuses to start.
 func ParseMaster(text, file string) ([]Service, error) {
 	var out []Service
 	var cur []Word
@@ -50,7 +50,7 @@ func ParseMaster(text, file string) ([]Service, error) {
 		words := joinBraces(cur)
 		cur = nil
 		if len(words) < 8 {
-			return fmt.Errorf("%s:%d: entry %q has %d fields, master(5) needs at least 8", file, start, words[0].Text, len(words))
+			return &MasterError{File: file, Line: start, Msg: fmt.Sprintf("entry %q has %d fields, master(5) needs at least 8", words[0].Text, len(words))}
 		}
 		s := Service{
 			Name: words[0].Text, Type: words[1].Text, Private: words[2].Text, Unpriv: words[3].Text,
@@ -72,7 +72,7 @@ func ParseMaster(text, file string) ([]Service, error) {
 			}
 			start = n
 		} else if cur == nil {
-			return nil, fmt.Errorf("%s:%d: continuation line with no entry before it", file, n)
+			return nil, &MasterError{File: file, Line: n, Msg: "continuation line with no entry before it"}
 		}
 		for _, f := range strings.Fields(line) {
 			cur = append(cur, Word{Text: f, Line: n})
@@ -82,6 +82,18 @@ func ParseMaster(text, file string) ([]Service, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// MasterError is a master.cf line master(8) would refuse, with where it is.
+type MasterError struct {
+	File string
+	Line int
+	Msg  string // the reason, without the position
+}
+
+// Error is "FILE:LINE: Msg".
+func (e *MasterError) Error() string {
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
 // joinBraces merges the words of a "{ ... }" group into one word (Postfix mystrtokq with

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/user"
 	"strings"
+
+	"vdeliver/lookup"
 )
 
 // modulePackages are the Debian packages that give Postfix's postmap(1) a table type,
@@ -18,7 +20,7 @@ var modulePackages = map[string]string{
 // its module is not installed: the fix is the package, not another table type.
 // ok is false for any other error.
 func missingModule(t *table, param string) (msg, fix string, ok bool) {
-	if t.openErr == nil || !strings.Contains(t.openErr.Error(), "unsupported dictionary type") {
+	if !errors.Is(t.openErr, lookup.ErrNoModule) {
 		return "", "", false
 	}
 	pkg, known := modulePackages[t.typ]

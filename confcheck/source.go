@@ -9,9 +9,10 @@ type entry struct {
 }
 
 // readEntries returns the entries of a postmap(1) source file in file order, as written
-// (keys not folded, duplicates kept): the check looks at what the administrator wrote,
-// while lookup.Open (the same file, for the verdicts) applies Postfix's rules to it.
-// Lines that postmap skips are skipped here too; lookup reports them.
+// (keys not folded, duplicates kept): the check looks at what the administrator wrote.
+// Lines that postmap skips are skipped here too; lookup reports them. Only for a table
+// this process does not read itself (proxy:texthash: through proxymap(8)): otherwise the
+// entries come with the read that opens the table (lookup's Entries options).
 func readEntries(file string) ([]entry, error) {
 	src, err := lookup.ReadSource(file, lookup.SourceOptions{NoFold: true, Dups: lookup.DupIgnore})
 	if err != nil {

@@ -43,7 +43,11 @@ func (c *checker) mailboxWrites() {
 		return // parameter-error
 	}
 	var order []*denied
-	seen := map[string]*denied{}
+	type target struct {
+		dir      string
+		uid, gid uint32
+	}
+	seen := map[target]*denied{}
 	for _, t := range c.specs("virtual_mailbox_maps") {
 		for _, e := range t.entries {
 			if deliver.CheckMailbox(e.value) != nil {
@@ -62,7 +66,7 @@ func (c *checker) mailboxWrites() {
 			if err == nil && !missing {
 				continue
 			}
-			k := fmt.Sprintf("%s\x00%d\x00%d", dir, uid, gid)
+			k := target{dir, uid, gid}
 			if d := seen[k]; d != nil {
 				d.count++
 				continue

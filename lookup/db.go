@@ -42,7 +42,7 @@ func openDB(spec, typ, path string, opt *Options) (Table, error) {
 	// not in the last 100 seconds, when postmap may still be running).
 	if src, err := os.Stat(path); err == nil {
 		if db, err := os.Stat(file); err == nil && src.ModTime().After(db.ModTime()) && src.ModTime().Before(time.Now().Add(-100*time.Second)) {
-			opt.warnf("%s: %s is older than its source; run \"postmap %s:%s\"", path, file, typ, path)
+			opt.warn(Warning{File: path, Kind: WarnStaleDB, Msg: fmt.Sprintf("%s is older than its source; run \"postmap %s:%s\"", file, typ, path)})
 		}
 	}
 	t := &dbTable{base: base{name: spec, fixed: true}, r: r}

@@ -24,7 +24,7 @@
 //	                   Postfix's shared fcntl lock); keys tried as for cdb; a missing
 //	                   file's error says to run "postmap lmdb:/f"
 //	static:v           v for every key; static:{ v } strips the braces and the
-//	                   whitespace inside them
+//	                   whitespace inside them (StaticValue)
 //	inline:{k=v, ...}  elements separated by commas/whitespace, "{ k = v, w }" for a value
 //	                   with commas or spaces; last duplicate wins; empty is an error
 //	regexp:/f, pcre:/f pattern tables (not Fixed), see below
@@ -89,7 +89,8 @@
 // "FILE:LINE: ..." (LINE = first physical line) when: a logical line starts with
 // whitespace, a quote is unbalanced, the key or the value is missing, or a non-ASCII line
 // is not valid UTF-8. Text after a NUL byte is dropped with a warning. A key ending in ':'
-// is kept with a warning (alias-file format).
+// is kept with a warning (alias-file format). Options.OnWarning and SourceOptions.OnWarning
+// receive each warning as a Warning, with its file, line and kind in fields.
 //
 // # regexp: and pcre: format (regexp_table(5), pcre_table(5))
 //

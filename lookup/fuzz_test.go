@@ -48,9 +48,23 @@ func FuzzParseSource(f *testing.F) {
 	f.Add("a b\n  c\n#x\n\"q k\" v\r\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		var entries []entry
-		parseSource("f", data, true, func(string) {}, func(e entry) { entries = append(entries, e) })
+		var written []Entry
+		lines := strings.Count(data, "\n") + 1
+		parseSource("f", data, true, func(w Warning) {
+			// A warning names the file and a line of it, in fields.
+			if w.File != "f" || w.Line < 1 || w.Line > lines || w.Msg == "" || w.String() != fmt.Sprintf("f:%d: %s", w.Line, w.Msg) {
+				t.Fatalf("warning %#v: want f:1..%d", w, lines)
+			}
+		}, func(e Entry) { written = append(written, e) }, func(e entry) {
+			// Each entry comes right after itself as written, which folds to it.
+			w := written[len(written)-1]
+			if len(written) != len(entries)+1 || e.line < 1 || e.line > lines || w.Line != e.line || w.Value != e.value || strings.ToLower(w.Key) != e.key {
+				t.Fatalf("entry %+v after %+v as written: line out of 1..%d, or the written key does not fold to the key", e, w, lines)
+			}
+			entries = append(entries, e)
+		})
 		tab := &textTable{base: base{name: "hash:f", fixed: true}, m: map[string]string{}}
-		parseSource("f", data, true, func(string) {}, func(e entry) {
+		parseSource("f", data, true, func(Warning) {}, nil, func(e entry) {
 			if _, dup := tab.m[e.key]; !dup {
 				tab.m[e.key] = e.value
 			}
@@ -142,6 +156,41 @@ func FuzzTableSpec(f *testing.F) {
 			if err == nil {
 				_, _, _ = tab.Lookup(context.Background(), fmt.Sprint(len(name)))
 			}
+		}
+	})
+}
+
+// FuzzStaticValue: a static: value is its name unless the name starts with "{"; then it
+// is the text inside one balanced pair of braces, trimmed, and Open answers every key
+// with the same value.
+func FuzzStaticValue(f *testing.F) {
+	for _, seed := range []string{"5000", "{ a b }", "{}", "{{x}}", "{x} y", "{x", " {x}", "{ {a} b }"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		v, err := StaticValue(name)
+		tab, openErr := Open("static:"+name, Options{})
+		if (err == nil) != (openErr == nil) {
+			t.Fatalf("StaticValue(%q) error %v, Open error %v", name, err, openErr)
+		}
+		if err != nil {
+			if !strings.HasPrefix(name, "{") || !errors.Is(err, ErrSyntax) || !errors.Is(openErr, ErrSyntax) {
+				t.Fatalf("StaticValue(%q) = %v: only a name starting with { fails, with ErrSyntax", name, err)
+			}
+			return
+		}
+		defer tab.Close()
+		if got, hit, err := tab.Lookup(context.Background(), "any@example.com"); got != v || !hit || err != nil {
+			t.Fatalf("static:%s answers %q, %v, %v; StaticValue says %q", name, got, hit, err, v)
+		}
+		if !strings.HasPrefix(name, "{") {
+			if v != name {
+				t.Fatalf("StaticValue(%q) = %q; want the name itself", name, v)
+			}
+			return
+		}
+		if !strings.HasSuffix(name, "}") || v != trimSpace(name[1:len(name)-1]) {
+			t.Fatalf("StaticValue(%q) = %q; want the trimmed text inside the braces", name, v)
 		}
 	})
 }

@@ -35,7 +35,7 @@ func openLMDB(spec, name string, opt *Options) (Table, error) {
 	// dict_lmdb_open's warning, in whole seconds as there, with its grace time: a
 	// source edited in the last 100 seconds may be being postmapped right now.
 	if fi, err := os.Stat(name); err == nil && fi.ModTime().Unix() > r.ModTime().Unix() && fi.ModTime().Unix() < time.Now().Unix()-100 {
-		opt.warnf("database %s.lmdb is older than source file %s", name, name)
+		opt.warn(Warning{Msg: fmt.Sprintf("database %s.lmdb is older than source file %s", name, name)})
 	}
 	t := &lmdbTable{base: base{name: spec, fixed: true}, r: r}
 	t.try.Store(tryNul | tryNoNul)

@@ -29,8 +29,22 @@ type Options struct {
 	// uses $n substitution is skipped with a warning, so that parts of an address cannot
 	// be pasted into a mailbox path.
 	Paranoid bool
-	// Warn receives non-fatal warnings, "FILE:LINE: text". Nil discards them.
+	// Warn receives non-fatal warnings as text, "FILE:LINE: text" (Warning.String).
+	// Nil discards them.
 	Warn func(msg string)
+	// OnWarning, when not nil, receives each warning with its position in fields, in
+	// place of Warn.
+	OnWarning func(Warning)
+	// Entries, when not nil, receives every key and value of a texthash: source as
+	// written, duplicates included, in file order, as Open reads it: a caller that
+	// also wants the entries does not read the file a second time. Other table types
+	// do not call it.
+	Entries func(Entry)
+	// Opened, when not nil, is asked first for a table already open under spec; Open
+	// returns one it gives as it is, except that closing it there does nothing: whoever
+	// opened it closes it. A caller that opens the same tables again through code it does
+	// not control (a domain list) so reads none of them twice. Nil opens every spec.
+	Opened func(spec string) Table
 	// ConfigDir is passed to postmap(1) as -c when a table type is looked up through
 	// Postfix's own postmap; "" leaves postmap's default ($MAIL_CONFIG, /etc/postfix).
 	ConfigDir string
@@ -47,10 +61,53 @@ type Options struct {
 	Proxymap *Proxymap
 }
 
-func (o *Options) warnf(format string, args ...any) {
-	if o.Warn != nil {
-		o.Warn(fmt.Sprintf(format, args...))
+func (o *Options) warn(w Warning) {
+	switch {
+	case o.OnWarning != nil:
+		o.OnWarning(w)
+	case o.Warn != nil:
+		o.Warn(w.String())
 	}
+}
+
+// Warning is a problem Postfix logs but tolerates while it reads a table: a line it
+// skips, a duplicate key, a database older than its source.
+type Warning struct {
+	// File is the file the warning is about, "" when the text names no file of its own
+	// (postmap(1)'s own words, say); Line is the line in File, 0 for the whole file.
+	File string
+	Line int
+	Kind WarningKind
+	// Msg is the text without File and Line.
+	Msg string
+	// Key is the key a WarnDuplicate is about.
+	Key string
+}
+
+// WarningKind tells apart the warnings a caller may want to handle itself.
+type WarningKind int
+
+// The kinds of warning.
+const (
+	// WarnOther is every warning not named below.
+	WarnOther WarningKind = iota
+	// WarnDuplicate is a key that a source text defines again at Line.
+	WarnDuplicate
+	// WarnStaleDB is a hash: or btree: table whose .db is older than its source text
+	// File, as Postfix's dict_db.c warns.
+	WarnStaleDB
+)
+
+// String is the warning as Postfix prints it: "FILE:LINE: Msg", "FILE: Msg" without a
+// line, Msg alone without a file.
+func (w Warning) String() string {
+	switch {
+	case w.File == "":
+		return w.Msg
+	case w.Line == 0:
+		return w.File + ": " + w.Msg
+	}
+	return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg)
 }
 
 var (
@@ -65,6 +122,10 @@ var (
 	// ErrNotApproved reports a proxy: table that the proxymap(8) server refuses to serve
 	// (status 4: not listed in its proxy_read_maps).
 	ErrNotApproved = errors.New("table not approved for proxy access")
+	// ErrNoModule reports a table type that Postfix's postmap(1) has no module for
+	// ("unsupported dictionary type": a postfix-TYPE package not installed); such an
+	// error also matches ErrUnsupported.
+	ErrNoModule = errors.New("no Postfix table module")
 )
 
 // ParseSpec splits a table spec "type:name" at the first colon.
@@ -95,6 +156,11 @@ func ParseSpec(spec string) (typ, name string, err error) {
 // and no postmap(1) to read it (wrapping ErrUnsupported). Warnings that Postfix would log
 // while building the same table go to opt.Warn.
 func Open(spec string, opt Options) (Table, error) {
+	if opt.Opened != nil {
+		if t := opt.Opened(spec); t != nil {
+			return borrowed{t}, nil
+		}
+	}
 	typ, name, err := ParseSpec(spec)
 	if err != nil {
 		return nil, err
@@ -153,6 +219,11 @@ func Open(spec string, opt Options) (Table, error) {
 	}
 	return t, nil
 }
+
+// borrowed is a table from Options.Opened: its owner closes it.
+type borrowed struct{ Table }
+
+func (borrowed) Close() error { return nil }
 
 // SplitList splits a Postfix list value: elements separated by commas and/or whitespace,
 // with text inside "{...}" kept whole (Postfix mystrtokq with CHARS_COMMA_SP), so that

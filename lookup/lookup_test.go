@@ -241,7 +241,8 @@ func TestStaleDBWarning(t *testing.T) {
 	src := filepath.Join(dir, "vmailbox")
 	copyDB(t, "postmap-btree.db", src)
 	var warnings []string
-	opt := Options{Warn: func(m string) { warnings = append(warnings, m) }}
+	var kinds []WarningKind
+	opt := Options{OnWarning: func(w Warning) { warnings, kinds = append(warnings, w.String()), append(kinds, w.Kind) }}
 	setTimes := func(srcAge, dbAge time.Duration) {
 		t.Helper()
 		for f, age := range map[string]time.Duration{src: srcAge, src + ".db": dbAge} {
@@ -273,6 +274,10 @@ func TestStaleDBWarning(t *testing.T) {
 		if diff := cmp.Diff(want, warnings); diff != "" {
 			t.Errorf("source %v old, .db %v old: warnings (-want +got):\n%s", tc.srcAge, tc.dbAge, diff)
 		}
+		if tc.warn && (len(kinds) != 1 || kinds[0] != WarnStaleDB) {
+			t.Errorf("stale .db warning of kind %v, want WarnStaleDB", kinds)
+		}
+		kinds = nil
 	}
 }
 
@@ -397,8 +402,13 @@ func TestPostmapFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unknown.Lookup(ctx, "10.1.2.3"); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("unknown type: %v, want ErrUnsupported", err)
+	if _, _, err := unknown.Lookup(ctx, "10.1.2.3"); !errors.Is(err, ErrUnsupported) || !errors.Is(err, ErrNoModule) ||
+		!strings.HasPrefix(err.Error(), "postmap -q: ") || !strings.HasSuffix(err.Error(), "unsupported dictionary type: nosuchtype: unsupported table type") {
+		t.Errorf("unknown type: %v, want ErrUnsupported and ErrNoModule, postmap's words", err)
+	}
+	// A failure that is not about the type is not a missing module.
+	if _, err := Open("cidr:"+filepath.Join(dir, "missing"), opt); errors.Is(err, ErrNoModule) {
+		t.Errorf("missing cidr file: %v matches ErrNoModule", err)
 	}
 	fail, err := Open("unionmap:{static:x}", opt)
 	if err != nil {

@@ -90,7 +90,7 @@ func (n *NonBDB) custom(typ, name string, opt *Options) (string, bool, error) {
 	if !customMappingTypes[mtyp] {
 		return "", false, fmt.Errorf("non_bdb_custom_mapping: vdeliver reads the custom mapping only from cdb, lmdb, inline, static, regexp or pcre tables, not %s: %w", mtyp, ErrUnsupported)
 	}
-	t, err := Open(n.CustomMapping, Options{Warn: opt.Warn, ConfigDir: opt.ConfigDir, foldFixed: true})
+	t, err := Open(n.CustomMapping, Options{Warn: opt.Warn, OnWarning: opt.OnWarning, ConfigDir: opt.ConfigDir, foldFixed: true})
 	if err != nil {
 		return "", false, err
 	}

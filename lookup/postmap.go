@@ -151,7 +151,7 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 				fatal = l
 			}
 		case l != "":
-			t.opt.warnf("%s", l)
+			t.opt.warn(Warning{Msg: l})
 		}
 	}
 	if err == nil && fatal == "" {
@@ -165,13 +165,23 @@ func (t *postmapTable) Lookup(ctx context.Context, key string) (string, bool, er
 		return "", false, ctx.Err()
 	}
 	if strings.Contains(fatal, "unsupported dictionary type") {
-		return "", false, fmt.Errorf("postmap -q: %s: %w", fatal, ErrUnsupported)
+		return "", false, &noModuleError{fatal: fatal}
 	}
 	if fatal != "" {
 		return "", false, fmt.Errorf("postmap -q: %s", fatal)
 	}
 	return "", false, fmt.Errorf("postmap -q: %w", err)
 }
+
+// noModuleError is postmap(1)'s "unsupported dictionary type": Postfix has no module for
+// the table type.
+type noModuleError struct{ fatal string }
+
+func (e *noModuleError) Error() string {
+	return fmt.Sprintf("postmap -q: %s: %v", e.fatal, ErrUnsupported)
+}
+
+func (e *noModuleError) Unwrap() []error { return []error{ErrUnsupported, ErrNoModule} }
 
 // maxPostmapOutput bounds what is kept of postmap(1)'s output: a table's value must not
 // decide how much memory a delivery asks for.

@@ -29,6 +29,13 @@ type SourceOptions struct {
 	// Warn receives the warnings postmap would print, "FILE:LINE: text". Nil discards
 	// them.
 	Warn func(msg string)
+	// OnWarning, when not nil, receives each warning with its position in fields, in
+	// place of Warn.
+	OnWarning func(Warning)
+	// Entries, when not nil, receives every key and value as written (before folding,
+	// duplicates included) in file order: a caller that wants both postmap's view of the
+	// source and the text as written reads the file once.
+	Entries func(Entry)
 	// Progress, if set, is called as the source is parsed with the number of the
 	// physical line reached and the file's number of physical lines.
 	Progress func(line, lines int)
@@ -69,9 +76,12 @@ func ReadSource(path string, opt SourceOptions) (*Source, error) {
 	if data != "" && data[len(data)-1] != '\n' {
 		lines++
 	}
-	warn := func(s string) {
-		if opt.Warn != nil {
-			opt.Warn(s)
+	warn := func(w Warning) {
+		switch {
+		case opt.OnWarning != nil:
+			opt.OnWarning(w)
+		case opt.Warn != nil:
+			opt.Warn(w.String())
 		}
 	}
 	src := &Source{Info: fi, Lines: lines, Entries: make([]Entry, 0, lines)}
@@ -82,7 +92,7 @@ func ReadSource(path string, opt SourceOptions) (*Source, error) {
 		index = make(map[string]int, lines)
 	}
 	dead := 0
-	parseSource(path, data, !opt.NoFold, warn, func(e entry) {
+	parseSource(path, data, !opt.NoFold, warn, opt.Entries, func(e entry) {
 		if opt.Progress != nil {
 			opt.Progress(e.line, lines)
 		}
@@ -98,7 +108,7 @@ func ReadSource(path string, opt SourceOptions) (*Source, error) {
 		}
 		switch opt.Dups {
 		case DupWarn:
-			warn(fmt.Sprintf("%s:%d: duplicate entry: %q", path, e.line, e.key))
+			warn(Warning{File: path, Line: e.line, Kind: WarnDuplicate, Key: e.key, Msg: fmt.Sprintf("duplicate entry: %q", e.key)})
 		case DupReplace:
 			src.Entries[i].Line = 0
 			dead++

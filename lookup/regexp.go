@@ -109,7 +109,7 @@ func parseRegexpTable(spec, path, data string, pcre bool, opt *Options) (*rxTabl
 	t := &rxTable{base: base{name: spec}}
 	var stack []int // indexes of open if rules
 	var firstErr error
-	warn := func(s string) { opt.warnf("%s", s) }
+	warn := opt.warn
 	logicalLines(path, data, warn, func(text string, line int) {
 		if firstErr != nil {
 			return
@@ -118,7 +118,7 @@ func parseRegexpTable(spec, path, data string, pcre bool, opt *Options) (*rxTabl
 			firstErr = fmt.Errorf("%s:%d: %s: %w", path, line, fmt.Sprintf(format, args...), ErrSyntax)
 		}
 		if i := strings.IndexByte(text, 0); i >= 0 {
-			warn(fmt.Sprintf("%s:%d: text after null byte may be ignored", path, line))
+			warn(Warning{File: path, Line: line, Msg: "text after null byte may be ignored"})
 			text = text[:i]
 		}
 		p := strings.TrimRight(text, " \t\r\n\v\f")
@@ -143,7 +143,7 @@ func parseRegexpTable(spec, path, data string, pcre bool, opt *Options) (*rxTabl
 			}
 			repl := trimSpace(rest)
 			if repl == "" {
-				warn(fmt.Sprintf("%s:%d: no replacement text: using empty string", path, line))
+				warn(Warning{File: path, Line: line, Msg: "no replacement text: using empty string"})
 			}
 			parts, maxSub, err := parseReplacement(repl)
 			if err != nil {
@@ -155,7 +155,7 @@ func parseRegexpTable(spec, path, data string, pcre bool, opt *Options) (*rxTabl
 				return
 			}
 			if maxSub > 0 && opt.Paranoid {
-				warn(fmt.Sprintf("%s:%d: regular expression substitution is not allowed: skipping this rule", path, line))
+				warn(Warning{File: path, Line: line, Msg: "regular expression substitution is not allowed: skipping this rule"})
 				return
 			}
 			if r.re, err = pat.compile(pcre); err != nil {
@@ -182,8 +182,8 @@ func parseRegexpTable(spec, path, data string, pcre bool, opt *Options) (*rxTabl
 				return
 			}
 			if rest = trimSpace(rest); rest != "" {
-				warn(fmt.Sprintf("%s:%d: ignoring extra text after IF statement: %q", path, line, rest))
-				warn(fmt.Sprintf("%s:%d: do not prepend whitespace to statements between IF and ENDIF", path, line))
+				warn(Warning{File: path, Line: line, Msg: fmt.Sprintf("ignoring extra text after IF statement: %q", rest)})
+				warn(Warning{File: path, Line: line, Msg: "do not prepend whitespace to statements between IF and ENDIF"})
 			}
 			re, err := pat.compile(pcre)
 			if err != nil {
@@ -198,7 +198,7 @@ func parseRegexpTable(spec, path, data string, pcre bool, opt *Options) (*rxTabl
 				return
 			}
 			if trimSpace(p[5:]) != "" {
-				warn(fmt.Sprintf("%s:%d: ignoring extra text after ENDIF", path, line))
+				warn(Warning{File: path, Line: line, Msg: "ignoring extra text after ENDIF"})
 			}
 			t.rules[stack[len(stack)-1]].endif = len(t.rules)
 			stack = stack[:len(stack)-1]

@@ -14,7 +14,7 @@ import (
 // logicalLines splits a source file into Postfix logical lines (readllines(3)), calling fn
 // with each line's text and the number of its first physical line. warn receives the
 // lines readllines drops.
-func logicalLines(path, data string, warn func(string), fn func(text string, line int)) {
+func logicalLines(path, data string, warn func(Warning), fn func(text string, line int)) {
 	pos, lineno := 0, 0
 	var buf strings.Builder
 	for pos < len(data) {
@@ -61,7 +61,7 @@ func logicalLines(path, data string, warn func(string), fn func(text string, lin
 			text = buf.String()
 		}
 		if isSpace(text[0]) {
-			warn(fmt.Sprintf("%s:%d: logical line must not start with whitespace: %q", path, first, abbrev(text)))
+			warn(Warning{File: path, Line: first, Msg: fmt.Sprintf("logical line must not start with whitespace: %q", abbrev(text))})
 			continue
 		}
 		fn(text, first)
@@ -82,17 +82,18 @@ type entry struct {
 }
 
 // parseSource parses the postmap(1) source format, calling add for every usable entry in
-// file order. fold lower-cases keys as postmap does for fixed-key types.
-func parseSource(path, data string, fold bool, warn func(string), add func(entry)) {
+// file order. fold lower-cases keys as postmap does for fixed-key types; asWritten, when
+// not nil, is called first with the entry as written, before folding.
+func parseSource(path, data string, fold bool, warn func(Warning), asWritten func(Entry), add func(entry)) {
 	arena := foldArena{hint: len(data) / 2}
 	logicalLines(path, data, warn, func(text string, line int) {
 		if i := strings.IndexByte(text, 0); i >= 0 {
-			warn(fmt.Sprintf("%s:%d: text after null byte may be ignored", path, line))
+			warn(Warning{File: path, Line: line, Msg: "text after null byte may be ignored"})
 			text = text[:i]
 		}
 		// smtputf8_enable=yes, the default since compatibility_level 1.
 		if !isASCII(text) && !utf8.ValidString(text) {
-			warn(fmt.Sprintf("%s:%d: non-UTF-8 input %q -- ignoring this line", path, line, text))
+			warn(Warning{File: path, Line: line, Msg: fmt.Sprintf("non-UTF-8 input %q -- ignoring this line", text)})
 			return
 		}
 		// The key ends at the first whitespace outside double quotes; a backslash
@@ -117,7 +118,7 @@ func parseSource(path, data string, fold bool, warn func(string), add func(entry
 			}
 		}
 		if inQuotes {
-			warn(fmt.Sprintf("%s:%d: unbalanced '\"' in '%s' -- ignoring this line", path, line, text))
+			warn(Warning{File: path, Line: line, Msg: fmt.Sprintf("unbalanced '\"' in '%s' -- ignoring this line", text)})
 			return
 		}
 		key, value := text, ""
@@ -125,11 +126,14 @@ func parseSource(path, data string, fold bool, warn func(string), add func(entry
 			key, value = text[:k], trimSpace(text[k:])
 		}
 		if key == "" || value == "" {
-			warn(fmt.Sprintf("%s:%d: expected format: key whitespace value", path, line))
+			warn(Warning{File: path, Line: line, Msg: "expected format: key whitespace value"})
 			return
 		}
 		if key[len(key)-1] == ':' {
-			warn(fmt.Sprintf("%s:%d: record is in \"key: value\" format; is this an alias file?", path, line))
+			warn(Warning{File: path, Line: line, Msg: "record is in \"key: value\" format; is this an alias file?"})
+		}
+		if asWritten != nil {
+			asWritten(Entry{Key: key, Value: value, Line: line})
 		}
 		if fold {
 			key = arena.lower(key)
@@ -267,12 +271,11 @@ func openTexthash(spec, path string, opt *Options) (Table, error) {
 		return nil, fmt.Errorf("table %s: %w", spec, err)
 	}
 	t := &textTable{base: base{name: spec, fixed: true}, m: make(map[string]string, strings.Count(data, "\n")+1)}
-	warn := func(s string) { opt.warnf("%s", s) }
-	parseSource(path, data, false, warn, func(e entry) {
+	parseSource(path, data, false, opt.warn, opt.Entries, func(e entry) {
 		if _, dup := t.m[e.key]; dup {
 			if t.broken == nil {
 				t.broken = fmt.Errorf("%s:%d: duplicate entry: %q: %w", path, e.line, e.key, ErrSyntax)
-				opt.warnf("%s:%d: duplicate entry: %q: table unusable", path, e.line, e.key)
+				opt.warn(Warning{File: path, Line: e.line, Kind: WarnDuplicate, Key: e.key, Msg: fmt.Sprintf("duplicate entry: %q: table unusable", e.key)})
 			}
 			return
 		}

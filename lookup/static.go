@@ -17,15 +17,26 @@ func (t *staticTable) Lookup(ctx context.Context, key string) (string, bool, err
 }
 
 func openStatic(spec, name string) (Table, error) {
-	value := name
-	if strings.HasPrefix(name, "{") {
-		v, err := extpar(name)
-		if err != nil {
-			return nil, fmt.Errorf("table %s: %v: %w", spec, err, ErrSyntax)
-		}
-		value = v
+	value, err := StaticValue(name)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", spec, err)
 	}
 	return &staticTable{base: base{name: spec, fixed: true}, value: value}, nil
+}
+
+// StaticValue is the value every lookup in static:NAME answers: NAME itself, or the text
+// inside "{...}" without the whitespace just inside the braces ("static:{ a b }" is
+// "a b"). A "{" with no matching "}", or text after it, gives an error wrapping
+// ErrSyntax.
+func StaticValue(name string) (string, error) {
+	if !strings.HasPrefix(name, "{") {
+		return name, nil
+	}
+	v, err := extpar(name)
+	if err != nil {
+		return "", fmt.Errorf("%v: %w", err, ErrSyntax)
+	}
+	return v, nil
 }
 
 // extpar strips "{" and its matching "}" from s and the whitespace just inside them

@@ -28,7 +28,8 @@
 // "="; whitespace around "=" and at the end of the value is dropped; the value may be
 // empty. A line with no name gives the error "missing attribute name", a name not
 // followed by "=" the error "missing '=' after attribute name"; both are fatal in Postfix
-// and are returned as errors wrapping [ErrSyntax], formatted "FILE:LINE: reason: text".
+// and are returned as an [*Error] wrapping [ErrSyntax], formatted "FILE:LINE: reason:
+// text", whose File and Line fields give the position.
 //
 // When a name appears twice the later value wins; if the values differ this is recorded
 // as the warning "overriding earlier entry: name=old value", at the later line, exactly

@@ -17,7 +17,7 @@ const maxReferences = 100000
 
 // macroErrorf returns an expansion error; Get adds the parameter and its position.
 func macroErrorf(format string, args ...any) error {
-	return &syntaxError{msg: fmt.Sprintf(format, args...)}
+	return &Error{Msg: fmt.Sprintf(format, args...)}
 }
 
 // expander expands macros against one Config. hidden names a parameter that is treated

@@ -2,6 +2,7 @@ package maincf
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,13 @@ func FuzzParse(f *testing.F) {
 			if !errors.Is(err, ErrSyntax) || !strings.HasPrefix(err.Error(), "main.cf:") {
 				t.Fatalf("Parse error %v: want main.cf:LINE: ... wrapping ErrSyntax", err)
 			}
+			// The position is in the fields, on a line of the text, and the text is
+			// the position and the reason.
+			var pe *Error
+			lines := strings.Count(text, "\n") + 1
+			if !errors.As(err, &pe) || pe.File != "main.cf" || pe.Line < 1 || pe.Line > lines || err.Error() != fmt.Sprintf("main.cf:%d: %s", pe.Line, pe.Msg) {
+				t.Fatalf("Parse error %v (%#v): want an *Error at main.cf:1..%d", err, pe, lines)
+			}
 			return
 		}
 		names := c.Names()
@@ -40,8 +48,13 @@ func FuzzParse(f *testing.F) {
 			if !c.IsSet(name) {
 				t.Fatalf("IsSet(%q) = false for a parsed name", name)
 			}
-			if _, err := c.Get(name); err != nil && !errors.Is(err, ErrSyntax) {
-				t.Fatalf("Get(%q): %v does not wrap ErrSyntax", name, err)
+			if _, err := c.Get(name); err != nil {
+				// An error is at the place the parameter was set.
+				var pe *Error
+				file, line := c.Line(name)
+				if !errors.Is(err, ErrSyntax) || !errors.As(err, &pe) || pe.File != file || pe.Line != line {
+					t.Fatalf("Get(%q): %v (%#v); want an *Error at %s:%d wrapping ErrSyntax", name, err, pe, file, line)
+				}
 			}
 			c.Int(name)
 			c.Bool(name)

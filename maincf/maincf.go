@@ -30,22 +30,40 @@ func (w Warning) String() string {
 	return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg)
 }
 
-// syntaxError is an error in Postfix's words, with its position when known; it matches
-// ErrSyntax without repeating its text.
-type syntaxError struct {
-	file string // "" when the position is unknown
-	line int
-	msg  string
+// Error is an error about the text of main.cf or of a parameter's value, in Postfix's
+// words, with where it was written; it matches ErrSyntax without repeating its text. A
+// caller that reports the position itself reads File and Line rather than the text.
+type Error struct {
+	// File is the file the text is in, "-o" for an Override (Line is then the
+	// override's 1-based position), or "" when the position is unknown: an expansion
+	// of a value that was never written anywhere, a default or a value from Set.
+	File string
+	Line int
+	// Msg is the reason without the position.
+	Msg string
 }
 
-func (e *syntaxError) Error() string {
-	if e.file == "" {
-		return e.msg
+// Error is "FILE:LINE: Msg", or Msg alone when the position is unknown.
+func (e *Error) Error() string {
+	if e.File == "" {
+		return e.Msg
 	}
-	return fmt.Sprintf("%s:%d: %s", e.file, e.line, e.msg)
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-func (e *syntaxError) Unwrap() error { return ErrSyntax }
+func (e *Error) Unwrap() error { return ErrSyntax }
+
+// OverrideError is a -o setting that is not "name=value".
+type OverrideError struct {
+	Setting string // the text as given to Override
+	Reason  string // Postfix's words: "missing attribute name", ...
+}
+
+func (e *OverrideError) Error() string {
+	return fmt.Sprintf("-o %q: %s: %v", e.Setting, e.Reason, ErrSyntax)
+}
+
+func (e *OverrideError) Unwrap() error { return ErrSyntax }
 
 // param is one explicit setting and where it came from.
 type param struct {
@@ -89,7 +107,8 @@ func systemHostname() string {
 // Load reads dir/main.cf.
 //
 // A missing file gives an error wrapping fs.ErrNotExist; other read errors wrap the
-// OS error; a malformed line gives "DIR/main.cf:LINE: reason" wrapping ErrSyntax.
+// OS error; a malformed line gives an *Error, "DIR/main.cf:LINE: reason", wrapping
+// ErrSyntax.
 func Load(dir string) (*Config, error) {
 	file := filepath.Join(dir, "main.cf")
 	data, err := readFile(file)
@@ -106,8 +125,8 @@ func Load(dir string) (*Config, error) {
 // Parse reads main.cf text from r; file names it in warnings and errors. The result has
 // no directory: Dir returns "" and config_directory defaults to /etc/postfix.
 //
-// A read error is returned wrapped; a malformed line gives "FILE:LINE: reason" wrapping
-// ErrSyntax.
+// A read error is returned wrapped; a malformed line gives an *Error, "FILE:LINE:
+// reason", wrapping ErrSyntax.
 func Parse(r io.Reader, file string) (*Config, error) {
 	c := newConfig("")
 	if err := c.parse(r, file); err != nil {
@@ -147,7 +166,7 @@ func (c *Config) parseData(data []byte, file string) error {
 		}
 		name, value, msg := splitNameValue(string(line))
 		if msg != "" {
-			return &syntaxError{file: file, line: first, msg: fmt.Sprintf("%s: %q", msg, string(line))}
+			return &Error{File: file, Line: first, Msg: fmt.Sprintf("%s: %q", msg, string(line))}
 		}
 		if old, ok := c.params[name]; ok && old.value != value {
 			c.warnf(file, first, "overriding earlier entry: %s=%s", name, old.value)
@@ -248,11 +267,11 @@ func (c *Config) Warnings() []Warning {
 // around the name and "=" is ignored and the value may be empty. The setting wins over
 // main.cf; Line reports it as file "-o" and the override's 1-based position.
 //
-// Text without "=" or without a name gives an error wrapping ErrSyntax.
+// Text without "=" or without a name gives an *OverrideError, which wraps ErrSyntax.
 func (c *Config) Override(nameValue string) error {
 	name, value, msg := splitNameValue(nameValue)
 	if msg != "" {
-		return fmt.Errorf("-o %q: %s: %w", nameValue, msg, ErrSyntax)
+		return &OverrideError{Setting: nameValue, Reason: msg}
 	}
 	c.overrides++
 	c.params[name] = param{value: value, file: overrideFile, line: c.overrides}
@@ -292,8 +311,8 @@ func (c *Config) raw(name, hidden string) (string, bool) {
 // Get returns name's value with every macro expanded; an undefined name is "".
 //
 // A malformed expression anywhere in the expansion, or references nested more than 100
-// deep (a loop), gives an error wrapping ErrSyntax that names the parameter and where it
-// was set.
+// deep (a loop), gives an *Error at the place the parameter was set, "name = raw value:
+// reason", which wraps ErrSyntax.
 func (c *Config) Get(name string) (string, error) {
 	raw, ok := c.Raw(name)
 	if !ok {
@@ -301,23 +320,16 @@ func (c *Config) Get(name string) (string, error) {
 	}
 	v, err := c.expand(raw, "")
 	if err != nil {
-		return "", fmt.Errorf("%s%s = %s: %w", c.where(name), name, raw, err)
+		file, line := c.Line(name)
+		return "", &Error{File: file, Line: line, Msg: fmt.Sprintf("%s = %s: %v", name, raw, err)}
 	}
 	return v, nil
-}
-
-// where returns the "FILE:LINE: " prefix for diagnostics about name.
-func (c *Config) where(name string) string {
-	if file, line := c.Line(name); file != "" {
-		return fmt.Sprintf("%s:%d: ", file, line)
-	}
-	return ""
 }
 
 // valueError reports a value of name that is not of its type, where name was set.
 func (c *Config) valueError(name, format string, args ...any) error {
 	file, line := c.Line(name)
-	return &syntaxError{file: file, line: line, msg: fmt.Sprintf(format, args...)}
+	return &Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Expand expands the macros in s against this configuration.

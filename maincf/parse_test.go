@@ -318,8 +318,10 @@ func TestOverride(t *testing.T) {
 
 	for _, bad := range []string{"", "name", "name value", "=value", " = value", "   "} {
 		before := c.Names()
-		if err := c.Override(bad); !errors.Is(err, ErrSyntax) {
-			t.Errorf("Override(%q) = %v; want ErrSyntax", bad, err)
+		err := c.Override(bad)
+		var oe *OverrideError
+		if !errors.Is(err, ErrSyntax) || !errors.As(err, &oe) || oe.Setting != bad {
+			t.Errorf("Override(%q) = %v; want an *OverrideError wrapping ErrSyntax", bad, err)
 		}
 		if d := cmp.Diff(before, c.Names()); d != "" {
 			t.Errorf("failed Override(%q) changed the names:\n%s", bad, d)
@@ -377,5 +379,56 @@ func TestWarningsIsACopy(t *testing.T) {
 	w[0].Msg = "changed"
 	if c.Warnings()[0].Msg == "changed" {
 		t.Error("Warnings returns the Config's own slice")
+	}
+}
+
+// TestErrorPosition: every error about the text carries its position in fields, so that
+// a caller never parses it out of the text, and the text is that position and Msg.
+func TestErrorPosition(t *testing.T) {
+	t.Parallel()
+	text := "a = 1\nbad = ${x\nn = many\nd = 3x\n"
+	c, err := Parse(strings.NewReader(text), "/etc/postfix/main.cf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Override("ob = ${y"); err != nil {
+		t.Fatal(err)
+	}
+	_, errInt := c.Int("n")
+	_, errDur := c.Duration("d")
+	_, errDefault := c.Expand("${z")
+	_, errOverride := c.Get("ob")
+	_, errParse := Parse(strings.NewReader("a = 1\n\nno equals\n"), "/x/main.cf")
+	_, errGet := c.Get("bad")
+	tests := []struct {
+		name       string
+		err        error
+		file       string
+		line       int
+		msg        string
+		wantString string
+	}{
+		{"parse", errParse, "/x/main.cf", 3, `missing '=' after attribute name: "no equals"`, `/x/main.cf:3: missing '=' after attribute name: "no equals"`},
+		{"get", errGet, "/etc/postfix/main.cf", 2, `bad = ${x: truncated macro reference: "${x"`, `/etc/postfix/main.cf:2: bad = ${x: truncated macro reference: "${x"`},
+		{"int", errInt, "/etc/postfix/main.cf", 3, "bad numerical configuration: n = many", "/etc/postfix/main.cf:3: bad numerical configuration: n = many"},
+		{"duration", errDur, "/etc/postfix/main.cf", 4, "bad time configuration: d = 3x", "/etc/postfix/main.cf:4: bad time configuration: d = 3x"},
+		{"override", errOverride, "-o", 1, `ob = ${y: truncated macro reference: "${y"`, `-o:1: ob = ${y: truncated macro reference: "${y"`},
+		{"no position", errDefault, "", 0, `truncated macro reference: "${z"`, `truncated macro reference: "${z"`},
+	}
+	for _, tc := range tests {
+		var pe *Error
+		if !errors.As(tc.err, &pe) || !errors.Is(tc.err, ErrSyntax) {
+			t.Errorf("%s: %v is not an *Error wrapping ErrSyntax", tc.name, tc.err)
+			continue
+		}
+		if pe.File != tc.file || pe.Line != tc.line || pe.Msg != tc.msg || tc.err.Error() != tc.wantString {
+			t.Errorf("%s: %#v, %q; want %s:%d %q, %q", tc.name, pe, tc.err, tc.file, tc.line, tc.msg, tc.wantString)
+		}
+	}
+	err = c.Override("no-equals")
+	want := `-o "no-equals": missing '=' after attribute name: syntax error`
+	var oe *OverrideError
+	if !errors.As(err, &oe) || oe.Setting != "no-equals" || oe.Reason != "missing '=' after attribute name" || err.Error() != want {
+		t.Errorf("Override error %#v, %q; want %q", oe, err, want)
 	}
 }
