@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -813,20 +814,17 @@ func (c *checker) readMaster() {
 		return
 	}
 	c.services = services
-	// Only the first vdeliver service counts: the one virtual_transport names.
-	ours := c.vdeliverServices()
-	if len(ours) == 0 {
-		return
-	}
-	p, _ := ours[0].Pipe()
-	name, _, _ := strings.Cut(p.Attrs["user"].Text, ":")
-	if u, err := user.Lookup(name); err == nil {
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		// user=root is its own finding; pipe(8) would not start.
-		if err1 == nil && err2 == nil && uid != 0 && !setuidRoot(p.Argv[0].Text) {
-			c.pipeUser = &account{name: name, uid: uint32(uid), gid: uint32(gid)}
+	// Only the first vdeliver service counts: the one virtual_transport names. Without
+	// one, the LMTP service virtual_transport reaches; it runs as its user= even when
+	// the program is installed set-uid root.
+	if ours := c.vdeliverServices(); len(ours) > 0 {
+		p, _ := ours[0].Pipe()
+		if !setuidRoot(p.Argv[0].Text) {
+			c.pipeUser = serviceAccount(p)
 		}
+	} else if s, ok := c.lmtpService(); ok {
+		p, _ := s.Spawn()
+		c.pipeUser = serviceAccount(p)
 	}
 	if c.pipeUser != nil {
 		socket := filepath.Join(c.get("queue_directory"), "private", c.get("proxymap_service_name"))
@@ -834,6 +832,53 @@ func (c *checker) readMaster() {
 			c.proxymapReachable = canRead(socket, c.pipeUser) == nil
 		}
 	}
+}
+
+// serviceAccount is the account of a service's user= attribute, or nil when it is
+// unknown or root (each its own finding: the service would not start).
+func serviceAccount(p PipeAttrs) *account {
+	name, _, _ := strings.Cut(p.Attrs["user"].Text, ":")
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return nil
+	}
+	return &account{name: name, uid: uint32(uid), gid: uint32(gid)}
+}
+
+// lmtpService is the spawn(8) service running vdeliver lmtp that virtual_transport
+// reaches: an lmtp transport whose next hop is the service's socket,
+// unix:private/NAME (relative to queue_directory) or the same path in full.
+func (c *checker) lmtpService() (Service, bool) {
+	transport, next, _ := strings.Cut(c.get("virtual_transport"), ":")
+	if transport != "lmtp" {
+		lmtpClone := false
+		for _, s := range c.services {
+			lmtpClone = lmtpClone || s.Name == transport && path.Base(s.Command) == "lmtp"
+		}
+		if !lmtpClone {
+			return Service{}, false
+		}
+	}
+	sock, ok := strings.CutPrefix(next, "unix:")
+	if !ok {
+		return Service{}, false
+	}
+	dir, name := filepath.Split(sock)
+	private := filepath.Join(c.get("queue_directory"), "private")
+	if filepath.Clean(dir) != "private" && filepath.Clean(dir) != private {
+		return Service{}, false
+	}
+	for _, s := range c.services {
+		if p, ok := s.Spawn(); ok && s.Name == name && p.runsVdeliverLMTP() {
+			return s, true
+		}
+	}
+	return Service{}, false
 }
 
 // setuidRoot reports whether the program is installed set-uid root: it then opens the
@@ -872,12 +917,18 @@ func (c *checker) masterEntries() {
 	services := c.vdeliverServices()
 	tfile, tline := c.where("virtual_transport")
 	transport, _, _ := strings.Cut(c.get("virtual_transport"), ":")
+	lmtp, viaLMTP := c.lmtpService()
+	if viaLMTP {
+		c.lmtpEntry(lmtp)
+	}
 	if len(services) == 0 {
-		c.add(c.masterFile, 0, Error, "master-no-entry", "no pipe(8) service in master.cf runs vdeliver",
-			`add: vdeliver unix - n n - - pipe flags=X null_sender= user=vmail argv=/usr/local/bin/vdeliver -f ${sender} -a ${original_recipient} -i ${queue_id} -- ${recipient}`)
+		if !viaLMTP {
+			c.add(c.masterFile, 0, Error, "master-no-entry", "no pipe(8) service in master.cf runs vdeliver",
+				`add: vdeliver unix - n n - - pipe flags=X null_sender= user=vmail argv=/usr/local/bin/vdeliver -f ${sender} -a ${original_recipient} -i ${queue_id} -- ${recipient}`)
+		}
 		return
 	}
-	if services[0].Name != transport {
+	if !viaLMTP && services[0].Name != transport {
 		c.add(tfile, tline, Error, "transport-mismatch",
 			fmt.Sprintf("virtual_transport = %s, but the master.cf service that runs vdeliver is %s (%s:%d): virtual mailbox mail does not reach vdeliver", transport, services[0].Name, c.masterFile, services[0].Line),
 			"virtual_transport = "+services[0].Name)
@@ -890,29 +941,7 @@ func (c *checker) masterEntries() {
 func (c *checker) masterEntry(s Service) {
 	mf := c.masterFile
 	p, _ := s.Pipe()
-	if s.Unpriv != "n" {
-		c.add(mf, s.Line, Error, "master-unpriv", fmt.Sprintf("service %s: unpriv column is %q: pipe(8) needs root to change to user=, it cannot start", s.Name, s.Unpriv),
-			"write n in the fourth column")
-	}
-	if s.Chroot != "n" && s.Chroot != "-" {
-		c.add(mf, s.Line, Error, "master-chroot", fmt.Sprintf("service %s: chroot column is %q: vdeliver cannot reach main.cf, the tables or the mailboxes from inside the chroot", s.Name, s.Chroot),
-			"write n in the fifth column")
-	}
-	if u, ok := p.Attrs["user"]; !ok {
-		c.add(mf, s.Line, Error, "master-user-missing", fmt.Sprintf("service %s: no user= attribute: pipe(8) refuses to run", s.Name),
-			"add user=vmail (the account that owns the mailboxes)")
-	} else {
-		name, _, _ := strings.Cut(u.Text, ":")
-		lu, err := user.Lookup(name)
-		switch {
-		case name == "root" || err == nil && lu.Uid == "0":
-			c.add(mf, u.Line, Error, "master-user-root", fmt.Sprintf("service %s: user=%s: pipe(8) refuses to run commands as root", s.Name, u.Text),
-				"user=vmail (the account that owns the mailboxes)")
-		case err != nil:
-			c.add(mf, u.Line, Error, "master-user-unknown", fmt.Sprintf("service %s: user=%s: no such account (%s): pipe(8) refuses to run", s.Name, u.Text, accountError(name, err)),
-				"create the account or name an existing one")
-		}
-	}
+	c.serviceColumns(s, "pipe(8)", p, "pipe(8) refuses to run commands as root")
 	if f, ok := p.Attrs["flags"]; ok {
 		var bad []string
 		for _, ch := range f.Text {
@@ -944,6 +973,48 @@ func (c *checker) masterEntry(s Service) {
 	c.argv(s, p)
 	c.foreignOptions(s, p)
 	c.limits(s)
+}
+
+// lmtpEntry: the spawn(8) entry that runs vdeliver lmtp (README, LMTP mode), and the
+// lmtp client setting without which the mailbox differs from virtual(8)'s.
+func (c *checker) lmtpEntry(s Service) {
+	p, _ := s.Spawn()
+	c.serviceColumns(s, "spawn(8)", p, "vdeliver lmtp refuses to run as root")
+	if n, err := c.cf.Int("lmtp_line_length_limit"); err == nil && n != 0 {
+		file, line := c.where("lmtp_line_length_limit")
+		c.add(file, line, Warning, "lmtp-line-length",
+			fmt.Sprintf("lmtp_line_length_limit is %d, not 0: Postfix's lmtp client breaks longer lines (CR LF SPACE), so the mailbox differs from what virtual(8) writes", n),
+			"lmtp_line_length_limit = 0")
+	}
+}
+
+// serviceColumns: what a service that runs vdeliver needs from its columns and user=,
+// for pipe(8) and spawn(8) alike (both change to user= and refuse root).
+func (c *checker) serviceColumns(s Service, daemon string, p PipeAttrs, rootText string) {
+	mf := c.masterFile
+	if s.Unpriv != "n" {
+		c.add(mf, s.Line, Error, "master-unpriv", fmt.Sprintf("service %s: unpriv column is %q: %s needs root to change to user=, it cannot start", s.Name, s.Unpriv, daemon),
+			"write n in the fourth column")
+	}
+	if s.Chroot != "n" && s.Chroot != "-" {
+		c.add(mf, s.Line, Error, "master-chroot", fmt.Sprintf("service %s: chroot column is %q: vdeliver cannot reach main.cf, the tables or the mailboxes from inside the chroot", s.Name, s.Chroot),
+			"write n in the fifth column")
+	}
+	if u, ok := p.Attrs["user"]; !ok {
+		c.add(mf, s.Line, Error, "master-user-missing", fmt.Sprintf("service %s: no user= attribute: %s refuses to run", s.Name, daemon),
+			"add user=vmail (the account that owns the mailboxes)")
+	} else {
+		name, _, _ := strings.Cut(u.Text, ":")
+		lu, err := user.Lookup(name)
+		switch {
+		case name == "root" || err == nil && lu.Uid == "0":
+			c.add(mf, u.Line, Error, "master-user-root", fmt.Sprintf("service %s: user=%s: %s", s.Name, u.Text, rootText),
+				"user=vmail (the account that owns the mailboxes)")
+		case err != nil:
+			c.add(mf, u.Line, Error, "master-user-unknown", fmt.Sprintf("service %s: user=%s: no such account (%s): %s refuses to run", s.Name, u.Text, accountError(name, err), daemon),
+				"create the account or name an existing one")
+		}
+	}
 }
 
 // argv: the recipient must be there, after "--", so an address starting with "-" is

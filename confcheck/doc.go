@@ -77,12 +77,13 @@
 //	parameter-error          error    a parameter that does not expand or parse
 //
 // master.cf (docs/behaviour.md §8), for the pipe(8) services whose argv runs a program
-// named vdeliver:
+// named vdeliver, and for the spawn(8) service running "vdeliver lmtp" whose socket
+// virtual_transport names (lmtp:unix:private/NAME; its columns and user= only):
 //
 //	master-syntax            error    an entry master(8) would refuse
-//	master-no-entry          error    no such service
+//	master-no-entry          error    no such service, pipe(8) or LMTP
 //	transport-mismatch       error    virtual_transport names another service
-//	master-unpriv            error    unpriv column not n (pipe needs root)
+//	master-unpriv            error    unpriv column not n (pipe and spawn need root)
 //	master-chroot            error    chrooted: main.cf and the base are out of reach
 //	master-user-missing, master-user-root, master-user-unknown
 //	                         error    user= absent, root, or no such account
@@ -91,6 +92,8 @@
 //	master-null-sender       warning  null_sender absent or not empty
 //	master-argv              error    argv without ${recipient}; warning without "--"
 //	                                  before it
+//	lmtp-line-length         warning  lmtp_line_length_limit not 0 with the LMTP
+//	                                  service: Postfix folds long lines
 //	recipient-limit          error    <service>_destination_recipient_limit not 1
 //	time-limit               error    <service>_time_limit (else command_time_limit) not
 //	                                  longer than the lock waits: virtual_mailbox_lock

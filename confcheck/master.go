@@ -121,7 +121,17 @@ func joinBraces(in []Word) []Word {
 // name=value, -v, -D, ...) that come before them. ok is false when s is not a pipe
 // service.
 func (s Service) Pipe() (p PipeAttrs, ok bool) {
-	if path.Base(s.Command) != "pipe" {
+	return s.attrs("pipe")
+}
+
+// Spawn returns the spawn(8) attributes of s (user=, argv=: pipe(8)'s syntax). ok is
+// false when s is not a spawn service.
+func (s Service) Spawn() (p PipeAttrs, ok bool) {
+	return s.attrs("spawn")
+}
+
+func (s Service) attrs(command string) (p PipeAttrs, ok bool) {
+	if path.Base(s.Command) != command {
 		return p, false
 	}
 	p.Attrs = map[string]Word{}
@@ -146,6 +156,12 @@ func (s Service) Pipe() (p PipeAttrs, ok bool) {
 // runsVdeliver reports whether the pipe command is vdeliver: its program's base name.
 func (p PipeAttrs) runsVdeliver() bool {
 	return len(p.Argv) > 0 && path.Base(p.Argv[0].Text) == "vdeliver"
+}
+
+// runsVdeliverLMTP reports whether the command is vdeliver's LMTP mode: the program is
+// vdeliver and its first argument lmtp.
+func (p PipeAttrs) runsVdeliverLMTP() bool {
+	return p.runsVdeliver() && len(p.Argv) > 1 && p.Argv[1].Text == "lmtp"
 }
 
 // readMaster returns the services of file, or nil and no error when the file does not

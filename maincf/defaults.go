@@ -27,6 +27,7 @@ var staticDefaults = []struct{ name, value string }{
 	{"double_bounce_sender", "double-bounce"},
 	{"enable_original_recipient", "yes"},
 	{"inet_interfaces", "all"},
+	{"lmtp_line_length_limit", "998"},
 	{"mail_owner", "postfix"},
 	{"mail_spool_directory", "/var/mail"},
 	{"maximal_queue_lifetime", "5d"},
