@@ -1,0 +1,72 @@
+// Package quota reads and updates a Maildir++ quota (the maildirsize file in a Maildir's
+// top directory) the way Courier and Dovecot do, so that vdeliver, Dovecot's IMAP and LDA
+// and Courier's tools can share one Maildir and one file.
+//
+// # The file
+//
+// The first line is the quota definition (Limit.String: "1000000S,1000C", "1000C", "0S"
+// for none). Every other line is "<bytes> <count>": a recalculation writes one line of
+// totals, and every delivery or removal appends its delta ("5120 1", "-5120 -1"). The
+// usage is the sum of those lines. Lines are read as two decimal integers separated by
+// blanks (Courier pads them to 12 columns; Dovecot and vdeliver do not pad). A last line
+// without its newline is ignored, as Dovecot ignores it.
+//
+// # When the file is recalculated
+//
+// As the Maildir++ specification and Dovecot's maildir backend decide: when maildirsize is
+// missing (or not a regular file); when it is 5120 bytes or larger (it is then never read
+// beyond 5119 bytes); when a line after the first does not parse, the totals are negative
+// or overflow, or the file contains a NUL byte; when the limit from the tables differs
+// from the first line (the first line is rewritten, as Dovecot rewrites it); and when the
+// message does not fit and the numbers may be stale: the file holds more than one line
+// after the first, or it is 15 minutes old or older. A refusal is therefore always based
+// either on a fresh count or on a one-line file younger than 15 minutes.
+//
+// A recalculation counts cur/ and new/ of the Maildir and of every Maildir++ folder (a
+// directory whose name starts with '.'). The Trash folder counts too: the specification
+// leaves Trash out, but Dovecot counts it, and the two must agree or each recalculation
+// would undo the other's. A size comes from ",S=<size>" in the name when present (as
+// Dovecot reads it), else from fstatat. Symbolic links are never followed.
+// The new file is written in tmp/ (as the specification says), mode 0600, and renamed
+// over maildirsize, so that no reader ever sees half a file. Afterwards the modification
+// times of the counted directories are compared with those seen while counting: if one
+// changed (Dovecot delivered or expunged meanwhile), the count is repeated, and after
+// three attempts maildirsize is removed so that the next reader counts again.
+//
+// # The rule
+//
+// A message of size bytes is admitted when the usage plus the message stays within the
+// limit on both dimensions: bytes + size <= S and count + 1 <= C. This is Courier's rule
+// (deliverquota refuses a message that would pass the quota) and Dovecot's with
+// quota_grace = 0; Dovecot's default grace of 10% for its LDA is a Dovecot setting that
+// a Maildir++ definition cannot express, so vdeliver does not guess one. A message larger
+// than the whole quota is refused even in an empty Maildir.
+//
+// # Concurrency
+//
+// Deltas are appended with O_APPEND in one write(2) of one whole line, which is what
+// Dovecot and Courier do and what keeps concurrent appenders from interleaving.
+//
+// Dovecot and Courier take no lock for maildirsize; the specification accepts that a few
+// messages may pass the quota. vdeliver takes one of its own, flock(2) on the Maildir's
+// top directory (no file is added to the Maildir, and nothing else locks that
+// directory), from the check until the message is delivered (Reservation.Done) or given
+// back (Reservation.Cancel). Among vdeliver processes the check, the append and any
+// recalculation are therefore one step, and a recalculation never runs while another
+// vdeliver's message is between its reservation and its link into new/, where a count
+// could not see it. So with vdeliver alone delivering, the usage never passes the limit.
+// Against Dovecot, which does not see the lock: its appends are whole lines and are never
+// lost by vdeliver's appends; a recalculation by either side that overlaps a delivery by
+// the other is caught by the directory times above; and if maildirsize is replaced while a
+// vdeliver message is on its way, Done and Cancel remove the new file, since whether it
+// counts that message is unknown, and the next reader counts again. A crash between
+// Reserve and Done leaves the reservation counted until the next recalculation, which an
+// over-quota answer forces: an over-count corrects itself before it refuses mail.
+//
+// # Confinement
+//
+// Every file is reached from a descriptor of the Maildir opened beneath the caller's
+// *beneath.Root, then one name at a time with O_NOFOLLOW; nothing is opened by path.
+// Files are created with the caller's effective ids, which must already be the
+// recipient's. quota imports nothing of the delivery packages.
+package quota

@@ -1,0 +1,447 @@
+package quota
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"vdeliver/internal/beneath"
+	"vdeliver/internal/rawfile"
+)
+
+// FileName is the Maildir++ quota file in the Maildir's top directory.
+const FileName = "maildirsize"
+
+// staleAfter is how old a maildirsize saying "over quota" may be before it is
+// recalculated anyway (the specification's 15 minutes, Dovecot's MAILDIRSIZE_STALE_SECS).
+const staleAfter = 15 * time.Minute
+
+// ErrOverQuota is what an over-quota refusal matches with errors.Is.
+var ErrOverQuota = errors.New("mailbox over quota")
+
+// OverQuotaError is the refusal of a message that does not fit: its Limit, the Usage
+// before it and its Size, for the log line.
+type OverQuotaError struct {
+	Limit Limit
+	Usage Usage
+	Size  int64
+}
+
+func (e *OverQuotaError) Error() string {
+	return fmt.Sprintf("mailbox over quota: %d bytes in %d messages, limit %s, message %d bytes",
+		e.Usage.Bytes, e.Usage.Count, e.Limit, e.Size)
+}
+
+// Is makes errors.Is(err, ErrOverQuota) true.
+func (e *OverQuotaError) Is(target error) bool { return target == ErrOverQuota }
+
+// ErrBusy is wrapped by the error of a Reserve that waited LockWait for the quota lock of
+// the Maildir in vain: another delivery holds it (and may hang); try again later.
+var ErrBusy = errors.New("quota lock busy")
+
+// LockWait is how long Reserve waits for another delivery into the same Maildir to finish.
+// Postfix waits as long for an mbox lock (deliver_lock_attempts × deliver_lock_delay).
+var LockWait = 20 * time.Second
+
+// Reservation is a message admitted by the quota and recorded in maildirsize before it is
+// written. Until Done or Cancel it holds the Maildir's quota lock, so that no other
+// vdeliver recalculates the file while the message is on its way (a recalculation then
+// could not see it, and the file would forget it). Exactly one of Done or Cancel must be
+// called; both are no-ops when there is no quota.
+type Reservation struct {
+	Limit Limit // the quota that applied; Unlimited() when there is none
+	Usage Usage // the usage before this message
+	Size  int64 // the message's size as recorded
+
+	dir      *os.File // the Maildir, holding the lock; nil for a no-op reservation
+	path     string   // the Maildir's maildirsize, relative to the root, for errors
+	recorded bool     // a delta line went into the file identified by dev and ino
+	dev, ino uint64
+}
+
+// Reserve decides whether a message of size bytes may be delivered into the Maildir dir
+// (a path beneath root, as maildir.Deliver takes it) and, if so, appends "<size> 1" to
+// its maildirsize before the message is written.
+//
+// limit is the definition from the tables; nil means the first line of an existing
+// maildirsize. Without either there is no quota, and the Reservation is a no-op. A
+// Maildir that does not exist yet holds nothing: the message is checked against limit
+// and nothing is written (the next delivery recalculates and counts it).
+//
+// A message that does not fit gives an *OverQuotaError, errors.Is ErrOverQuota, and
+// nothing is written. Any other error leaves maildirsize as it was, or removed so that
+// the next reader recalculates it; it is never left half-written.
+func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.Time) (*Reservation, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("quota: negative message size %d", size)
+	}
+	dir = strings.TrimRight(dir, "/")
+	path := joinPath(dir, FileName)
+	d, err := openMaildir(root, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if limit == nil || limit.Unlimited() {
+			return &Reservation{Size: size}, nil
+		}
+		if !limit.Allows(Usage{}, size) {
+			return nil, &OverQuotaError{Limit: *limit, Size: size}
+		}
+		return &Reservation{Limit: *limit, Size: size}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			d.Close() // closing the descriptor releases the lock
+		}
+	}()
+	if err := lockDir(d, dir); err != nil {
+		return nil, err
+	}
+	st, err := readState(d, path, limit, now)
+	if err != nil {
+		return nil, err
+	}
+	if st.limit.Unlimited() {
+		st.close()
+		return &Reservation{Size: size}, nil
+	}
+	if st.recalc || (!st.limit.Allows(st.usage, size) && st.mayBeStale(now)) {
+		// The file's counts are missing, broken, for another limit, or say "over
+		// quota" from deltas that may have drifted: count the Maildir itself.
+		st.close()
+		if err := recalculate(d, dir, &st, now); err != nil {
+			return nil, err
+		}
+	}
+	defer st.close()
+	if !st.limit.Allows(st.usage, size) {
+		return nil, &OverQuotaError{Limit: st.limit, Usage: st.usage, Size: size}
+	}
+	r := &Reservation{Limit: st.limit, Usage: st.usage, Size: size, path: path}
+	if st.file != nil {
+		if err := appendLine(st.file, size, 1); err != nil {
+			// Whether part of the line went in is unknown: make the next reader
+			// recalculate rather than add up a broken line.
+			unix.Unlinkat(int(d.Fd()), FileName, 0)
+			return nil, fmt.Errorf("quota: append to %s: %w", path, err)
+		}
+		r.recorded, r.dev, r.ino = true, st.dev, st.ino
+	}
+	keep = true
+	r.dir = d
+	return r, nil
+}
+
+// Done ends a reservation whose message was delivered: it releases the lock. If
+// maildirsize was replaced while the message was on its way (by Dovecot, which takes no
+// lock), whether the new file counts the message is unknown, so it is removed and the
+// next reader recalculates it.
+func (r *Reservation) Done() error {
+	if r == nil || r.dir == nil {
+		return nil
+	}
+	defer r.release()
+	if r.recorded && !r.sameFile() {
+		return r.removeFile()
+	}
+	return nil
+}
+
+// Cancel ends a reservation whose message was not delivered: it appends "-<size> -1" to
+// the maildirsize it recorded the message in, and releases the lock. If that file was
+// replaced meanwhile, the new one never counted the message; it is removed instead, for
+// the same reason as in Done.
+func (r *Reservation) Cancel() error {
+	if r == nil || r.dir == nil {
+		return nil
+	}
+	defer r.release()
+	if !r.recorded {
+		return nil
+	}
+	f, err := openFileAt(r.dir, os.O_WRONLY|os.O_APPEND)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // the next reader recalculates
+	}
+	if err != nil {
+		return fmt.Errorf("quota: open %s: %w", r.path, err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("quota: stat %s: %w", r.path, err)
+	}
+	if uint64(st.Dev) != r.dev || st.Ino != r.ino {
+		return r.removeFile()
+	}
+	if err := appendLine(f, -r.Size, -1); err != nil {
+		unix.Unlinkat(int(r.dir.Fd()), FileName, 0)
+		return fmt.Errorf("quota: append to %s: %w", r.path, err)
+	}
+	return nil
+}
+
+func (r *Reservation) release() {
+	r.dir.Close()
+	r.dir = nil
+}
+
+func (r *Reservation) sameFile() bool {
+	var st unix.Stat_t
+	if unix.Fstatat(int(r.dir.Fd()), FileName, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	return uint64(st.Dev) == r.dev && st.Ino == r.ino
+}
+
+func (r *Reservation) removeFile() error {
+	if err := unix.Unlinkat(int(r.dir.Fd()), FileName, 0); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("quota: remove %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// Inspect says what Reserve would see for the Maildir dir, without writing or locking
+// anything: the limit that applies (limit, or the first line of maildirsize), the usage
+// (recalculated in memory when the file is missing, broken or stale, as Reserve would)
+// and whether the Maildir is full (Limit.Full). Without any quota it returns the zero
+// Limit.
+func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, error) {
+	dir = strings.TrimRight(dir, "/")
+	d, err := openMaildir(root, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if limit == nil {
+			return Limit{}, Usage{}, false, nil
+		}
+		return *limit, Usage{}, limit.Full(Usage{}), nil
+	}
+	if err != nil {
+		return Limit{}, Usage{}, false, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
+	}
+	defer d.Close()
+	now := time.Now()
+	st, err := readState(d, joinPath(dir, FileName), limit, now)
+	if err != nil {
+		return Limit{}, Usage{}, false, err
+	}
+	st.close()
+	if st.limit.Unlimited() {
+		return Limit{}, Usage{}, false, nil
+	}
+	if st.recalc || (st.limit.Full(st.usage) && st.mayBeStale(now)) {
+		u, _, err := count(d, dir)
+		if err != nil {
+			return Limit{}, Usage{}, false, err
+		}
+		st.usage = u
+	}
+	return st.limit, st.usage, st.limit.Full(st.usage), nil
+}
+
+// state is what readState found.
+type state struct {
+	limit    Limit // the limit that applies
+	usage    Usage // the file's totals, when !recalc
+	recalc   bool  // the file must be recalculated
+	lines    int   // delta lines after the first line
+	mtime    time.Time
+	file     *os.File // maildirsize, open O_APPEND, when it exists and is a regular file
+	dev, ino uint64
+}
+
+func (s *state) close() {
+	if s.file != nil {
+		s.file.Close()
+		s.file = nil
+	}
+}
+
+// mayBeStale is the specification's rule for numbers that say "over quota": they are
+// trusted only when they are one fresh line of totals, written by a recalculation less
+// than 15 minutes ago.
+func (s *state) mayBeStale(now time.Time) bool {
+	return s.lines > 1 || now.Sub(s.mtime) >= staleAfter
+}
+
+// readState reads maildirsize in the Maildir d and decides the limit and whether the
+// file must be recalculated. Without limit and without a usable first line there is no
+// quota (limit Unlimited).
+func readState(d *os.File, path string, limit *Limit, now time.Time) (state, error) {
+	var s state
+	f, err := openFileAt(d, os.O_RDWR|os.O_APPEND)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ELOOP):
+		// Missing, or a symbolic link that a recalculation replaces (rename
+		// replaces the link, never its target).
+		if limit != nil {
+			s.limit = *limit
+		}
+		s.recalc = true
+		return s, nil
+	case err != nil:
+		return s, fmt.Errorf("quota: open %s: %w", path, err)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
+		f.Close()
+		return s, fmt.Errorf("quota: stat %s: %w", path, err)
+	}
+	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		if limit != nil {
+			s.limit = *limit
+		}
+		s.recalc = true
+		return s, nil
+	}
+	s.file, s.dev, s.ino = f, uint64(fst.Dev), fst.Ino
+	s.mtime = time.Unix(fst.Mtim.Unix())
+	data, err := rawfile.ReadAll(f, maxFileSize, maxFileSize-1)
+	tooLarge := errors.Is(err, rawfile.ErrTooLarge)
+	if err != nil && !tooLarge {
+		s.close()
+		return s, fmt.Errorf("quota: read %s: %w", path, err)
+	}
+	var c fileContents
+	ok := false
+	if !tooLarge {
+		c, ok = parseFile(data)
+	}
+	s.usage, s.lines = c.usage, c.lines
+	switch {
+	case limit != nil:
+		s.limit = *limit
+		s.recalc = !ok || !c.limitOK || c.limit != *limit
+	case tooLarge:
+		// Only the first line is needed: read it alone, bounded too.
+		l, err := readHeader(f)
+		if err != nil {
+			s.close()
+			return s, fmt.Errorf("quota: read %s: %w", path, err)
+		}
+		s.limit = l
+	default:
+		s.limit = c.limit
+		s.recalc = !ok || !c.limitOK
+	}
+	if tooLarge {
+		s.recalc = true
+	}
+	return s, nil
+}
+
+// readHeader reads the first line of an oversized maildirsize, at most 512 bytes of it.
+func readHeader(f *os.File) (Limit, error) {
+	buf := make([]byte, 512)
+	n, err := f.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return Limit{}, err
+	}
+	line, _, found := strings.Cut(string(buf[:n]), "\n")
+	if !found {
+		return Limit{}, nil
+	}
+	l, _ := parseHeader(line)
+	return l, nil
+}
+
+// appendLine appends "<bytes> <count>\n" to f, opened O_APPEND, in one write(2): the
+// kernel places the whole line at the end of the file at once, so that concurrent
+// appenders (other vdelivers, Dovecot) never interleave parts of lines.
+func appendLine(f *os.File, bytes, count int64) error {
+	line := appendDelta(nil, bytes, count)
+	for {
+		n, err := unix.Write(int(f.Fd()), line)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n != len(line) {
+			return fmt.Errorf("short write: %d of %d bytes", n, len(line))
+		}
+		return nil
+	}
+}
+
+// openMaildir opens the Maildir's top directory beneath root.
+func openMaildir(root *beneath.Root, dir string) (*os.File, error) {
+	name := dir
+	if name == "" {
+		name = "."
+	}
+	return root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+}
+
+// openFileAt opens maildirsize in the Maildir d, never through a symbolic link, and
+// without blocking on a FIFO planted at its name.
+func openFileAt(d *os.File, flag int) (*os.File, error) {
+	for {
+		fd, err := unix.Openat(int(d.Fd()), FileName, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "openat", Path: FileName, Err: err}
+		}
+		// Back to blocking reads: a regular file never blocks anyway, and the runtime's
+		// poller must not take the descriptor.
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), FileName), nil
+	}
+}
+
+// lockDir takes the quota lock of a Maildir: flock(2) on its top directory. Only
+// vdeliver takes it (Dovecot and Courier take no lock for maildirsize), so that
+// concurrent vdeliver deliveries check and record one at a time and never recalculate
+// while another's message is on its way. A file system without flock on directories
+// (some NFS setups) gets no lock, as Dovecot and Courier never have one.
+func lockDir(d *os.File, dir string) error {
+	deadline := time.Now().Add(LockWait)
+	delay := time.Millisecond
+	for {
+		err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EWOULDBLOCK:
+		case unix.ENOLCK, unix.EOPNOTSUPP, unix.EINVAL:
+			return nil
+		default:
+			return fmt.Errorf("quota: lock maildir %s: %w", displayDir(dir), err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("quota: lock maildir %s: %w", displayDir(dir), ErrBusy)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+func joinPath(dir, elem string) string {
+	if dir == "" {
+		return elem
+	}
+	return dir + "/" + elem
+}
+
+func displayDir(dir string) string {
+	if dir == "" {
+		return "."
+	}
+	return dir
+}
