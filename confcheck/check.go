@@ -99,6 +99,7 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.base()
 	c.ids()
 	c.mailboxPaths()
+	c.quotas()
 	c.tableFiles()
 	c.masterEntries()
 	c.relativeTables()
@@ -227,7 +228,7 @@ func (c *checker) nonBDB() lookup.NonBDB {
 }
 
 // tableParams are the parameters whose every element is a table.
-var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_alias_maps"}
+var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_alias_maps", "vdeliver_quota_maps"}
 
 // domainParams are domain lists whose elements may be tables.
 var domainParams = []string{"virtual_mailbox_domains", "virtual_alias_domains", "mydestination"}
@@ -280,7 +281,7 @@ func (c *checker) openTables() {
 			}
 		}
 		t.proxied = inner != spec
-		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
+		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps" || param == "vdeliver_quota_maps"
 		t.t, t.openErr = lookup.Open(spec, lookup.Options{Paranoid: paranoid, ConfigDir: c.cf.Dir(), NonBDB: nonBDB, Proxymap: c.proxymap,
 			Warn: func(w string) { t.warnings = append(t.warnings, w) }})
 		if t.typ == "hash" || t.typ == "btree" || t.typ == "texthash" {
@@ -612,6 +613,26 @@ func (c *checker) mailboxPaths() {
 		}
 		c.add(file, line, Error, "mailbox-invalid", fmt.Sprintf("mailbox path %q%s is refused (%v): deliveries defer", v, of, err),
 			"give a path beneath virtual_mailbox_base, without control characters; end it in / for a maildir")
+	})
+}
+
+// quotas: vdeliver_overquota_status must be bounce or defer, and every quota definition
+// vdeliver_quota_maps can be seen to answer must parse; either mistake defers deliveries.
+func (c *checker) quotas() {
+	if _, err := deliver.ParseOverquotaStatus(c.get("vdeliver_overquota_status")); err != nil {
+		file, line := c.where("vdeliver_overquota_status")
+		c.add(file, line, Error, "parameter-error", err.Error()+": every delivery defers",
+			"vdeliver_overquota_status = bounce (the default), or defer")
+	}
+	c.values("vdeliver_quota_maps", func(v, key, file string, line int) {
+		if _, err := deliver.ParseQuota(v); err != nil {
+			of := ""
+			if key != "" {
+				of = " for " + key
+			}
+			c.add(file, line, Error, "quota-invalid", fmt.Sprintf("quota %q%s is not a Maildir++ quota definition (%v): deliveries to it defer", v, of, err),
+				`give bytes and messages as "1000000S" or "1000000S,1000C"`)
+		}
 	})
 }
 
