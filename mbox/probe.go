@@ -107,7 +107,7 @@ func sizeCheck(full string, size int64, sender string, headers, msg []byte, opt 
 func limitCheck(full string, size, n int64, opt Options) error {
 	if opt.Quota > 0 && (opt.Limit <= 0 || opt.Quota < opt.Limit) {
 		if size+n > opt.Quota {
-			return newError("write", full, fmt.Sprintf("mailbox full: quota %d bytes, mailbox %d bytes, message %d bytes", opt.Quota, size, n),
+			return newError("write", full, fmt.Sprintf("mailbox over quota: %d bytes, limit %d bytes, message %d bytes", size, opt.Quota, n),
 				ErrOverQuota, syscall.EDQUOT)
 		}
 		return nil

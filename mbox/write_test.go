@@ -63,7 +63,7 @@ func TestQuota(t *testing.T) {
 	old := int64(len(oldContent))
 	n := int64(len(want("S: x\n\nbody\n")))
 	full := old + n
-	quotaText := "mailbox full: quota " + strconv.FormatInt(full-1, 10) + " bytes, mailbox " + strconv.FormatInt(old, 10) +
+	quotaText := "mailbox over quota: " + strconv.FormatInt(old, 10) + " bytes, limit " + strconv.FormatInt(full-1, 10) +
 		" bytes, message " + strconv.FormatInt(n, 10) + " bytes"
 	tests := []struct {
 		name         string
