@@ -11,6 +11,12 @@
 // blanks (Courier pads them to 12 columns; Dovecot and vdeliver do not pad). A last line
 // without its newline is ignored, as Dovecot ignores it.
 //
+// # Which file
+//
+// maildirsize lives in the Maildir's top directory. A delivery into a Maildir++ folder
+// (a directory ".name" holding the maildirfolder marker, or one not created yet in a
+// Maildir) is counted against the Maildir above it, as the specification says.
+//
 // # When the file is recalculated
 //
 // As the Maildir++ specification and Dovecot's maildir backend decide: when maildirsize is
@@ -27,7 +33,9 @@
 // leaves Trash out, but Dovecot counts it, and the two must agree or each recalculation
 // would undo the other's. A size comes from ",S=<size>" in the name when present (as
 // Dovecot reads it), else from fstatat. Symbolic links are never followed.
-// The new file is written in tmp/ (as the specification says), mode 0600, and renamed
+// The new file is written in tmp/ (as the specification says), with the mode Dovecot
+// gives the files it creates in a mailbox (the Maildir's read and write bits and always
+// the owner's: 0600 in a 0700 Maildir), and renamed
 // over maildirsize, so that no reader ever sees half a file. Afterwards the modification
 // times of the counted directories are compared with those seen while counting: if one
 // changed (Dovecot delivered or expunged meanwhile), the count is repeated, and after
@@ -54,7 +62,11 @@
 // back (Reservation.Cancel). Among vdeliver processes the check, the append and any
 // recalculation are therefore one step, and a recalculation never runs while another
 // vdeliver's message is between its reservation and its link into new/, where a count
-// could not see it. So with vdeliver alone delivering, the usage never passes the limit.
+// could not see it. So with vdeliver alone delivering, the usage never passes the limit,
+// with one exception: while a Maildir does not exist yet, the nearest directory above it
+// is locked instead, and a delivery that comes between the first one's creation of the
+// Maildir and the end of its reservation counts the Maildir without the first message
+// (there is no maildirsize yet to record it in): one message over, at most.
 // Against Dovecot, which does not see the lock: its appends are whole lines and are never
 // lost by vdeliver's appends; a recalculation by either side that overlaps a delivery by
 // the other is caught by the directory times above; and if maildirsize is replaced while a

@@ -66,13 +66,20 @@ type Reservation struct {
 }
 
 // Reserve decides whether a message of size bytes may be delivered into the Maildir dir
-// (a path beneath root, as maildir.Deliver takes it) and, if so, appends "<size> 1" to
-// its maildirsize before the message is written.
+// (a path beneath root, as maildir.Deliver takes it; for a Maildir++ folder, the quota of
+// the Maildir above it applies) and, if so, appends "<size> 1" to its maildirsize before
+// the message is written. size is the size of the file that will
+// be written, headers added by the delivery included: Dovecot counts file sizes.
+//
+// The reservation holds the Maildir's lock until Done or Cancel: one process must end a
+// reservation before it reserves again for the same Maildir (even through another
+// folder of it), or the second Reserve waits LockWait and fails with ErrBusy.
 //
 // limit is the definition from the tables; nil means the first line of an existing
 // maildirsize. Without either there is no quota, and the Reservation is a no-op. A
 // Maildir that does not exist yet holds nothing: the message is checked against limit
-// and nothing is written (the next delivery recalculates and counts it).
+// and nothing is written (the next delivery recalculates and counts it); the lock is
+// then taken on the nearest directory above it that exists.
 //
 // A message that does not fit gives an *OverQuotaError, errors.Is ErrOverQuota, and
 // nothing is written. Any other error leaves maildirsize as it was, or removed so that
@@ -81,17 +88,18 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	if size < 0 {
 		return nil, fmt.Errorf("quota: negative message size %d", size)
 	}
-	dir = strings.TrimRight(dir, "/")
+	dir = maildirOf(root, dir)
 	path := joinPath(dir, FileName)
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if limit == nil || limit.Unlimited() {
 			return &Reservation{Size: size}, nil
 		}
-		if !limit.Allows(Usage{}, size) {
-			return nil, &OverQuotaError{Limit: *limit, Size: size}
+		if r, err := reserveMissing(root, dir, *limit, size); r != nil || err != nil {
+			return r, err
 		}
-		return &Reservation{Limit: *limit, Size: size}, nil
+		// Created meanwhile by another delivery: the usual way.
+		d, err = openMaildir(root, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
@@ -105,7 +113,7 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	if err := lockDir(d, dir); err != nil {
 		return nil, err
 	}
-	st, err := readState(d, path, limit, now)
+	st, err := readState(d, path, limit, os.O_RDWR|os.O_APPEND)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +146,55 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	keep = true
 	r.dir = d
 	return r, nil
+}
+
+// reserveMissing admits a message into a Maildir that does not exist yet: it holds
+// nothing, so only a message larger than the whole limit is refused, and nothing is
+// written (the next delivery finds no maildirsize and counts the Maildir). Until the
+// Maildir exists there is none of its own to lock, so the nearest directory above it
+// that exists is locked instead, until Done or Cancel: concurrent first deliveries into
+// one Maildir are admitted one at a time, each after the previous one's message is in.
+// It returns nil and no error when the Maildir exists after all, once the lock is taken.
+func reserveMissing(root *beneath.Root, dir string, limit Limit, size int64) (*Reservation, error) {
+	anc, ancName, err := openAncestor(root, dir)
+	if err != nil {
+		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
+	}
+	if err := lockDir(anc, ancName); err != nil {
+		anc.Close()
+		return nil, err
+	}
+	d, err := openMaildir(root, dir)
+	if err == nil {
+		d.Close()
+		anc.Close()
+		return nil, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		anc.Close()
+		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
+	}
+	if !limit.Allows(Usage{}, size) {
+		anc.Close()
+		return nil, &OverQuotaError{Limit: limit, Size: size}
+	}
+	return &Reservation{Limit: limit, Size: size, dir: anc}, nil
+}
+
+// openAncestor opens the nearest directory above dir that exists (the root at worst).
+func openAncestor(root *beneath.Root, dir string) (*os.File, string, error) {
+	for {
+		i := strings.LastIndexByte(dir, '/')
+		if i < 0 {
+			dir = ""
+		} else {
+			dir = dir[:i]
+		}
+		d, err := openMaildir(root, dir)
+		if err == nil || dir == "" || !errors.Is(err, fs.ErrNotExist) {
+			return d, dir, err
+		}
+	}
 }
 
 // Done ends a reservation whose message was delivered: it releases the lock. If
@@ -215,7 +272,7 @@ func (r *Reservation) removeFile() error {
 // and whether the Maildir is full (Limit.Full). Without any quota it returns the zero
 // Limit.
 func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, error) {
-	dir = strings.TrimRight(dir, "/")
+	dir = maildirOf(root, dir)
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if limit == nil {
@@ -228,7 +285,7 @@ func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, 
 	}
 	defer d.Close()
 	now := time.Now()
-	st, err := readState(d, joinPath(dir, FileName), limit, now)
+	st, err := readState(d, joinPath(dir, FileName), limit, os.O_RDONLY)
 	if err != nil {
 		return Limit{}, Usage{}, false, err
 	}
@@ -271,12 +328,13 @@ func (s *state) mayBeStale(now time.Time) bool {
 	return s.lines > 1 || now.Sub(s.mtime) >= staleAfter
 }
 
-// readState reads maildirsize in the Maildir d and decides the limit and whether the
-// file must be recalculated. Without limit and without a usable first line there is no
-// quota (limit Unlimited).
-func readState(d *os.File, path string, limit *Limit, now time.Time) (state, error) {
+// readState reads maildirsize in the Maildir d, opened with flag (O_RDWR|O_APPEND to
+// append to it later, O_RDONLY to only look), and decides the limit and whether the file
+// must be recalculated. Without limit and without a usable first line there is no quota
+// (limit Unlimited).
+func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 	var s state
-	f, err := openFileAt(d, os.O_RDWR|os.O_APPEND)
+	f, err := openFileAt(d, flag)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ELOOP):
 		// Missing, or a symbolic link that a recalculation replaces (rename
@@ -371,6 +429,41 @@ func appendLine(f *os.File, bytes, count int64) error {
 		}
 		return nil
 	}
+}
+
+// Path is the maildirsize that Reserve and Inspect use for a delivery into dir, relative
+// to root: dir's own, or for a Maildir++ folder the Maildir's above it. For messages.
+func Path(root *beneath.Root, dir string) string {
+	return joinPath(maildirOf(root, dir), FileName)
+}
+
+// folderMarker is the empty file that marks a Maildir++ folder, as Courier and Dovecot
+// create it.
+const folderMarker = "maildirfolder"
+
+// maildirOf is the Maildir whose quota covers a delivery into dir: dir itself, or, when
+// dir is a Maildir++ folder, the Maildir above it (the specification: "if we find a
+// maildirfolder within the directory, we're delivering to a folder, so back up to the
+// parent directory"). A folder is a directory named ".something" that holds
+// folderMarker, or, not existing yet, whose parent is a Maildir (has cur/).
+func maildirOf(root *beneath.Root, dir string) string {
+	dir = strings.TrimRight(dir, "/")
+	parent, base := "", dir
+	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+		parent, base = dir[:i], dir[i+1:]
+	}
+	if !strings.HasPrefix(base, ".") || base == "." || base == ".." {
+		return dir
+	}
+	if _, err := root.Lstat(joinPath(dir, folderMarker)); err == nil {
+		return parent
+	}
+	if _, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if fi, err := root.Stat(joinPath(parent, "cur")); err == nil && fi.IsDir() {
+			return parent
+		}
+	}
+	return dir
 }
 
 // openMaildir opens the Maildir's top directory beneath root.

@@ -25,13 +25,15 @@ func maildirAt(t *testing.T, base, dir string) string {
 
 func openRoot(t *testing.T, base string) *beneath.Root {
 	t.Helper()
-	r, err := beneath.Open(base)
+	r, err := openRootErr(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
 }
+
+func openRootErr(base string) (*beneath.Root, error) { return beneath.Open(base) }
 
 // putMessage writes a message of size bytes as md/sub/name.
 func putMessage(t *testing.T, md, sub, name string, size int) {

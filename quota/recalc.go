@@ -32,6 +32,13 @@ type stamp struct {
 // reader counts again, and the last count is used. Without tmp/ nothing is written.
 func recalculate(d *os.File, dir string, st *state, now time.Time) error {
 	path := joinPath(dir, FileName)
+	var dst unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &dst); err != nil {
+		return fmt.Errorf("quota: stat maildir %s: %w", displayDir(dir), err)
+	}
+	// Dovecot's mode for files it creates in a mailbox: the directory's read and write
+	// bits, and always the owner's (0600 in a 0700 Maildir).
+	mode := dst.Mode&0o666 | 0o600
 	for range recalcAttempts {
 		u, stamps, err := count(d, dir)
 		if err != nil {
@@ -45,7 +52,7 @@ func recalculate(d *os.File, dir string, st *state, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("quota: open %s: %w", joinPath(dir, "tmp"), err)
 		}
-		f, name, err := createTemp(tmp, now)
+		f, name, err := createTemp(tmp, now, mode)
 		if err != nil {
 			tmp.Close()
 			return fmt.Errorf("quota: create in %s: %w", joinPath(dir, "tmp"), err)
@@ -83,22 +90,23 @@ func recalculate(d *os.File, dir string, st *state, now time.Time) error {
 	return nil
 }
 
-// createTemp creates a new file in tmp/, mode 0600 whatever the umask, open for appending.
-func createTemp(tmp *os.File, now time.Time) (*os.File, string, error) {
+// createTemp creates a new file in tmp/ with exactly mode whatever the umask, open for
+// appending.
+func createTemp(tmp *os.File, now time.Time, mode uint32) (*os.File, string, error) {
 	for i := 0; ; i++ {
 		name := fmt.Sprintf("%d.M%dP%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), FileName)
 		if i > 0 {
 			name = fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), i, FileName)
 		}
 		fd, err := unix.Openat(int(tmp.Fd()), name,
-			unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 		if err == unix.EINTR || (err == unix.EEXIST && i < 100) {
 			continue
 		}
 		if err != nil {
 			return nil, "", err
 		}
-		if err := unix.Fchmod(fd, 0o600); err != nil {
+		if err := unix.Fchmod(fd, mode); err != nil {
 			unix.Close(fd)
 			unix.Unlinkat(int(tmp.Fd()), name, 0)
 			return nil, "", err

@@ -1,0 +1,377 @@
+package quota
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestNoQuota: without a limit and without maildirsize nothing is checked or written; a
+// Maildir that does not exist yet is checked against the table's limit and not created.
+func TestNoQuota(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	root := openRoot(t, base)
+	now := time.Now()
+
+	r, err := Reserve(root, "u", nil, 1<<40, now)
+	if err != nil || !r.Limit.Unlimited() {
+		t.Fatalf("Reserve without quota: %+v, %v", r, err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(md, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("maildirsize created without a quota: %v", err)
+	}
+	// "0S" from the table, or as the file's first line, is no quota either.
+	r, err = Reserve(root, "u", lim("0S"), 1<<40, now)
+	if err != nil || !r.Limit.Unlimited() {
+		t.Fatalf("Reserve with 0S: %+v, %v", r, err)
+	}
+	r.Cancel()
+	writeFile(t, filepath.Join(md, FileName), "0S\n5 1\n", time.Time{})
+	r, err = Reserve(root, "u", nil, 1<<40, now)
+	if err != nil || !r.Limit.Unlimited() {
+		t.Fatalf("Reserve with a 0S file: %+v, %v", r, err)
+	}
+	r.Done()
+	if got := readFile(t, filepath.Join(md, FileName)); got != "0S\n5 1\n" {
+		t.Errorf("a file without limits was changed: %q", got)
+	}
+	if l, u, over, err := Inspect(root, "u", nil); err != nil || !l.Unlimited() || u != (Usage{}) || over {
+		t.Errorf("Inspect: %v %+v %v %v", l, u, over, err)
+	}
+
+	// No Maildir yet.
+	r, err = Reserve(root, "new/user", lim("100S"), 100, now)
+	if err != nil || r.Limit != (Limit{Bytes: 100}) || r.Usage != (Usage{}) {
+		t.Fatalf("Reserve into a missing Maildir: %+v, %v", r, err)
+	}
+	r.Done()
+	if _, err := Reserve(root, "new/user", lim("100S"), 101, now); !errors.Is(err, ErrOverQuota) {
+		t.Errorf("a message larger than the quota into a missing Maildir: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(base, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Reserve created the Maildir: %v", err)
+	}
+	if l, u, over, err := Inspect(root, "new/user", lim("100S")); err != nil || l != (Limit{Bytes: 100}) || u != (Usage{}) || over {
+		t.Errorf("Inspect of a missing Maildir: %v %+v %v %v", l, u, over, err)
+	}
+}
+
+// TestHostileFile: maildirsize as a symbolic link (to a file outside the base) or a FIFO
+// is never read through or written through; with a limit it is replaced by a count.
+func TestHostileFile(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"symlink", "fifo", "directory"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			outside := t.TempDir()
+			target := filepath.Join(outside, "target")
+			writeFile(t, target, "1S\n999 999\n", time.Time{})
+			base := t.TempDir()
+			md := maildirAt(t, base, "u")
+			putMessage(t, md, "new", "a,S=10", 0)
+			p := filepath.Join(md, FileName)
+			var err error
+			switch kind {
+			case "symlink":
+				err = os.Symlink(target, p)
+			case "fifo":
+				err = syscall.Mkfifo(p, 0o600)
+			case "directory":
+				err = os.Mkdir(p, 0o700)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := openRoot(t, base)
+			if kind == "directory" {
+				// Neither read nor replaceable (rename(2) does not put a file over a
+				// directory): an error, never a guess.
+				for _, l := range []*Limit{nil, lim("100S")} {
+					if r, err := Reserve(root, "u", l, 5, time.Now()); err == nil || errors.Is(err, ErrOverQuota) {
+						t.Errorf("Reserve(%v) with a directory maildirsize: %+v, %v", l, r, err)
+					}
+				}
+				return
+			}
+			// Inspect neither blocks on a FIFO nor reads through a link.
+			if l, u, _, err := Inspect(root, "u", lim("100S")); err != nil || l != (Limit{Bytes: 100}) || u != (Usage{10, 1}) {
+				t.Errorf("Inspect: %v %+v %v", l, u, err)
+			}
+			// Without a limit: no quota, nothing touched.
+			r, err := Reserve(root, "u", nil, 5, time.Now())
+			if err != nil || !r.Limit.Unlimited() {
+				t.Fatalf("Reserve: %+v, %v", r, err)
+			}
+			r.Done()
+			r, err = Reserve(root, "u", lim("100S"), 5, time.Now())
+			if err != nil || r.Usage != (Usage{10, 1}) {
+				t.Fatalf("Reserve: %+v, %v", r, err)
+			}
+			r.Done()
+			if got := readFile(t, target); got != "1S\n999 999\n" {
+				t.Errorf("the link's target was changed: %q", got)
+			}
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("maildirsize is %v, %v", fi, err)
+			}
+			if got := readFile(t, p); got != "100S\n10 1\n5 1\n" {
+				t.Errorf("maildirsize %q", got)
+			}
+		})
+	}
+}
+
+// TestOversizedWithoutLimit: a maildirsize of 5120 bytes or more is recalculated with its
+// own first line as the limit, read without reading the rest.
+func TestOversizedWithoutLimit(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	writeFile(t, filepath.Join(md, FileName), "777S,7C\n"+strings.Repeat("1 1\n", 100000), time.Time{})
+	r, err := Reserve(openRoot(t, base), "u", nil, 5, time.Now())
+	if err != nil || r.Limit != (Limit{777, 7}) || r.Usage != (Usage{10, 1}) {
+		t.Fatalf("Reserve: %+v, %v", r, err)
+	}
+	r.Done()
+	if got := readFile(t, filepath.Join(md, FileName)); got != "777S,7C\n10 1\n5 1\n" {
+		t.Errorf("maildirsize %q", got)
+	}
+}
+
+// TestNoTmp: a Maildir without tmp/ is counted, but no file is written there or anywhere.
+func TestNoTmp(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	os.Remove(filepath.Join(md, "tmp"))
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+	if err != nil || r.Usage != (Usage{10, 1}) {
+		t.Fatalf("Reserve: %+v, %v", r, err)
+	}
+	r.Done()
+	ents, _ := os.ReadDir(md)
+	if len(ents) != 2 {
+		t.Errorf("the Maildir holds %v, want cur and new only", ents)
+	}
+}
+
+// TestEscape: a Maildir path leaving the base, or through a link out of it, is refused.
+func TestEscape(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	maildirAt(t, outside, "m")
+	putMessage(t, filepath.Join(outside, "m"), "cur", "a,S=10", 0)
+	base := t.TempDir()
+	if err := os.Symlink(filepath.Join(outside, "m"), filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	root := openRoot(t, base)
+	for _, dir := range []string{"../" + filepath.Base(outside) + "/m", "link", "/etc"} {
+		if _, err := Reserve(root, dir, lim("100S"), 1, time.Now()); err == nil || !strings.Contains(err.Error(), "escapes") {
+			t.Errorf("Reserve(%q) = %v, want an escape refused", dir, err)
+		}
+		if _, _, _, err := Inspect(root, dir, lim("100S")); err == nil || !strings.Contains(err.Error(), "escapes") {
+			t.Errorf("Inspect(%q) = %v, want an escape refused", dir, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "m", FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a maildirsize was written outside the base: %v", err)
+	}
+}
+
+// TestReplacedInFlight: when maildirsize is replaced while a message is on its way (a
+// recalculation by Dovecot, which does not see our lock), Done and Cancel remove the new
+// file instead of trusting it or appending to it.
+func TestReplacedInFlight(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"done", "cancel"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			md := maildirAt(t, base, "u")
+			root := openRoot(t, base)
+			r, err := Reserve(root, "u", lim("100S"), 5, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(md, FileName)
+			writeFile(t, p+".new", "100S\n0 0\n", time.Time{})
+			if err := os.Rename(p+".new", p); err != nil {
+				t.Fatal(err)
+			}
+			if end == "done" {
+				err = r.Done()
+			} else {
+				err = r.Cancel()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("maildirsize replaced in flight survives: %v", err)
+			}
+		})
+	}
+	// Not replaced: Done leaves the file alone.
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(md, FileName)); got != "100S\n0 0\n5 1\n" {
+		t.Errorf("maildirsize %q", got)
+	}
+}
+
+// TestLockBusy: a delivery holding its reservation keeps a second one waiting; after
+// LockWait the second gives up with ErrBusy, and gets through once the first is done.
+// Not parallel: it shortens LockWait.
+func TestLockBusy(t *testing.T) {
+	base := t.TempDir()
+	maildirAt(t, base, "u")
+	root := openRoot(t, base)
+	first, err := Reserve(root, "u", lim("100S"), 5, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := LockWait
+	LockWait = 100 * time.Millisecond
+	defer func() { LockWait = old }()
+	start := time.Now()
+	if _, err := Reserve(root, "u", lim("100S"), 5, time.Now()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second Reserve while the first holds the lock: %v", err)
+	}
+	if time.Since(start) < LockWait {
+		t.Errorf("gave up after %v, before LockWait", time.Since(start))
+	}
+	if _, _, _, err := Inspect(root, "u", nil); err != nil {
+		t.Errorf("Inspect waits for the lock: %v", err)
+	}
+	first.Done()
+	second, err := Reserve(root, "u", lim("100S"), 5, time.Now())
+	if err != nil || second.Usage != (Usage{5, 1}) {
+		t.Fatalf("Reserve after Done: %+v, %v", second, err)
+	}
+	second.Cancel()
+}
+
+// TestChangedWhileCounting: the directory times catch a message added after the count.
+func TestChangedWhileCounting(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, ".f/cur", "a,S=1", 0)
+	d, err := os.Open(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	_, stamps, err := count(d, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stamps) != 3 { // new/ cur/ .f/cur (.f has no new/)
+		t.Errorf("stamps %+v", stamps)
+	}
+	if changed, err := changedSince(d, stamps); changed || err != nil {
+		t.Fatalf("changed %v, %v before any change", changed, err)
+	}
+	putMessage(t, md, ".f/cur", "b,S=1", 0)
+	if changed, err := changedSince(d, stamps); !changed || err != nil {
+		t.Errorf("changed %v, %v after a message was added", changed, err)
+	}
+}
+
+func writeFile(t *testing.T, p, s string, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMode: maildirsize gets the Maildir's read and write bits and always the owner's,
+// as Dovecot gives the files it creates in a mailbox, whatever the umask.
+func TestMode(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ dir, file os.FileMode }{{0o700, 0o600}, {0o750, 0o640}, {0o771, 0o660}, {0o500, 0o600}} {
+		base := t.TempDir()
+		md := maildirAt(t, base, "u")
+		if err := os.Chmod(md, c.dir); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Done()
+		if fi, err := os.Stat(filepath.Join(md, FileName)); err != nil || fi.Mode().Perm() != c.file {
+			t.Errorf("Maildir %v: maildirsize %v, %v; want %v", c.dir, fi.Mode(), err, c.file)
+		}
+	}
+}
+
+// TestFolder: a delivery into a Maildir++ folder counts against the Maildir above it,
+// whether the folder has its maildirfolder marker or does not exist yet; a directory
+// named like a folder without the marker is a Maildir of its own.
+func TestFolder(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	putMessage(t, md, ".lists/cur", "b,S=20:2,", 0)
+	writeFile(t, filepath.Join(md, ".lists", folderMarker), "", time.Time{})
+	maildirAt(t, base, "u/.plain")
+	putMessage(t, md, ".plain/new", "c,S=40", 0)
+	root := openRoot(t, base)
+	for _, c := range []struct {
+		dir   string
+		usage Usage
+		file  string
+	}{
+		{"u/.lists/", Usage{70, 3}, "u/maildirsize"},
+		{"u/.new-folder", Usage{70, 3}, "u/maildirsize"},
+		{"u/.plain", Usage{40, 1}, "u/.plain/maildirsize"},
+	} {
+		os.Remove(filepath.Join(md, FileName))
+		if p := Path(root, c.dir); p != c.file {
+			t.Errorf("Path(%q) = %q, want %q", c.dir, p, c.file)
+		}
+		r, err := Reserve(root, c.dir, lim("100S"), 5, time.Now())
+		if err != nil || r.Usage != c.usage {
+			t.Errorf("Reserve(%q): %+v, %v; want usage %+v", c.dir, r, err, c.usage)
+			continue
+		}
+		r.Cancel()
+		if _, err := os.Stat(filepath.Join(base, c.file)); err != nil {
+			t.Errorf("Reserve(%q) wrote no %s: %v", c.dir, c.file, err)
+		}
+		if _, u, _, err := Inspect(root, c.dir, lim("100S")); err != nil || u != c.usage {
+			t.Errorf("Inspect(%q): %+v, %v; want %+v", c.dir, u, err, c.usage)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(md, ".lists", FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a maildirsize in the folder: %v", err)
+	}
+}
