@@ -1,8 +1,13 @@
 package deliver
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"vdeliver/internal/beneath"
 )
 
 // TestParseOverquotaStatus: bounce and defer in any case and with blanks around them;
@@ -61,4 +66,30 @@ func FuzzParseOverquotaStatus(f *testing.F) {
 			t.Fatalf("ParseOverquotaStatus(%q) = %v", s, deferred)
 		}
 	})
+}
+
+// BenchmarkReserveNoQuota is what the quota step adds to a Maildir delivery when there is
+// no quota (no table result, no maildirsize): open the Maildir, lock it, look for
+// maildirsize, release. Compare with BenchmarkDeliverMaildir, which has it.
+func BenchmarkReserveNoQuota(b *testing.B) {
+	dir := b.TempDir()
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, "alice", sub), 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	root, err := beneath.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer root.Close()
+	r := &run{s: &Settings{Base: dir}, root: root, opt: Options{Now: time.Now}}
+	t := &Target{Path: "alice/"}
+	for b.Loop() {
+		res, st, unused := r.reserve(t, 4096)
+		if st != nil || unused != nil {
+			b.Fatal(st, unused)
+		}
+		r.done(Envelope{}, t, res, nil)
+	}
 }
