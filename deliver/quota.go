@@ -245,19 +245,29 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 	}
 	v.File = base + "/" + strings.TrimSuffix(t.Path, "/") + "/" + quota.FileName
 	v.Message = int64(len(prependedHeaders(env, s.OrigRcpt)) + len(msg))
+	// Without vdeliver_quota_maps a Maildir that cannot be looked at says nothing of a
+	// quota, as the delivery then goes on without one; the confinement line and the
+	// storage probe tell what is wrong with it.
+	quiet := t.Quota == nil && s.QuotaMaps == nil
 	root, err := beneath.Open(s.Base)
 	if err != nil {
+		if quiet {
+			return nil, nil
+		}
 		v.Verdict, v.Error = "unknown", err.Error()
 		return v, nil
 	}
 	defer root.Close()
 	l, u, _, err := quota.Inspect(root, t.Path, t.Quota.limit())
 	if err != nil {
+		if quiet {
+			return nil, nil
+		}
 		v.Verdict, v.Error = "unknown", err.Error()
 		return v, nil
 	}
 	if l.Unlimited() {
-		if t.Quota == nil && s.QuotaMaps == nil {
+		if quiet {
 			return nil, nil
 		}
 		return v, nil
