@@ -68,10 +68,11 @@
 // Maildir and the end of its reservation counts the Maildir without the first message
 // (there is no maildirsize yet to record it in): one message over, at most.
 // Against Dovecot, which does not see the lock: its appends are whole lines and are never
-// lost by vdeliver's appends; a recalculation by either side that overlaps a delivery by
-// the other is caught by the directory times above; and if maildirsize is replaced while a
-// vdeliver message is on its way, Done and Cancel remove the new file, since whether it
-// counts that message is unknown, and the next reader counts again. A crash between
+// lost by vdeliver's appends; a vdeliver recalculation that overlaps a delivery or an
+// expunge by Dovecot is caught by the directory times above; and if Dovecot replaces
+// maildirsize while a vdeliver message is on its way, Done and Cancel notice the new
+// inode and remove the file, since whether it counts that message is unknown, and the
+// next reader counts again. A crash between
 // Reserve and Done leaves the reservation counted until the next recalculation, which an
 // over-quota answer forces: an over-count corrects itself before it refuses mail.
 //

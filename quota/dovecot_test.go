@@ -100,6 +100,15 @@ func (d *dovecot) maildir() string { return filepath.Join(d.home, "Maildir") }
 // user (USER and HOME: no userdb lookup through an auth service).
 func (d *dovecot) doveadm(stdin string, args ...string) string {
 	d.t.Helper()
+	out, errText, err := d.try(stdin, args...)
+	if err != nil || errText != "" {
+		d.t.Fatalf("doveadm %q: %v\n%s%s", args, err, out, errText)
+	}
+	return out
+}
+
+// try runs doveadm and returns its output, its standard error and how it ended.
+func (d *dovecot) try(stdin string, args ...string) (string, string, error) {
 	cmd := exec.Command("doveadm", append([]string{"-c", d.conf}, args...)...)
 	cmd.Env = []string{"USER=" + dovecotUser, "HOME=" + d.home, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdin = strings.NewReader(stdin)
@@ -108,10 +117,8 @@ func (d *dovecot) doveadm(stdin string, args ...string) string {
 	if d.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred}
 	}
-	if err := cmd.Run(); err != nil || errb.Len() > 0 {
-		d.t.Fatalf("doveadm %q: %v\n%s%s", args, err, out.String(), errb.String())
-	}
-	return out.String()
+	err := cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // quotaGet is doveadm quota get: the storage in kilobytes (rounded up, as Dovecot
@@ -193,6 +200,19 @@ func TestDovecotReadsOurs(t *testing.T) {
 	if got := readFile(t, filepath.Join(d.maildir(), FileName)); got != want {
 		t.Errorf("Dovecot rewrote maildirsize: %q", got)
 	}
+
+	// Filled exactly to the limit by us: Dovecot refuses the next message as we do.
+	if out := d.deliver("100000S,50C", 85000); out != "ok 15000 3" {
+		t.Fatalf("delivery to the limit said %q", out)
+	}
+	if out := d.deliver("100000S,50C", 16); out != "over 100000 4" {
+		t.Errorf("delivery past the limit said %q, want over 100000 4", out)
+	}
+	_, errText, err := d.try("Subject: d\n\nx\n", "save")
+	if err == nil || !strings.Contains(errText, "Quota exceeded") {
+		t.Errorf("doveadm save into the full Maildir: %v, %q; want Quota exceeded", err, errText)
+	}
+	d.agree(Usage{100000, 4}, dovecotLimit)
 }
 
 // TestDovecotRecalculates: after Dovecot recalculates (folders, Trash, a name without

@@ -68,8 +68,8 @@ type Reservation struct {
 // Reserve decides whether a message of size bytes may be delivered into the Maildir dir
 // (a path beneath root, as maildir.Deliver takes it; for a Maildir++ folder, the quota of
 // the Maildir above it applies) and, if so, appends "<size> 1" to its maildirsize before
-// the message is written. size is the size of the file that will
-// be written, headers added by the delivery included: Dovecot counts file sizes.
+// the message is written. size is the size of the file that will be written, headers
+// added by the delivery included: Dovecot counts file sizes.
 //
 // The reservation holds the Maildir's lock until Done or Cancel: one process must end a
 // reservation before it reserves again for the same Maildir (even through another
