@@ -626,12 +626,13 @@ func (c *checker) quotas() {
 	}
 	c.values("vdeliver_quota_maps", func(v, key, file string, line int) {
 		if _, err := deliver.ParseQuota(v); err != nil {
+			// The parser's error names the value and what is wrong with it.
 			of := ""
 			if key != "" {
-				of = " for " + key
+				of = " (the answer for " + key + ")"
 			}
-			c.add(file, line, Error, "quota-invalid", fmt.Sprintf("quota %q%s is not a Maildir++ quota definition (%v): deliveries to it defer", v, of, err),
-				`give bytes and messages as "1000000S" or "1000000S,1000C"`)
+			c.add(file, line, Error, "quota-invalid", fmt.Sprintf("vdeliver_quota_maps: %v%s: deliveries to it defer", err, of),
+				`give a Maildir++ quota definition: bytes and messages as "1000000S" or "1000000S,1000C"`)
 		}
 	})
 }
