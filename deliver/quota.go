@@ -56,7 +56,8 @@ func (s *Settings) quotaOf(ctx context.Context, t *Target, keys []searchKey) *St
 	p := t.Probes[len(t.Probes)-1]
 	l, err := ParseQuota(v)
 	if err != nil {
-		return Deferf(CodeConfig, fmt.Errorf("vdeliver_quota_maps: %s: bad quota %q for %s: %w", p.Table, v, t.Folded, err),
+		// The parser's error names the value.
+		return Deferf(CodeConfig, fmt.Errorf("vdeliver_quota_maps: %s: the answer for %s: %w", p.Table, t.Folded, err),
 			"mail system configuration error")
 	}
 	t.Quota = &TargetQuota{Limit: l, Table: p.Table, Key: p.Key}
