@@ -244,7 +244,10 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 		v.Verdict = ""
 		return v, nil
 	}
-	v.File = base + "/" + strings.TrimSuffix(t.Path, "/") + "/" + quota.FileName
+	v.File = base + "/" + quota.FileName
+	if dir := strings.TrimSuffix(t.Path, "/"); dir != "" {
+		v.File = base + "/" + dir + "/" + quota.FileName
+	}
 	v.Message = int64(len(prependedHeaders(env, s.OrigRcpt)) + len(msg))
 	// Without vdeliver_quota_maps a Maildir that cannot be looked at says nothing of a
 	// quota, as the delivery then goes on without one; the confinement line and the
