@@ -50,6 +50,13 @@ var catalogueConfigs = []struct {
 		"master.cf": "vdeliver unix - - y - - pipe flags=FDOR> user=nosuchuser4711 null_sender=x argv=/usr/local/bin/vdeliver ${recipient}\n" +
 			"v2 unix - n n - - pipe user=root argv=/usr/local/bin/vdeliver -f ${sender} -d ${user}\n",
 	}, nil},
+	{"quota", map[string]string{
+		"main.cf": "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = DIR\nvirtual_mailbox_maps = texthash:DIR/vmailbox\n" +
+			"virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\nvdeliver_quota_maps = texthash:DIR/quota, static:1X\n" +
+			"vdeliver_overquota_status = later\n",
+		"vmailbox": "a@example.com a/\nb@example.com b\n",
+		"quota":    "a@example.com 1000S,1000S\nb@example.com -5S\n",
+	}, nil},
 	{"master.cf syntax", map[string]string{
 		"main.cf":   "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = DIR\nvirtual_mailbox_maps = static:x/\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n",
 		"master.cf": "  continuation\n",

@@ -98,6 +98,7 @@ func Check(ctx context.Context, cf *maincf.Config, opt Options) []Finding {
 	c.base()
 	c.ids()
 	c.mailboxPaths()
+	c.quotas()
 	c.tableFiles()
 	c.masterEntries()
 	c.relativeTables()
@@ -236,7 +237,7 @@ func (c *checker) nonBDB() lookup.NonBDB {
 }
 
 // tableParams are the parameters whose every element is a table.
-var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_alias_maps"}
+var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_alias_maps", "vdeliver_quota_maps"}
 
 // domainParams are domain lists whose elements may be tables.
 var domainParams = []string{"virtual_mailbox_domains", "virtual_alias_domains", "mydestination"}
@@ -289,7 +290,7 @@ func (c *checker) openTables() {
 			}
 		}
 		t.proxied = inner != spec
-		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps"
+		paranoid := param == "virtual_mailbox_maps" || param == "virtual_uid_maps" || param == "virtual_gid_maps" || param == "vdeliver_quota_maps"
 		// Each file is read once: the entries of a text source as written come with
 		// the read that builds or checks the table.
 		warn := func(w lookup.Warning) { t.warnings = append(t.warnings, w) }

@@ -44,7 +44,7 @@
 //	                                  /file of a domain list, or a directory above them
 //
 // Tables (docs/behaviour.md §9), for every table of virtual_mailbox_maps, virtual_uid_maps,
-// virtual_gid_maps, virtual_alias_maps and the domain lists:
+// virtual_gid_maps, virtual_alias_maps, vdeliver_quota_maps and the domain lists:
 //
 //	table-stale              warning  the source is newer than its .db or .cdb: postmap
 //	                                  has not been run since the edit, which neither
@@ -113,6 +113,8 @@
 //	                                  mode bits, with that gid only): 4.2.0
 //	mbox-dir-missing         error    the directory of an mbox does not exist: 4.2.0
 //	mailbox-invalid          error    a mailbox path with a control character, or empty
+//	quota-invalid            error    a vdeliver_quota_maps answer that is no Maildir++
+//	                                  quota definition: 4.3.5
 //	table-module-missing     error    a table type postmap(1) lacks the module for; the
 //	                                  fix names the Debian package (postfix-mysql...)
 //	no-log-destination       warning  no syslog daemon answers, no maillog_file and no

@@ -35,7 +35,8 @@ var knownParameters = sync.OnceValue(func() map[string]bool {
 // embedded list lacks: its own, and Postfix 3.11's non-Berkeley-DB migration, which the
 // table readers follow (lookup/nonbdb.go).
 var vdeliverParameters = []string{"vdeliver_trusted_uids", "non_bdb_migration_level", "non_bdb_custom_mapping",
-	"vdeliver_maildir_size_in_names", "vdeliver_extension_folders", "vdeliver_folder_autocreate"}
+	"vdeliver_maildir_size_in_names", "vdeliver_extension_folders", "vdeliver_folder_autocreate",
+	"vdeliver_quota_maps", "vdeliver_overquota_status"}
 
 // serviceSuffixes are the per-service parameters Postfix defines for every master.cf
 // service (postconf's service-defined parameters): <service>_destination_recipient_limit

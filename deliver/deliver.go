@@ -485,15 +485,27 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 	if t.Maildir {
 		opt := r.maildirOptions()
 		opt.Seq = maildirSeq.Add(1)
+		// The quota covers the whole Maildir, folders included: its maildirsize is the
+		// Maildir's own, whichever folder the message goes to. The reservation comes
+		// first, so that concurrent deliveries near the limit see each other's.
+		res, st, unused := r.reserve(t, int64(len(hdr)+len(r.msg)))
+		if st != nil {
+			return st
+		}
 		name, err := maildir.Deliver(r.root, r.folderPath(env, t), [][]byte{hdr, r.msg}, opt)
 		if err != nil {
+			r.cancel(env, t, res)
 			return classify(err, true)
 		}
+		r.done(env, t, res, unused)
 		return Delivered("delivered to maildir").withLog(r.s.Base + "/" + name)
+	}
+	if t.Quota != nil && t.Quota.Limit.Count > 0 {
+		r.opt.Log(mboxCountNote(env, t.Quota))
 	}
 	err := mbox.Deliver(ctx, r.root, t.Path, mboxSender(env.Sender), hdr, r.msg, r.mboxOptions(t))
 	if err != nil {
-		return classify(err, false)
+		return r.s.storageStatus(err, false)
 	}
 	return Delivered("delivered to mailbox").withLog(r.s.Base + "/" + t.Path)
 }
@@ -509,7 +521,7 @@ func (r *run) probe(env Envelope, t *Target) *Status {
 		return Delivered("delivered to maildir")
 	}
 	if err := mbox.Probe(r.root, t.Path, mboxSender(env.Sender), hdr, r.msg, r.mboxOptions(t)); err != nil {
-		return classify(err, false)
+		return r.s.storageStatus(err, false)
 	}
 	return Delivered("delivered to mailbox")
 }
@@ -521,7 +533,7 @@ func (r *run) maildirOptions() maildir.Options {
 func (r *run) mboxOptions(t *Target) mbox.Options {
 	return mbox.Options{
 		Locks: r.s.Locks, Attempts: r.s.LockAttempts, Delay: r.s.LockDelay, StaleAge: r.s.StaleLock,
-		Limit: r.s.Limit, Owner: int(t.UID), StrictOwner: r.s.StrictOwner, Now: r.opt.Now,
+		Limit: r.s.Limit, Quota: t.Quota.mboxBytes(), Owner: int(t.UID), StrictOwner: r.s.StrictOwner, Now: r.opt.Now,
 	}
 }
 

@@ -40,6 +40,11 @@ type Explanation struct {
 	// vdeliver_extension_folders: the folder chosen ("INBOX" or ".name") and why.
 	Folder     string `json:"folder,omitempty"`
 	FolderNote string `json:"folder_note,omitempty"`
+
+	// The quota (vdeliver_quota_maps, maildirsize): shown when vdeliver_quota_maps is set
+	// or a Maildir has a maildirsize, so that a configuration without either explains as
+	// before.
+	Quota *QuotaView `json:"quota,omitempty"`
 }
 
 // ProbeView is one table query as explain shows it.
@@ -124,8 +129,13 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 	if rst == nil && s.ExtensionFolders && t.Maildir {
 		e.Folder, e.FolderNote, path = s.explainFolder(t)
 	}
+	var overQuota error
+	if rst == nil {
+		e.Quota, overQuota = s.explainQuota(t, env, msg)
+	}
 	if st == nil {
 		p := StorageProbe{Base: s.Base, Path: path, Maildir: t.Maildir, UID: t.UID, GID: t.GID, Limit: s.Limit,
+			MboxQuota: t.Quota.mboxBytes(), OverquotaDefer: s.OverquotaDefer,
 			Locks: s.Locks, LockAttempts: s.LockAttempts, LockDelay: s.LockDelay, StaleLock: s.StaleLock,
 			StrictOwner: s.StrictOwner, OrigRcpt: s.OrigRcpt, Env: env, Message: msg}
 		if opt.Probe != nil {
@@ -134,6 +144,22 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 			st = RunProbe(p)
 		}
 		e.ProbedAs = fmt.Sprintf("uid %d gid %d", t.UID, t.GID)
+		// The delivery takes its reservation after the identity switch and before the
+		// write: a Maildir over quota answers so once the probe got that far.
+		if st.OK() && overQuota != nil {
+			st = s.overQuota(overQuota)
+		}
+	}
+	if e.Quota != nil && e.Quota.Source != "none" && e.Quota.Verdict == "" {
+		// An mbox's verdict is the storage probe's, which measures the record.
+		switch {
+		case st.OK():
+			e.Quota.Verdict = "fits"
+		case st.Reason == "mailbox full": // the probe's child hands back the text only
+			e.Quota.Verdict = "over quota"
+		default:
+			e.Quota.Verdict = "unknown"
+		}
 	}
 	if s.SoftBounce {
 		st = st.SoftBounce()
@@ -218,6 +244,7 @@ func (e *Explanation) WriteText(w io.Writer) {
 		limit = fmt.Sprintf("%d bytes", e.SizeLimit)
 	}
 	fmt.Fprintf(w, "size limit:   %s\n", limit)
+	e.Quota.writeText(w)
 	fmt.Fprintf(w, "status:       %s (exit %d)\n", e.Status, e.Exit)
 	if e.Detail != "" {
 		fmt.Fprintf(w, "detail:       %s\n", e.Detail)

@@ -3,6 +3,8 @@ package deliver
 import (
 	"errors"
 	"time"
+
+	"vdeliver/quota"
 )
 
 // StorageProbe is the last part of a delivery that explain runs for real: the identity
@@ -12,20 +14,24 @@ import (
 // switch to the recipient and back, so it runs the probe in a child that does (see
 // main's explain). The tables are not read there: the child may not be able to.
 type StorageProbe struct {
-	Base         string        `json:"base"`
-	Path         string        `json:"path"`
-	Maildir      bool          `json:"maildir"`
-	UID          uint32        `json:"uid"`
-	GID          uint32        `json:"gid"`
-	Limit        int64         `json:"limit"`
-	Locks        []string      `json:"locks"`
-	LockAttempts int           `json:"lock_attempts"`
-	LockDelay    time.Duration `json:"lock_delay"`
-	StaleLock    time.Duration `json:"stale_lock"`
-	StrictOwner  bool          `json:"strict_owner"`
-	OrigRcpt     bool          `json:"enable_original_recipient"`
-	Env          Envelope      `json:"envelope"`
-	Message      []byte        `json:"message"` // normalized, as Run writes it
+	Base    string `json:"base"`
+	Path    string `json:"path"`
+	Maildir bool   `json:"maildir"`
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+	Limit   int64  `json:"limit"`
+	// MboxQuota is an mbox recipient's byte quota from vdeliver_quota_maps; a Maildir's
+	// quota is judged by explain itself (quota.Inspect), which also shows the usage.
+	MboxQuota      int64         `json:"mbox_quota,omitempty"`
+	OverquotaDefer bool          `json:"overquota_defer,omitempty"`
+	Locks          []string      `json:"locks"`
+	LockAttempts   int           `json:"lock_attempts"`
+	LockDelay      time.Duration `json:"lock_delay"`
+	StaleLock      time.Duration `json:"stale_lock"`
+	StrictOwner    bool          `json:"strict_owner"`
+	OrigRcpt       bool          `json:"enable_original_recipient"`
+	Env            Envelope      `json:"envelope"`
+	Message        []byte        `json:"message"` // normalized, as Run writes it
 }
 
 // RunProbe runs p in this process, which must be the one that may switch to the
@@ -34,10 +40,13 @@ type StorageProbe struct {
 // when it would reach the write. It changes this process's identity for good.
 func RunProbe(p StorageProbe) *Status {
 	s := &Settings{Base: p.Base, Limit: p.Limit, Locks: p.Locks, LockAttempts: p.LockAttempts, LockDelay: p.LockDelay,
-		StaleLock: p.StaleLock, StrictOwner: p.StrictOwner, OrigRcpt: p.OrigRcpt}
+		StaleLock: p.StaleLock, StrictOwner: p.StrictOwner, OrigRcpt: p.OrigRcpt, OverquotaDefer: p.OverquotaDefer}
 	r := &run{s: s, opt: Options{Now: time.Now}, msg: p.Message}
 	defer r.close()
 	t := &Target{Path: p.Path, Maildir: p.Maildir, UID: p.UID, GID: p.GID}
+	if p.MboxQuota > 0 && !p.Maildir {
+		t.Quota = &TargetQuota{Limit: quota.Limit{Bytes: p.MboxQuota}}
+	}
 	if st := r.enter(t); st != nil {
 		return st
 	}

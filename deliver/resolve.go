@@ -18,7 +18,8 @@ type Target struct {
 	Path      string // Mailbox without leading slashes: the name under the base root
 	Maildir   bool   // the result ends in "/"
 	UID, GID  uint32
-	Probes    []Probe // every key asked, in order, for explain and the log
+	Quota     *TargetQuota // vdeliver_quota_maps' result; nil without one (quota.go)
+	Probes    []Probe      // every key asked, in order, for explain and the log
 }
 
 // Probe records one table query made during resolution.
@@ -136,6 +137,9 @@ func (s *Settings) Resolve(ctx context.Context, rcpt string) (*Target, *Status) 
 		return t, st
 	}
 	t.UID, t.GID = uid, gid
+	if st := s.quotaOf(ctx, t, keys); st != nil {
+		return t, st
+	}
 	return t, nil
 }
 

@@ -64,6 +64,10 @@ type Settings struct {
 	SizeInNames      bool // vdeliver_maildir_size_in_names: ",S=" and ",W=" in Maildir names
 	ExtensionFolders bool // vdeliver_extension_folders: user+ext goes to the folder .ext/
 	FolderAutocreate bool // vdeliver_folder_autocreate: create that folder when missing
+	// QuotaMaps is vdeliver_quota_maps (quota.go): nil when the parameter is empty, so that
+	// a delivery without it asks no table and explain shows no lookup.
+	QuotaMaps      *lookup.Maps
+	OverquotaDefer bool // vdeliver_overquota_status = defer: over quota is 4.2.2, not 5.2.2
 }
 
 // ProxymapSocket is where Postfix's table clients find proxymap(8):
@@ -75,7 +79,7 @@ func ProxymapSocket(queueDir, service string) string {
 // Close releases the tables.
 func (s *Settings) Close() error {
 	var errs []error
-	for _, m := range []*lookup.Maps{s.MailboxMaps, s.UIDMaps, s.GIDMaps, s.aliasMaps} {
+	for _, m := range []*lookup.Maps{s.MailboxMaps, s.UIDMaps, s.GIDMaps, s.aliasMaps, s.QuotaMaps} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -163,6 +167,8 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.SizeInNames = boolean("vdeliver_maildir_size_in_names")
 	s.ExtensionFolders = boolean("vdeliver_extension_folders")
 	s.FolderAutocreate = boolean("vdeliver_folder_autocreate")
+	overquota := get("vdeliver_overquota_status")
+	quotaMaps := get("vdeliver_quota_maps")
 	s.NonBDB = lookup.NonBDB{
 		Level:         get("non_bdb_migration_level"),
 		DatabaseType:  get("default_database_type"),
@@ -198,6 +204,10 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 			return nil, configError(fmt.Errorf("virtual_mailbox_limit (%d) must be at least message_size_limit (%d), and message_size_limit > 0", s.Limit, msl))
 		}
 	}
+	s.OverquotaDefer, err = ParseOverquotaStatus(overquota)
+	if err != nil {
+		return nil, configError(err)
+	}
 	for _, l := range s.Locks {
 		if l != "flock" && l != "fcntl" && l != "dotlock" {
 			return nil, configError(fmt.Errorf("virtual_mailbox_lock: unknown lock method %q", l))
@@ -223,6 +233,11 @@ func Load(cf *maincf.Config, warn func(string)) (*Settings, *Status) {
 	s.MailboxMaps = open("virtual_mailbox_maps", mailboxMaps)
 	s.UIDMaps = open("virtual_uid_maps", uidMaps)
 	s.GIDMaps = open("virtual_gid_maps", gidMaps)
+	// Opened here with the others, before any identity switch: a set-uid root vdeliver
+	// reads every table as root, as virtual(8) does.
+	if len(lookup.SplitList(quotaMaps)) > 0 {
+		s.QuotaMaps = open("vdeliver_quota_maps", quotaMaps)
+	}
 	if err == nil {
 		s.Domains, err = OpenDomainList(domains, cf.Dir(), opt)
 		if err != nil {

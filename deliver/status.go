@@ -28,20 +28,22 @@ const (
 
 // Enhanced status codes (RFC 3463) that vdeliver answers with. No other file spells a code.
 const (
-	CodeDelivered     = "2.0.0" // delivered to mailbox or maildir
-	CodeMailboxBusy   = "4.2.0" // lock not obtained, mailbox refused by the safe-open rules
-	CodeSystem        = "4.3.0" // disk full, unclassified failure, panic
-	CodeConfig        = "4.3.5" // configuration or table error, bad command line
-	CodeUnknownUser   = "5.1.1" // not in virtual_mailbox_maps
-	CodeUnknownDomain = "5.1.2" // not a virtual mailbox domain
-	CodeBadRcptSyntax = "5.1.3" // recipient that cannot be a mail address
-	CodeBadSender     = "5.1.7" // sender that cannot be a mail address
-	CodeMailboxFull   = "5.2.2" // quota or virtual_mailbox_limit
-	CodeWriteError    = "5.3.0" // write error other than space or quota
-	CodeTooBig        = "5.3.4" // message larger than vdeliver holds
-	CodeNotRegular    = "5.3.5" // mailbox is a device or other non-regular file
-	CodeLoop          = "5.4.6" // Delivered-To loop
-	CodeBadMessage    = "5.6.0" // message that cannot be delivered as it is
+	CodeDelivered   = "2.0.0" // delivered to mailbox or maildir
+	CodeMailboxBusy = "4.2.0" // lock not obtained, mailbox refused by the safe-open rules
+	// CodeMailboxFullTemp is over quota with vdeliver_overquota_status = defer.
+	CodeMailboxFullTemp = "4.2.2"
+	CodeSystem          = "4.3.0" // disk full, unclassified failure, panic
+	CodeConfig          = "4.3.5" // configuration or table error, bad command line
+	CodeUnknownUser     = "5.1.1" // not in virtual_mailbox_maps
+	CodeUnknownDomain   = "5.1.2" // not a virtual mailbox domain
+	CodeBadRcptSyntax   = "5.1.3" // recipient that cannot be a mail address
+	CodeBadSender       = "5.1.7" // sender that cannot be a mail address
+	CodeMailboxFull     = "5.2.2" // quota or virtual_mailbox_limit
+	CodeWriteError      = "5.3.0" // write error other than space or quota
+	CodeTooBig          = "5.3.4" // message larger than vdeliver holds
+	CodeNotRegular      = "5.3.5" // mailbox is a device or other non-regular file
+	CodeLoop            = "5.4.6" // Delivered-To loop
+	CodeBadMessage      = "5.6.0" // message that cannot be delivered as it is
 
 	// CodeAliasExpansion is cleanup(8)'s "4.6.0 Alias expansion error": an alias loop or
 	// a virtual_alias_* limit hit.

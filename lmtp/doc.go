@@ -14,7 +14,8 @@
 // are handed on in Postfix's internal form, as pipe(8) passes them.
 //
 // Every reply carries an enhanced status code. A handler's code is paired with the
-// reply code Postfix's own servers use: 250; 450 (4.2.x), 452 (4.5.3), 451 (other 4.x.x);
+// reply code Postfix's own servers use: 250; 452 (4.2.2 and 4.5.3, as Dovecot's LMTP
+// answers a deferred over-quota), 450 (other 4.2.x), 451 (other 4.x.x);
 // 550 (5.1.x, and any 5.x.x at RCPT), 552 (5.2.2, 5.3.4), 554 (other 5.x.x after DATA).
 // A malformed command gets 500, 501, 503 or 555 and the session goes on; after 20 in a
 // row it ends with 421, as Postfix's smtpd_hard_error_limit.

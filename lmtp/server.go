@@ -605,17 +605,18 @@ func isNum(s string, max int) bool {
 }
 
 // replyCode is the basic reply code for an enhanced status, as Postfix's smtpd pairs
-// them: 250; 450 for a busy mailbox, 452 for too many recipients and 451 for other
-// temporary errors; 550 for a bad address, 552 for size and quota, 554 otherwise after
-// DATA (550 at RCPT).
+// them: 250; 452 for a full mailbox (RFC 5321's "insufficient system storage", as
+// Dovecot's LMTP answers a deferred over-quota) and too many recipients, 450 for a busy
+// mailbox and 451 for other temporary errors; 550 for a bad address, 552 for size and
+// quota, 554 otherwise after DATA (550 at RCPT).
 func replyCode(enh string, afterData bool) int {
 	switch {
 	case enh[0] == '2':
 		return 250
+	case enh == "4.2.2", enh == "4.5.3":
+		return 452
 	case strings.HasPrefix(enh, "4.2."):
 		return 450
-	case enh == "4.5.3":
-		return 452
 	case enh[0] == '4':
 		return 451
 	case strings.HasPrefix(enh, "5.1."):

@@ -50,6 +50,8 @@ var staticDefaults = []struct{ name, value string }{
 	{"vdeliver_extension_folders", "no"},
 	{"vdeliver_folder_autocreate", "no"},
 	{"vdeliver_maildir_size_in_names", "no"},
+	{"vdeliver_overquota_status", "bounce"},
+	{"vdeliver_quota_maps", ""},
 	{"virtual_alias_address_length_limit", "1000"},
 	{"virtual_alias_domains", "$virtual_alias_maps"},
 	{"virtual_alias_expansion_limit", "1000"},

@@ -76,7 +76,9 @@
 //
 // The size after locking is remembered. With a Limit, a record that would
 // make the file larger than Limit is refused before a byte is written
-// (ErrTooLarge, wrapping EFBIG); reaching exactly Limit is allowed. The whole
+// (ErrTooLarge, wrapping EFBIG); reaching exactly Limit is allowed. A Quota
+// bounds the file the same way; when it is smaller than Limit (or Limit is
+// 0) the refusal is ErrOverQuota, wrapping EDQUOT. The whole
 // record is built in memory and written with one write call where the kernel
 // allows (the existing file is only read to check its last byte and a
 // fragment, see "Torn writes"), then fsync(2)ed. On any write or

@@ -31,6 +31,9 @@ var (
 	// kernel refused the write with EFBIG. Errors wrapping it also wrap
 	// syscall.EFBIG.
 	ErrTooLarge = errors.New("mbox: mailbox size limit exceeded")
+	// ErrOverQuota: the message would take the file over Options.Quota. Errors
+	// wrapping it also wrap syscall.EDQUOT.
+	ErrOverQuota = errors.New("mbox: mailbox over quota")
 )
 
 // Error says which step of a delivery failed. Op is "lock", "open" or

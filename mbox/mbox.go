@@ -15,11 +15,15 @@ import (
 
 // Options are virtual(8)'s mbox parameters, already parsed by the caller.
 type Options struct {
-	Locks       []string         // subset of "dotlock", "flock", "fcntl" (virtual_mailbox_lock); order is irrelevant
-	Attempts    int              // deliver_lock_attempts, per lock kind; <= 0 means 1
-	Delay       time.Duration    // deliver_lock_delay; each sleep is uniform in [0.75·Delay, 1.25·Delay]
-	StaleAge    time.Duration    // stale_lock_time: a .lock whose ctime is older is removed; <= 0 means 500s
-	Limit       int64            // virtual_mailbox_limit in bytes; 0 means no limit
+	Locks    []string      // subset of "dotlock", "flock", "fcntl" (virtual_mailbox_lock); order is irrelevant
+	Attempts int           // deliver_lock_attempts, per lock kind; <= 0 means 1
+	Delay    time.Duration // deliver_lock_delay; each sleep is uniform in [0.75·Delay, 1.25·Delay]
+	StaleAge time.Duration // stale_lock_time: a .lock whose ctime is older is removed; <= 0 means 500s
+	Limit    int64         // virtual_mailbox_limit in bytes; 0 means no limit
+	// Quota is a byte quota of the recipient's (vdeliver_quota_maps); 0 means none. It
+	// bounds the file as Limit does, and the smaller of the two applies; a record refused
+	// by the quota is ErrOverQuota, one refused by Limit ErrTooLarge.
+	Quota       int64
 	Owner       int              // the recipient's uid, checked when StrictOwner is set
 	StrictOwner bool             // strict_mailbox_ownership
 	Now         func() time.Time // clock for the From_ line; nil means time.Now
@@ -47,7 +51,8 @@ var (
 // previous size and removes the dotlock it made. It wraps ErrLockBusy and
 // syscall.EAGAIN when a lock stayed busy; ErrSymlink, ErrLinked, ErrChanged,
 // ErrNotRegular or ErrOwner when the file is refused; ErrTooLarge and
-// syscall.EFBIG when Limit would be exceeded; and the OS error (ENOENT,
+// syscall.EFBIG when Limit would be exceeded; ErrOverQuota and syscall.EDQUOT when
+// Quota would; and the OS error (ENOENT,
 // EACCES, EISDIR, ENXIO, ENOSPC, EDQUOT, EIO, ...) otherwise.
 func Deliver(ctx context.Context, root *beneath.Root, path, sender string, headers, msg []byte, opt Options) error {
 	killpoint("mbox:start")
@@ -164,8 +169,8 @@ func deliverOpen(r retry, o opened, rec [][]byte, locks lockSet, opt Options) er
 		// record a record.
 		rec = append([][]byte{[]byte("\n\n")}, rec...)
 	}
-	if opt.Limit > 0 && oldSize+partsLen(rec) > opt.Limit {
-		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
+	if err := limitCheck(full, oldSize, partsLen(rec), opt); err != nil {
+		return err
 	}
 	killpoint("mbox:checked")
 	// The intent record goes first, so that no byte of ours is in the

@@ -2,6 +2,7 @@ package mbox
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"syscall"
@@ -17,7 +18,7 @@ import (
 // know, a dotlock it could not create (a directory the process may not write) or that
 // another process holds, a file it would refuse (symlink, hard links, not regular, not
 // the recipient's with StrictOwner), a file it could not open or create, a kernel lock
-// held by another process, or the message taking the file over Limit. Nothing is created
+// held by another process, or the message taking the file over Limit or Quota. Nothing is created
 // and no lock is kept: a kernel lock is tried without waiting and released at once.
 //
 // The caller must already run as the recipient. The errors are the *Error values Deliver
@@ -91,14 +92,29 @@ func Probe(root *beneath.Root, path, sender string, headers, msg []byte, opt Opt
 
 // sizeCheck is Deliver's limit check for a file of size bytes.
 func sizeCheck(full string, size int64, sender string, headers, msg []byte, opt Options) error {
-	if opt.Limit <= 0 {
+	if opt.Limit <= 0 && opt.Quota <= 0 {
 		return nil
 	}
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	if size+int64(len(record(sender, now(), headers, msg))) > opt.Limit {
+	return limitCheck(full, size, int64(len(record(sender, now(), headers, msg))), opt)
+}
+
+// limitCheck refuses a record of n bytes appended to a file of size bytes when it would
+// take the file over the smaller of Limit and Quota; reaching either exactly is allowed.
+// When the quota is the smaller, the refusal is the quota's, naming the quota and the
+// file's size for the log.
+func limitCheck(full string, size, n int64, opt Options) error {
+	if opt.Quota > 0 && (opt.Limit <= 0 || opt.Quota < opt.Limit) {
+		if size+n > opt.Quota {
+			return newError("write", full, fmt.Sprintf("mailbox over quota: %d bytes, limit %d bytes, message %d bytes", size, opt.Quota, n),
+				ErrOverQuota, syscall.EDQUOT)
+		}
+		return nil
+	}
+	if opt.Limit > 0 && size+n > opt.Limit {
 		return newError("write", full, "error writing message: "+strerror(syscall.EFBIG), ErrTooLarge, syscall.EFBIG)
 	}
 	return nil

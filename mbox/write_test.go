@@ -55,6 +55,58 @@ func TestLimit(t *testing.T) {
 	}
 }
 
+// TestQuota: a byte quota bounds the file as the limit does and the smaller of the two
+// applies; a refusal by the quota is ErrOverQuota with EDQUOT and names the quota and the
+// size, one by the limit stays virtual(8)'s EFBIG. Nothing is written either way.
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	old := int64(len(oldContent))
+	n := int64(len(want("S: x\n\nbody\n")))
+	full := old + n
+	quotaText := "mailbox over quota: " + strconv.FormatInt(old, 10) + " bytes, limit " + strconv.FormatInt(full-1, 10) +
+		" bytes, message " + strconv.FormatInt(n, 10) + " bytes"
+	tests := []struct {
+		name         string
+		limit, quota int64
+		want         error // nil: delivered
+	}{
+		{"quota exactly reached", 0, full, nil},
+		{"quota one byte short", 0, full - 1, ErrOverQuota},
+		{"quota below a limit that fits", full + 100, full - 1, ErrOverQuota},
+		{"limit below the quota", full - 1, full + 100, ErrTooLarge},
+		{"equal: the limit's text", full - 1, full - 1, ErrTooLarge},
+		{"quota above the limit, both fit", full, full + 1, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			root, dir := newRoot(t)
+			putFile(t, join(dir, "mbox"), oldContent, 0o600)
+			opt := opts()
+			opt.Limit, opt.Quota = tc.limit, tc.quota
+			perr := Probe(root, "mbox", testSender, []byte(testHeaders), []byte("S: x\n\nbody\n"), opt)
+			err := deliver(t, root, "mbox", "S: x\n\nbody\n", opt)
+			switch tc.want {
+			case nil:
+				if err != nil || perr != nil {
+					t.Fatalf("Probe: %v, Deliver: %v; want both nil", perr, err)
+				}
+				assertContent(t, join(dir, "mbox"), oldContent+want("S: x\n\nbody\n"))
+				return
+			case ErrOverQuota:
+				checkErr(t, err, "write", join(dir, "mbox"), quotaText, ErrOverQuota, syscall.EDQUOT)
+			default:
+				checkErr(t, err, "write", join(dir, "mbox"), "error writing message: File too large", ErrTooLarge, syscall.EFBIG)
+			}
+			if !errors.Is(perr, tc.want) {
+				t.Fatalf("Probe: %v; want %v", perr, tc.want)
+			}
+			assertContent(t, join(dir, "mbox"), oldContent)
+			assertMissing(t, join(dir, "mbox.lock"))
+		})
+	}
+}
+
 // TestWriteFaults injects write and fsync failures after part of the
 // message is on disk: the file goes back to its old size and content, the
 // lock goes, and the errno reaches the caller (docs/behaviour.md §14.21, §14.32).
