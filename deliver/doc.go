@@ -46,7 +46,9 @@
 //     address goes to the forward command instead (forward.go), never as root: started
 //     as root, the run first takes the uid and gid that virtual_uid_maps and
 //     virtual_gid_maps give the alias. The failures are classified by the policy table
-//     below.
+//     below. With a quota (quota.go, §13.25), a Maildir write is first reserved in
+//     its maildirsize and the reservation given back when the write fails; an mbox
+//     is bounded by the quota's bytes beside virtual_mailbox_limit.
 //
 // When a run has more than one destination, a queue id and Options.StateDir, the journal
 // is opened after the identity switch, before the first write; when it cannot be kept,
@@ -77,7 +79,7 @@
 // table order. A key is asked in RFC 822 external form (a localpart that is not a
 // dot-atom quoted) and, only when that misses and differs, in raw form. The first hit or
 // the first table error ends the search. virtual_mailbox_maps, virtual_uid_maps and
-// virtual_gid_maps are all asked with the same keys.
+// virtual_gid_maps are all asked with the same keys, and so is vdeliver_quota_maps.
 //
 // # Alias expansion
 //
@@ -130,6 +132,10 @@
 //
 //	cause                                           status  action
 //	mailbox larger than virtual_mailbox_limit       5.2.2   bounce (§13.3)
+//	over the quota of vdeliver_quota_maps or        5.2.2   bounce; 4.2.2 defer with
+//	  maildirsize (quota.go, §13.25)                        vdeliver_overquota_status
+//	                                                        = defer
+//	a quota definition that does not parse          4.3.5   defer
 //	EDQUOT, EFBIG                                   5.2.2   bounce (as Postfix)
 //	ENOSPC                                          4.3.0   defer
 //	EAGAIN, ESTALE, lock not obtained               4.2.0   defer
