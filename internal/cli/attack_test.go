@@ -1,4 +1,4 @@
-package main
+package cli
 
 // The attack suite: script commands for testdata/script/attack_*.txtar, the
 // attacks that need a Go test (a NUL byte in argv, a real setuid-root binary), and the
@@ -1072,7 +1072,7 @@ func buildVdeliver(t *testing.T, dir string) string {
 		}
 		r.Close()
 	}
-	if out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(goCmd, append(args, "vdeliver")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	must(t, os.Chmod(dir, 0o755))

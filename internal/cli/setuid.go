@@ -1,4 +1,4 @@
-package main
+package cli
 
 // Running setuid-root (README "Running setuid-root").
 //

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // vdeliver lmtp: the resident LMTP mode (README "LMTP mode", docs/vdeliver.8).
 //

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // What a delivery does about the Go runtime's fatal errors. The runtime cannot recover
 // from a refused allocation, a missing eventfd (too few file descriptors) or a thread it
