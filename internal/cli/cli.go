@@ -19,6 +19,7 @@ import (
 
 	"vdeliver/deliver"
 	"vdeliver/internal/rawfile"
+	"vdeliver/internal/setuid"
 	"vdeliver/maincf"
 )
 
@@ -30,8 +31,8 @@ var version = ""
 func Main(buildVersion string) {
 	version = buildVersion
 	chdir = os.Chdir
-	if !routesToAdmin(os.Args, startup.active) {
-		guardRuntime(startup.active)
+	if !routesToAdmin(os.Args, setuid.Startup().Active) {
+		guardRuntime(setuid.Startup().Active)
 	}
 	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
@@ -74,8 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// Subcommands are recognised only as the first argument, so no recipient (which always
 	// follows options and "--" when Postfix runs us) can ever be taken for one
 	// (commands.go). A setuid-root run that kept its privileges (its first argument is an
-	// option: setuid.go) is a delivery, never a completion request.
-	if routesToAdmin(args, startup.active) {
+	// option: internal/setuid) is a delivery, never a completion request.
+	if routesToAdmin(args, setuid.Startup().Active) {
 		return runAdmin(ctx, args, stdin, stdout, stderr, getenv)
 	}
 	return runDeliver(ctx, args, stdin, stdout, getenv)
@@ -95,8 +96,8 @@ type delivery struct {
 	expandAliases  bool
 	forwardCommand string
 	stateDir       string
-	// cf is main.cf as setuidPolicy read it, when the delivery uses that very directory:
-	// read once, not again by deliverAll.
+	// cf is main.cf as the setuid policy read it, when the delivery uses that very
+	// directory: read once, not again by deliverAll.
 	cf *maincf.Config
 }
 
@@ -195,7 +196,9 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		return nil
 	}()
 	// Installed setuid-root: the caller chooses neither the configuration nor the log file.
-	st = setuidPolicy(startup, args, &d, st)
+	req := setuid.Request{ConfigDir: d.configDir, LogFile: d.logFile}
+	st = setuid.Startup().Policy(args, &req, st)
+	d.configDir, d.logFile, d.cf = req.ConfigDir, req.LogFile, req.Config
 	// main.cf is read before the log is opened: maillog_file decides where the log goes.
 	var cf *maincf.Config
 	var cfErr error
@@ -226,7 +229,7 @@ func runDeliver(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	return st.Exit
 }
 
-// config is main.cf as the delivery reads it: as setuidPolicy read it, or from the
+// config is main.cf as the delivery reads it: as the setuid policy read it, or from the
 // configuration directory, with the -o overrides.
 func (d *delivery) config(getenv func(string) string) (*maincf.Config, error) {
 	if d.cf != nil {
@@ -250,15 +253,13 @@ func deliverAll(ctx context.Context, d delivery, cf *maincf.Config, err error, m
 		}
 	}
 	if err := enterQueueDirectory(cf); err != nil {
-		if startup.active {
+		if setuid.Startup().Active {
 			return deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error"), false
 		}
 		logger.printf("warning: %v: relative table names resolve in the current directory", err)
 	}
-	if startup.active {
-		if err := rootOnlyDelivery(cf); err != nil {
-			return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", startup.uid, err), "mail system configuration error"), false
-		}
+	if st := setuid.Startup().CheckDelivery(cf); st != nil {
+		return st, false
 	}
 	s, st := deliver.Load(cf, func(w string) { logger.printf("warning: %s", w) })
 	if st != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vdeliver/deliver"
+	"vdeliver/internal/setuid"
 	"vdeliver/maincf"
 )
 
@@ -171,9 +172,9 @@ func probeAsRecipient(ctx context.Context, p deliver.StorageProbe) *deliver.Stat
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	// argv[0] stays our own name: the binary is found through /proc, not $PATH.
-	cmd := exec.CommandContext(ctx, selfExe, "explain-probe")
+	cmd := exec.CommandContext(ctx, setuid.SelfExe, "explain-probe")
 	cmd.Args[0] = filepath.Base(os.Args[0])
-	cmd.Env = []string{"PATH=" + safePath}
+	cmd.Env = []string{"PATH=" + setuid.SafePath}
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

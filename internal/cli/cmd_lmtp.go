@@ -14,7 +14,7 @@ package cli
 // RCPT. It refuses to start as root: a long-lived process serving many recipients would
 // have to switch identity per recipient and back, and a failed switch back would leave
 // it writing as root or as the previous recipient. A setuid-root install drops to the
-// caller before this code runs (setuid.go), so spawn(8) with user=vmail runs it as vmail.
+// caller before this code runs (internal/setuid), so spawn(8) with user=vmail runs it as vmail.
 
 import (
 	"context"
