@@ -794,6 +794,9 @@ func TestSetuidEveryThreadSwitched(t *testing.T) {
 		}
 	}
 	cmd, out, errOut := in.command(mtaUID, vmailGID, nil, "--", "bob@example.com")
+	// The caller has a supplementary group (pipe(8) gives its command the user's gid as
+	// one, Postfix's set_ugid), which the identity switch must clear on every thread.
+	cmd.SysProcAttr.Credential.Groups = []uint32{vmailGID + 7}
 	must(t, cmd.Start())
 	pid := cmd.Process.Pid
 	// vdeliver has the mailbox open once it waits for the lock.

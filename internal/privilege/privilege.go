@@ -10,15 +10,17 @@
 //     effective ids only, and switches back (vdeliver postmap, as postmap(1) does).
 //
 // The switches for good set the real, effective and saved ids, gid before uid (after the
-// uid changes the gid can no longer be), on every thread of the process: the standard
-// library's all-threads path since Go 1.16, so no thread of the runtime stays root.
+// uid changes the gid can no longer be). Every change applies to every thread of the
+// process, so that no goroutine runs on a thread that kept root or the caller's groups:
+// the ids and groups are set through package syscall, whose Setres*id and Setgroups
+// change all threads since Go 1.16. (golang.org/x/sys/unix's Setgroups changes only the
+// calling thread.)
 package privilege
 
 import (
 	"fmt"
 	"os"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // Drop makes the process uid and gid for good, keeping its supplementary groups.
@@ -34,7 +36,7 @@ func Drop(uid, gid int) error {
 
 // Become makes the process uid and gid for good, with no supplementary groups.
 func Become(uid, gid int) error {
-	if err := unix.Setgroups([]int{}); err != nil {
+	if err := syscall.Setgroups([]int{}); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
 	if err := forGood(uid, gid); err != nil {
@@ -48,10 +50,10 @@ func Become(uid, gid int) error {
 
 // forGood sets the real, effective and saved gid, then uid.
 func forGood(uid, gid int) error {
-	if err := unix.Setresgid(gid, gid, gid); err != nil {
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
 		return fmt.Errorf("setresgid %d: %w", gid, err)
 	}
-	if err := unix.Setresuid(uid, uid, uid); err != nil {
+	if err := syscall.Setresuid(uid, uid, uid); err != nil {
 		return fmt.Errorf("setresuid %d: %w", uid, err)
 	}
 	return nil
@@ -61,33 +63,33 @@ func forGood(uid, gid int) error {
 // supplementary group, while the real and saved uid stay root; restore switches back to
 // the ids and groups of before. The process must be root.
 func Effective(uid, gid int) (restore func() error, err error) {
-	groups, err := unix.Getgroups()
+	groups, err := syscall.Getgroups()
 	if err != nil {
 		return nil, fmt.Errorf("getgroups: %w", err)
 	}
 	euid, egid := os.Geteuid(), os.Getegid()
 	restore = func() error {
 		// The saved uid is still root, so root can be had back.
-		if err := unix.Setresuid(-1, euid, -1); err != nil {
+		if err := syscall.Setresuid(-1, euid, -1); err != nil {
 			return fmt.Errorf("back to uid %d: %w", euid, err)
 		}
-		if err := unix.Setresgid(-1, egid, -1); err != nil {
+		if err := syscall.Setresgid(-1, egid, -1); err != nil {
 			return fmt.Errorf("back to gid %d: %w", egid, err)
 		}
-		if err := unix.Setgroups(groups); err != nil {
+		if err := syscall.Setgroups(groups); err != nil {
 			return fmt.Errorf("setgroups: %w", err)
 		}
 		return nil
 	}
 	// Groups and gid first: after the uid changes we may no longer change them.
-	if err := unix.Setgroups([]int{gid}); err != nil {
+	if err := syscall.Setgroups([]int{gid}); err != nil {
 		return nil, fmt.Errorf("setgroups %d: %w", gid, err)
 	}
-	if err := unix.Setresgid(-1, gid, -1); err != nil {
+	if err := syscall.Setresgid(-1, gid, -1); err != nil {
 		_ = restore()
 		return nil, fmt.Errorf("setegid %d: %w", gid, err)
 	}
-	if err := unix.Setresuid(-1, uid, -1); err != nil {
+	if err := syscall.Setresuid(-1, uid, -1); err != nil {
 		_ = restore()
 		return nil, fmt.Errorf("seteuid %d: %w", uid, err)
 	}
