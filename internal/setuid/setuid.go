@@ -272,11 +272,18 @@ func trustedUID(cf *maincf.Config, uid int) (bool, error) {
 // rootOnlyConfig checks dir and dir/main.cf as the configuration of a setuid run: both
 // must be owned by root and writable by nobody else, and so must every directory above
 // (where a world-writable directory is allowed only with the sticky bit, as /tmp).
+//
+// The directories above are walked once, for dir (as written and with symbolic links
+// resolved). They are main.cf's directories too, unless main.cf is itself a symbolic
+// link: only then does main.cf get its own walk, for the directories above its target.
 func rootOnlyConfig(dir string) error {
 	if err := rootOnlyFile(dir, true); err != nil {
 		return fmt.Errorf("configuration directory: %w", err)
 	}
-	if err := rootOnlyFile(filepath.Join(dir, "main.cf"), true); err != nil {
+	cf := filepath.Join(dir, "main.cf")
+	fi, err := os.Lstat(cf)
+	chain := err != nil || fi.Mode()&fs.ModeSymlink != 0 // a missing main.cf: the same error as before
+	if err := rootOnlyFile(cf, chain); err != nil {
 		return fmt.Errorf("main.cf: %w", err)
 	}
 	return nil

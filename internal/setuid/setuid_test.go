@@ -89,6 +89,19 @@ func TestRootOnlyFile(t *testing.T) {
 	if err := rootOnlyConfig(link); err == nil || !strings.Contains(err.Error(), "is owned by uid 5000") {
 		t.Errorf("config dir symlinked to a user's directory: %v", err)
 	}
+	// main.cf a root-owned symlink to a root-owned file in a directory the attacker owns
+	// (who can replace that file): the directories above the configuration directory are
+	// not the ones above main.cf.
+	cfLink := filepath.Join(dir, "cflink")
+	if err := os.Mkdir(cfLink, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(evil, "main.cf"), filepath.Join(cfLink, "main.cf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rootOnlyConfig(cfLink); err == nil || !strings.Contains(err.Error(), "main.cf: "+evil+" is owned by uid 5000") {
+		t.Errorf("main.cf symlinked into a user's directory: %v", err)
+	}
 }
 
 func TestTrustedUID(t *testing.T) {
