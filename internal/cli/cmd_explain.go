@@ -15,7 +15,6 @@ import (
 
 	"vdeliver/deliver"
 	"vdeliver/internal/setuid"
-	"vdeliver/maincf"
 )
 
 func init() { commands = append(commands, explainCommand, explainProbeCommand) }
@@ -213,39 +212,4 @@ func explainProbeCommand(cio *cmdIO) *cli.Command {
 			return nil
 		},
 	}
-}
-
-// configDirectory is the directory holding main.cf: dir (-c), else $MAIL_CONFIG, else
-// /etc/postfix, as Postfix's commands choose it.
-func configDirectory(dir string, getenv func(string) string) string {
-	if dir == "" {
-		dir = getenv("MAIL_CONFIG")
-	}
-	if dir == "" {
-		dir = "/etc/postfix"
-	}
-	// Absolute: the working directory becomes $queue_directory once main.cf is read.
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
-	return dir
-}
-
-// loadConfig reads main.cf from configDirectory(dir) and applies the -o overrides.
-func loadConfig(dir string, overrides []string, getenv func(string) string) (*maincf.Config, error) {
-	cf, err := maincf.Load(configDirectory(dir, getenv))
-	if err != nil {
-		return nil, err
-	}
-	return cf, applyOverrides(cf, overrides)
-}
-
-// applyOverrides applies -o name=value settings to cf.
-func applyOverrides(cf *maincf.Config, overrides []string) error {
-	for _, o := range overrides {
-		if err := cf.Override(o); err != nil {
-			return err
-		}
-	}
-	return nil
 }
