@@ -49,7 +49,7 @@ unit: $(TESTSUM)
 	# Once more on os.Root, the confinement used where openat2 is missing; the two tests of
 	# openat2 itself have nothing to test there.
 	$(GO) test -json -count=1 -tags beneath_osroot -skip '^(TestSwapRace|TestScripts)$$/^(openat2|confine_openat2)$$' \
-		./internal/beneath ./maildir ./mbox . | $(TESTSUM) record $(TESTLOG) unit-osroot
+		./internal/beneath ./maildir ./mbox ./internal/cli | $(TESTSUM) record $(TESTLOG) unit-osroot
 
 # hash:, btree: and lmdb: tables of 1,000,000 generated entries, built by Postfix's postmap,
 # answer as postmap -s and postmap -q do (the 10- and 10,000-entry ones run in unit). About
@@ -109,7 +109,7 @@ install: build
 
 # Regenerate docs/vdeliver.8 from the command's own flags (a test fails when it is stale).
 man:
-	VDELIVER_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' .
+	VDELIVER_UPDATE_MAN=1 $(GO) test -count=1 -run '^TestManPage$$' ./internal/cli
 
 # A 1,000,000-entry cdb built and queried by vdeliver and by Postfix's postmap.
 # A delivery through a 1,000,000-entry hash: table against one through a 10-entry table.

@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// syslogSockets are where the delivery looks for the syslog daemon (main.go).
+// syslogSockets are where the delivery looks for the syslog daemon (internal/maillog).
 var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}
 
 // logDestination: a delivery logs to the postlog socket when maillog_file is set, else to

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"vdeliver/internal/privilege"
 )
 
 // identity is the uid/gid this process writes as. Root may become any recipient once;
@@ -29,17 +29,8 @@ func (id *identity) become(uid, gid uint32) error {
 		return err
 	}
 	if os.Geteuid() == 0 {
-		if err := unix.Setgroups([]int{}); err != nil {
-			return fmt.Errorf("setgroups: %w", err)
-		}
-		if err := unix.Setresgid(int(gid), int(gid), int(gid)); err != nil {
-			return fmt.Errorf("setresgid %d: %w", gid, err)
-		}
-		if err := unix.Setresuid(int(uid), int(uid), int(uid)); err != nil {
-			return fmt.Errorf("setresuid %d: %w", uid, err)
-		}
-		if os.Geteuid() != int(uid) || os.Getegid() != int(gid) {
-			return fmt.Errorf("identity switch to uid %d gid %d did not take effect", uid, gid)
+		if err := privilege.Become(int(uid), int(gid)); err != nil {
+			return err
 		}
 	}
 	id.switched, id.uid, id.gid = true, uid, gid

@@ -1,6 +1,6 @@
 // Package docs renders the manual page vdeliver(8) from the command's own flags and the
 // hand-written sections in head.md and tail.md, so the flags documented are the flags
-// that exist (STYLE G14). man_test.go in the main package regenerates the page and fails
+// that exist (STYLE G14). internal/cli/man_test.go regenerates the page and fails
 // when docs/vdeliver.8 differs; `make man` rewrites it.
 //
 // The page is Markdown rendered to roff by urfave/cli's ToMan (go-md2man): NAME, the

@@ -15,7 +15,7 @@ import (
 
 // recorder is a Handler that answers from a table keyed by recipient and records what
 // it was given: the protocol alone is under test here (the real delivery behind it is
-// tested in the root package).
+// tested in internal/cli).
 type recorder struct {
 	mu      sync.Mutex
 	rcpt    map[string]Reply // RCPT replies; missing: 2.1.5

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make attacks: runs the attack suite (testdata/script/attack_*.txtar and the
-# setuid-root Go tests in attack_test.go) and prints one row per attack: the attack, the
-# expected status (docs/behaviour.md §7), the status vdeliver gave, and the number of
-# files touched outside the intended mailbox (always 0). Exits non-zero when any attack
+# make attacks: runs the attack suite (testdata/script/attack_*.txtar, the setuid-root
+# Go tests in internal/cli/attack_test.go and the unit tests of the rules in
+# internal/setuid) and prints one row per attack: the attack, the expected status
+# (docs/behaviour.md §7), the status vdeliver gave, and the number of files touched
+# outside the intended mailbox (always 0). Exits non-zero when any attack
 # fails. It runs twice: with the kernel confining every open beneath the base (openat2
 # RESOLVE_BENEATH), and built with -tags beneath_osroot, the os.Root fallback used where
 # openat2 is missing.
@@ -21,7 +22,7 @@ for tags in "" beneath_osroot; do
 	fi
 	: >"$table"
 	VDELIVER_ATTACK_TABLE=$table $GO test -count=1 -tags "$tags" \
-		-run 'TestScripts/attack_|TestAttack|TestSetuid|TestNotSetuid|TestSafeTZ|TestRootOnlyFile|TestTrustedUID|TestCompareTrees' . >"$log" 2>&1
+		-run 'TestScripts/attack_|TestAttack|TestSetuid|TestNotSetuid|TestSafeTZ|TestRootOnlyFile|TestTrustedUID|TestCompareTrees' ./internal/cli ./internal/setuid >"$log" 2>&1
 	rc=$?
 	{
 		printf 'ATTACK\tEXPECTED\tGOT\tTOUCHED OUTSIDE\n'

@@ -17,7 +17,7 @@ const hello = "protocol\x00proxymap_protocol\x00\x00"
 
 // server listens on a UNIX socket in a temporary directory and runs serve for the first
 // connection: a stand-in for proxymap(8) where a test needs a fault a real server does
-// not make (tests against the real one are in the lookup package and the root package).
+// not make (tests against the real one are in the lookup package and internal/cli).
 func server(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	return servers(t, func(c net.Conn, _ int) bool { serve(c); return false })

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -30,11 +30,15 @@ func deliveryUID() (uid, gid int) {
 	return os.Getuid(), os.Getgid()
 }
 
+// repoRoot is the repository's top directory, which holds testdata/ and docs/: a test
+// runs in its package's directory.
+const repoRoot = "../.."
+
 func TestMain(m *testing.M) {
 	if a := os.Getenv("VDELIVER_NUL_CHILD"); a != "" {
 		os.Exit(nulChild(a))
 	}
-	testscript.Main(m, map[string]func(){"vdeliver": main})
+	testscript.Main(m, map[string]func(){"vdeliver": func() { Main("") }})
 }
 
 // scriptCmds are the custom testscript commands; other _test.go files add theirs in init.
@@ -52,7 +56,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+		Dir:                 filepath.Join(repoRoot, "testdata", "script"),
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		UpdateScripts:       os.Getenv("VDELIVER_UPDATE_SCRIPTS") != "",

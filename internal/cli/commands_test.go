@@ -1,11 +1,11 @@
-package main
+package cli
 
 import (
 	"strings"
 	"testing"
 )
 
-// The rule setuid.go's init drops privileges by (the first argument does not start with
+// The rule internal/setuid's init drops privileges by (the first argument does not start with
 // "-") and the rule run routes to the subcommands by must agree: every subcommand line
 // runs with the caller's own rights, and a run that keeps root's is a delivery.
 func TestSubcommandsDropPrivileges(t *testing.T) {
@@ -16,7 +16,7 @@ func TestSubcommandsDropPrivileges(t *testing.T) {
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, "-") || n == "" {
-			t.Errorf("command %q starts with \"-\": setuid.go's init would not drop privileges for it", n)
+			t.Errorf("command %q starts with \"-\": internal/setuid's init would not drop privileges for it", n)
 		}
 		if !routesToAdmin([]string{"vdeliver", n}, true) {
 			t.Errorf("vdeliver %s is not routed to the subcommands", n)

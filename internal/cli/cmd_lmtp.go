@@ -1,4 +1,4 @@
-package main
+package cli
 
 // vdeliver lmtp: the resident LMTP mode (README "LMTP mode", docs/vdeliver.8).
 //
@@ -14,7 +14,7 @@ package main
 // RCPT. It refuses to start as root: a long-lived process serving many recipients would
 // have to switch identity per recipient and back, and a failed switch back would leave
 // it writing as root or as the previous recipient. A setuid-root install drops to the
-// caller before this code runs (setuid.go), so spawn(8) with user=vmail runs it as vmail.
+// caller before this code runs (internal/setuid), so spawn(8) with user=vmail runs it as vmail.
 
 import (
 	"context"
@@ -34,6 +34,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vdeliver/deliver"
+	"vdeliver/internal/maillog"
+	"vdeliver/internal/resources"
 	"vdeliver/internal/rootonly"
 	"vdeliver/lmtp"
 	"vdeliver/maincf"
@@ -134,26 +136,26 @@ func lmtpOptionsOf(c *cli.Context) (*lmtpOptions, error) {
 
 // runLMTP serves with the options of the command line.
 func runLMTP(ctx context.Context, o *lmtpOptions, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	// The garbage collector works to the delivery's memory limit (resources.go), unless
+	// The garbage collector works to the delivery's memory limit (internal/resources), unless
 	// the environment set one.
 	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(resources.MemoryLimit)
 	}
 	// The log goes where a delivery's goes: the postlog socket when main.cf sets
 	// maillog_file (main.cf is read again, whole, for every transaction below).
 	cf, _ := loadConfig(o.configDir, o.overrides, getenv)
-	logger := openLog(o.logFile, getenv("VDELIVER_SYSLOG_SOCKET"), postlogSocket(cf))
-	defer logger.close()
+	logger := maillog.Open(o.logFile, getenv("VDELIVER_SYSLOG_SOCKET"), maillog.PostlogSocket(cf))
+	defer logger.Close()
 	if cf != nil {
 		// Relative table names are read in $queue_directory, as by a delivery.
 		if err := enterQueueDirectory(cf); err != nil {
-			logger.printf("warning: lmtp: %v: relative table names resolve in the current directory", err)
+			logger.Printf("warning: lmtp: %v: relative table names resolve in the current directory", err)
 		}
 	}
 	if os.Geteuid() == 0 {
 		// Under spawn(8) the client reads this as a deferral; by hand it is a clear error.
 		err := errors.New("refusing to run as root: run it as the mailboxes' owner (spawn(8) user=vmail)")
-		logger.printf("fatal: lmtp: %v", err)
+		logger.Printf("fatal: lmtp: %v", err)
 		if o.listen == "" {
 			fmt.Fprintf(stdout, "421 4.3.5 %s Error: mail system configuration error\r\n", hostnameOr(o.hostname))
 		}
@@ -169,7 +171,7 @@ func runLMTP(ctx context.Context, o *lmtpOptions, stdin io.Reader, stdout, stder
 		IdleTimeout:   o.idleTimeout,
 		TxTimeout:     o.txTimeout,
 		SpoolDir:      o.spoolDir,
-		Log:           logger.line,
+		Log:           logger.Line,
 	}
 	lifetime := o.lifetime
 	if lifetime == 0 {
@@ -204,7 +206,7 @@ func hostnameOr(h string) string {
 type lmtpConfig struct {
 	dir       string
 	overrides []string
-	logger    *logger
+	logger    *maillog.Logger
 
 	mu     sync.Mutex
 	cur    *loaded
@@ -268,15 +270,15 @@ func (c *lmtpConfig) reloadLocked() {
 	if err == nil {
 		stamps = stampFiles(cf, c.dir)
 		for _, w := range cf.Warnings() {
-			c.logger.printf("warning: %s", w)
+			c.logger.Printf("warning: %s", w)
 		}
 		l.cf = cf
-		l.s, l.st = deliver.Load(cf, func(w string) { c.logger.printf("warning: %s", w) })
+		l.s, l.st = deliver.Load(cf, func(w string) { c.logger.Printf("warning: %s", w) })
 	} else {
 		l.st = deliver.Deferf(deliver.CodeConfig, err, "mail system configuration error")
 	}
 	if l.st != nil {
-		c.logger.printf("warning: lmtp: configuration not loaded: %v", l.st.Err)
+		c.logger.Printf("warning: lmtp: configuration not loaded: %v", l.st.Err)
 	}
 	if old := c.cur; old != nil {
 		old.old = true
@@ -284,7 +286,7 @@ func (c *lmtpConfig) reloadLocked() {
 			old.s.Close()
 		}
 		if !sameStamps(old.stampsAt, stamps) {
-			c.logger.printf("lmtp: configuration in %s changed: reloaded", c.dir)
+			c.logger.Printf("lmtp: configuration in %s changed: reloaded", c.dir)
 		}
 	}
 	l.stampsAt = stamps
@@ -299,17 +301,17 @@ func (c *lmtpConfig) reloadLocked() {
 
 // maxSize is what LHLO announces as SIZE and the largest message taken:
 // message_size_limit of the configuration loaded last, as Postfix's own servers, and
-// never more than the pipe mode takes (maxMessage, 5.3.4 beyond), also when
+// never more than the pipe mode takes (resources.MaxMessage, 5.3.4 beyond), also when
 // message_size_limit is 0 (no limit): a delivery holds the message in memory.
 func (c *lmtpConfig) maxSize() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur == nil || c.cur.cf == nil {
-		return maxMessage
+		return resources.MaxMessage
 	}
 	n, err := c.cur.cf.Int("message_size_limit")
-	if err != nil || n <= 0 || n > maxMessage {
-		return maxMessage
+	if err != nil || n <= 0 || n > resources.MaxMessage {
+		return resources.MaxMessage
 	}
 	return n
 }
@@ -333,7 +335,7 @@ type fileStamp struct {
 }
 
 // tableParams are the parameters whose tables a delivery opens.
-var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_mailbox_domains", "mydestination"}
+var tableParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps", "virtual_mailbox_domains", "mydestination", "vdeliver_quota_maps"}
 
 // stampFiles stats main.cf and every file the tables of cf are read from, as the
 // setuid checks list them (internal/rootonly): each table's name and compiled forms
@@ -382,7 +384,7 @@ func sameStamps(a, b []fileStamp) bool {
 // lmtpHandler joins the LMTP server to deliver: a transaction holds one configuration.
 type lmtpHandler struct {
 	cfg    *lmtpConfig
-	logger *logger
+	logger *maillog.Logger
 	getenv func(string) string
 }
 
@@ -416,7 +418,7 @@ func (t *lmtpTx) Recipient(ctx context.Context, r lmtp.Rcpt) lmtp.Reply {
 	if st == nil {
 		return lmtp.Reply{Code: "2.1.5", Text: "Ok"}
 	}
-	t.h.logger.line(deliver.LogLine(env, st, time.Since(t.start), 0))
+	t.h.logger.Line(deliver.LogLine(env, st, time.Since(t.start), 0))
 	return reply(st)
 }
 
@@ -437,12 +439,12 @@ func (t *lmtpTx) Data(ctx context.Context, msg *lmtp.Message, rcpts []lmtp.Rcpt)
 	if err != nil {
 		st := deliver.Deferf(deliver.CodeSystem, err, "error reading message: %s", err)
 		for i := range out {
-			t.h.logger.line(deliver.LogLine(envs[i], st, time.Since(t.start), int(msg.Size())))
+			t.h.logger.Line(deliver.LogLine(envs[i], st, time.Since(t.start), int(msg.Size())))
 			out[i] = reply(st)
 		}
 		return out
 	}
-	sts := t.conf.s.RunEnvelopes(ctx, envs, raw, deliver.Options{Log: t.h.logger.line, PerRecipient: true, Getenv: t.h.getenv})
+	sts := t.conf.s.RunEnvelopes(ctx, envs, raw, deliver.Options{Log: t.h.logger.Line, PerRecipient: true, Getenv: t.h.getenv})
 	for i, st := range sts {
 		out[i] = reply(st)
 	}
@@ -536,11 +538,11 @@ func dupNonblock(f *os.File) (*os.File, error) {
 // SIGKILL (nothing or the whole message, and the client, without a reply, retries);
 // the next start replaces the socket left behind. os/signal would cost every pipe-mode
 // start-up page faults for nothing.
-func serveListen(ctx context.Context, o *lmtpOptions, srv lmtp.Config, lifetime time.Duration, h *lmtpHandler, stderr io.Writer, logger *logger) int {
+func serveListen(ctx context.Context, o *lmtpOptions, srv lmtp.Config, lifetime time.Duration, h *lmtpHandler, stderr io.Writer, logger *maillog.Logger) int {
 	ln, err := listen(o.listen, o.allowRemote, os.FileMode(o.socketMode))
 	if err != nil {
 		fmt.Fprintf(stderr, "vdeliver lmtp: %v\n", err)
-		logger.printf("fatal: lmtp: %v", err)
+		logger.Printf("fatal: lmtp: %v", err)
 		return 1
 	}
 	go func() {
@@ -555,7 +557,7 @@ func serveListen(ctx context.Context, o *lmtpOptions, srv lmtp.Config, lifetime 
 			if ctx.Err() != nil {
 				break
 			}
-			logger.printf("warning: lmtp: accept: %v", err)
+			logger.Printf("warning: lmtp: accept: %v", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}

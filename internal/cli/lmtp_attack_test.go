@@ -1,4 +1,4 @@
-package main
+package cli
 
 // Attacks on the LMTP mode: who it runs as, and that it never writes as anyone else.
 

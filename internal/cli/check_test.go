@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"io/fs"
@@ -103,7 +103,7 @@ func cmdSeedCopy(ts *testscript.TestScript, neg bool, args []string) {
 	dst := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dst, 0o755))
 	for _, name := range []string{"main.cf", "vmailbox", "virtual"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "example", name))
+		b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "example", name))
 		ts.Check(err)
 		ts.Check(os.WriteFile(filepath.Join(dst, name), b, 0o644))
 	}

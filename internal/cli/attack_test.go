@@ -1,4 +1,4 @@
-package main
+package cli
 
 // The attack suite: script commands for testdata/script/attack_*.txtar, the
 // attacks that need a Go test (a NUL byte in argv, a real setuid-root binary), and the
@@ -32,6 +32,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"vdeliver/internal/beneath"
+	"vdeliver/internal/setuid"
 )
 
 func init() {
@@ -46,7 +47,7 @@ func init() {
 	// installed vdeliver; its compiled-in configuration directory is <dir>/etc (a real
 	// build has /etc/postfix, changeable only with -ldflags -X).
 	if exe, err := os.Executable(); err == nil && filepath.Base(filepath.Dir(exe)) == "setuid-bin" {
-		setuidConfigDir = filepath.Join(filepath.Dir(filepath.Dir(exe)), "etc")
+		setuid.ConfigDir = filepath.Join(filepath.Dir(filepath.Dir(exe)), "etc")
 	}
 }
 
@@ -427,104 +428,6 @@ func writeFile(t testing.TB, path, text string) {
 	}
 }
 
-// --- unit tests of the setuid rules ---
-
-func TestSafeTZ(t *testing.T) {
-	for tz, want := range map[string]bool{
-		"": true, "UTC": true, "Europe/Paris": true, ":Europe/Paris": true, "CET-1CEST": true,
-		"/usr/share/zoneinfo/Europe/Paris": true, "/etc/localtime": true, ":/etc/localtime": true,
-		"/etc/shadow": false, ":/dev/tty": false, "../../../../etc/shadow": false,
-		"/usr/share/zoneinfo/../../../etc/shadow": false, "Europe/Paris\n": false,
-		strings.Repeat("A", 300): false,
-	} {
-		if got := safeTZ(tz); got != want {
-			t.Errorf("safeTZ(%q) = %v, want %v", tz, got, want)
-		}
-	}
-}
-
-func TestSetuidPolicyInactive(t *testing.T) {
-	d := delivery{configDir: "/x", logFile: "/y", overrides: []string{"a=b"}}
-	if st := setuidPolicy(setuidState{}, []string{"vdeliver", "--log-file", "/y"}, &d, nil); st != nil || d.configDir != "/x" || d.logFile != "/y" {
-		t.Fatalf("not setuid: policy changed the delivery: %v %+v", st, d)
-	}
-}
-
-func TestRootOnlyFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("not root: the files must be owned by root to pass (CI runs as root)")
-	}
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cf := filepath.Join(dir, "etc", "main.cf")
-	writeFile(t, cf, "x = y\n")
-	if err := rootOnlyConfig(filepath.Dir(cf)); err != nil {
-		t.Fatalf("root-owned 0644 under root-owned 0755 and sticky /tmp: %v", err)
-	}
-	step := func(name string, change func() error, undo func() error, want string) {
-		t.Helper()
-		if err := change(); err != nil {
-			t.Fatal(err)
-		}
-		err := rootOnlyConfig(filepath.Dir(cf))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: error %v, want one containing %q", name, err, want)
-		}
-		if err := undo(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	step("main.cf group-writable", func() error { return os.Chmod(cf, 0o664) }, func() error { return os.Chmod(cf, 0o644) }, "main.cf: "+cf+" is writable by group or others (mode 0664)")
-	step("main.cf owned by 5000", func() error { return os.Chown(cf, 5000, 0) }, func() error { return os.Chown(cf, 0, 0) }, cf+" is owned by uid 5000, not root")
-	step("config dir world-writable and sticky", func() error { return os.Chmod(filepath.Dir(cf), 0o1777) }, func() error { return os.Chmod(filepath.Dir(cf), 0o755) }, "configuration directory: "+filepath.Dir(cf)+" is writable")
-	step("a directory above owned by 5000", func() error { return os.Chown(dir, 5000, 5000) }, func() error { return os.Chown(dir, 0, 0) }, dir+" is owned by uid 5000")
-	step("a directory above world-writable", func() error { return os.Chmod(dir, 0o777) }, func() error { return os.Chmod(dir, 0o755) }, dir+" is writable by group or others (mode 0777)")
-	// A root-owned symlink whose target lies in a directory the attacker owns.
-	evil := filepath.Join(dir, "evil")
-	writeFile(t, filepath.Join(evil, "main.cf"), "x = y\n")
-	if err := os.Chown(evil, 5000, 5000); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "linked")
-	if err := os.Symlink(evil, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := rootOnlyConfig(link); err == nil || !strings.Contains(err.Error(), "is owned by uid 5000") {
-		t.Errorf("config dir symlinked to a user's directory: %v", err)
-	}
-}
-
-func TestTrustedUID(t *testing.T) {
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		value   string
-		uid     int
-		want    bool
-		wantErr bool
-	}{
-		{"", 5000, false, false},
-		{"5000", 5000, true, false},
-		{"100, 5000 7", 7, true, false},
-		{"100, 5000 7", 70, false, false},
-		{"vmail", 5000, false, true},
-		{"-1", 5000, false, true},
-	} {
-		writeFile(t, filepath.Join(dir, "main.cf"), trustedUIDsParam+" = "+tc.value+"\n")
-		cf, err := loadConfig(dir, nil, func(string) string { return "" })
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := trustedUID(cf, tc.uid)
-		if got != tc.want || (err != nil) != tc.wantErr {
-			t.Errorf("%s = %q, uid %d: %v, %v; want %v, error %v", trustedUIDsParam, tc.value, tc.uid, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
-
 // --- a real setuid-root binary ---
 
 // setuidInstall is a copy of this test binary installed as vdeliver would be with
@@ -891,6 +794,9 @@ func TestSetuidEveryThreadSwitched(t *testing.T) {
 		}
 	}
 	cmd, out, errOut := in.command(mtaUID, vmailGID, nil, "--", "bob@example.com")
+	// The caller has a supplementary group (pipe(8) gives its command the user's gid as
+	// one, Postfix's set_ugid), which the identity switch must clear on every thread.
+	cmd.SysProcAttr.Credential.Groups = []uint32{vmailGID + 7}
 	must(t, cmd.Start())
 	pid := cmd.Process.Pid
 	// vdeliver has the mailbox open once it waits for the lock.
@@ -1072,7 +978,7 @@ func buildVdeliver(t *testing.T, dir string) string {
 		}
 		r.Close()
 	}
-	if out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(goCmd, append(args, "vdeliver")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	must(t, os.Chmod(dir, 0o755))

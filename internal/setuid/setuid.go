@@ -1,6 +1,4 @@
-package main
-
-// Running setuid-root (README "Running setuid-root").
+// Package setuid is the policy of a setuid-root run (README "Running setuid-root").
 //
 // Installed owner root, mode 4750, vdeliver starts with the caller's real uid and an
 // effective uid of 0, so that it can honour per-recipient virtual_uid_maps although
@@ -18,9 +16,9 @@ package main
 //   - A delivery refuses (4.3.5, exit 75) when the binary, the configuration directory,
 //     main.cf or any directory above them can be changed by anyone but root; and so, once
 //     main.cf is read, when the mailbox base, a table file or a directory above either can
-//     (rootOnlyDelivery).
+//     (CheckDelivery).
 //   - Relative table names are taken in $queue_directory, never in the caller's working
-//     directory (main.go, enterQueueDirectory).
+//     directory (internal/cli, enterQueueDirectory).
 //   - -c, -o and a MAIL_CONFIG other than the default directory are refused (4.3.5) unless
 //     the caller's uid is listed in vdeliver_trusted_uids of the default main.cf, as
 //     Postfix's set-gid commands refuse an unlisted configuration directory. A trusted
@@ -30,8 +28,13 @@ package main
 //     as root. So is every option not known to be safe (callerOptions below).
 //
 // The delivery itself then switches to the recipient's uid and gid (deliver's identity
-// switch: groups, gid, uid — real, effective and saved — on every thread) before the
-// base is opened, so nothing under the base is written as root.
+// switch, internal/privilege: groups, gid, uid — real, effective and saved — on every
+// thread) before the base is opened, so nothing under the base is written as root.
+//
+// The package's init applies the first two rules. It runs before the command's own code
+// reads the environment: internal/cli imports this package, and Go runs a package's init
+// before the init of any package that imports it, and every init before main.
+package setuid
 
 import (
 	"errors"
@@ -42,43 +45,47 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"vdeliver/deliver"
+	"vdeliver/internal/privilege"
 	"vdeliver/internal/rootonly"
 	"vdeliver/lookup"
 	"vdeliver/maincf"
 )
 
-// setuidConfigDir is the configuration directory of a setuid run. It can only be changed
-// when the binary is linked (-ldflags "-X main.setuidConfigDir=..."), never by a caller.
-var setuidConfigDir = "/etc/postfix"
+// ConfigDir is the configuration directory of a setuid run. It can only be changed when
+// the binary is linked (-ldflags "-X vdeliver/internal/setuid.ConfigDir=..."), never by a
+// caller. (The tests of internal/cli point the copy of their binary that they install
+// setuid-root at a directory of its own.)
+var ConfigDir = "/etc/postfix"
 
-// trustedUIDsParam is the main.cf parameter (of setuidConfigDir/main.cf) listing the uids
-// that may use -c, -o and MAIL_CONFIG while vdeliver runs setuid-root.
+// trustedUIDsParam is the main.cf parameter (of ConfigDir/main.cf) listing the uids that
+// may use -c, -o and MAIL_CONFIG while vdeliver runs setuid-root.
 const trustedUIDsParam = "vdeliver_trusted_uids"
 
-// safePath is the PATH of a setuid run: pipe(8)'s _PATH_DEFPATH, so no table helper
+// SafePath is the PATH of a setuid run: pipe(8)'s _PATH_DEFPATH, so no table helper
 // (postmap) is ever looked up in a directory of the caller's choosing.
-const safePath = "/usr/bin:/bin"
+const SafePath = "/usr/bin:/bin"
 
-// setuidState is what the process knew about its caller when it started.
-type setuidState struct {
-	active     bool   // real uid is not root, effective uid is: installed setuid-root
-	uid, gid   int    // the caller's real uid and gid
+// State is what the process knew about its caller when it started.
+type State struct {
+	Active     bool   // real uid is not root, effective uid is: installed setuid-root
+	UID, GID   int    // the caller's real uid and gid
 	mailConfig string // the caller's MAIL_CONFIG, read before the environment was cleared
 }
 
-// selfExe is the running binary, checked for ownership.
-const selfExe = "/proc/self/exe"
+// SelfExe is the running binary, checked for ownership.
+const SelfExe = "/proc/self/exe"
 
-// startup is filled once by init, before main, and never changed after.
-var startup setuidState
+// startup is filled once by init and never changed after.
+var startup State
+
+// Startup is the State init found. A run that init dropped to its caller is not active.
+func Startup() State { return startup }
 
 func init() {
-	startup = setuidState{uid: os.Getuid(), gid: os.Getgid()}
-	startup.active = startup.uid != 0 && os.Geteuid() == 0
-	if !startup.active {
+	startup = State{UID: os.Getuid(), GID: os.Getgid()}
+	startup.Active = startup.UID != 0 && os.Geteuid() == 0
+	if !startup.Active {
 		return
 	}
 	startup.mailConfig = os.Getenv("MAIL_CONFIG")
@@ -86,7 +93,7 @@ func init() {
 	// the environment reaches a table helper or our own decisions.
 	tz, hasTZ := os.LookupEnv("TZ")
 	os.Clearenv()
-	os.Setenv("PATH", safePath)
+	os.Setenv("PATH", SafePath)
 	if hasTZ && safeTZ(tz) {
 		os.Setenv("TZ", tz)
 	}
@@ -95,28 +102,13 @@ func init() {
 		// subcommand may read any table a main.cf names and write cdb files, so it runs
 		// with the caller's own rights (reading root's files through a table, writing as
 		// root).
-		if err := dropToCaller(startup.uid, startup.gid); err != nil {
+		if err := privilege.Drop(startup.UID, startup.GID); err != nil {
 			st := deliver.Deferf(deliver.CodeSystem, err, "cannot drop privileges")
 			fmt.Fprintln(os.Stdout, st.Line())
 			os.Exit(st.Exit)
 		}
-		startup.active = false
+		startup.Active = false
 	}
-}
-
-// dropToCaller makes the process the caller for good: real, effective and saved ids, on
-// every thread. The caller's supplementary groups, which a setuid exec keeps, stay.
-func dropToCaller(uid, gid int) error {
-	if err := unix.Setresgid(gid, gid, gid); err != nil {
-		return fmt.Errorf("setresgid %d: %w", gid, err)
-	}
-	if err := unix.Setresuid(uid, uid, uid); err != nil {
-		return fmt.Errorf("setresuid %d: %w", uid, err)
-	}
-	if os.Geteuid() != uid || os.Getegid() != gid {
-		return fmt.Errorf("dropping to uid %d gid %d did not take effect", uid, gid)
-	}
-	return nil
 }
 
 // safeTZ keeps a TZ that names a zone and refuses one that names a file elsewhere, as
@@ -173,37 +165,44 @@ func givenOptions(args []string) []string {
 	return names
 }
 
-// setuidPolicy applies the setuid rules to one delivery command line (args, as parsed
-// into d), before the log file is opened and before main.cf is read. st is the status the
-// command line already earned (a usage error), returned unchanged if not nil. Outside
-// setuid mode it does nothing.
+// Request is what the setuid rules decide about in one delivery command line.
+type Request struct {
+	ConfigDir string         // -c as given; on success the directory that was checked
+	LogFile   string         // --log-file; cleared in a setuid run
+	Config    *maincf.Config // set when the delivery reads ConfigDir/main.cf: as Policy read it
+}
+
+// Policy applies the setuid rules to one delivery command line (args, as parsed into r),
+// before the log file is opened and before main.cf is read. st is the status the command
+// line already earned (a usage error), returned unchanged if not nil. Outside setuid mode
+// it does nothing.
 //
-// It clears d.logFile (which would be opened as root), and sets d.configDir to the
+// It clears r.LogFile (which would be opened as root), and sets r.ConfigDir to the
 // directory that was checked, so no environment variable is consulted afterwards. Every
 // refusal is 4.3.5 (exit 75): the mail waits while the administrator fixes the install,
 // and the details go to the log only.
-func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status) *deliver.Status {
-	if !s.active {
+func (s State) Policy(args []string, r *Request, st *deliver.Status) *deliver.Status {
+	if !s.Active {
 		return st
 	}
 	refuse := func(err error) *deliver.Status {
-		return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", s.uid, err), "mail system configuration error")
+		return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", s.UID, err), "mail system configuration error")
 	}
-	d.logFile = ""
+	r.LogFile = ""
 	if st != nil {
 		return st
 	}
-	if err := rootOnlyFile(selfExe, false); err != nil {
+	if err := rootOnlyFile(SelfExe, false); err != nil {
 		return refuse(fmt.Errorf("the vdeliver binary: %w", err))
 	}
-	if err := rootOnlyConfig(setuidConfigDir); err != nil {
+	if err := rootOnlyConfig(ConfigDir); err != nil {
 		return refuse(err)
 	}
-	cf, err := maincf.Load(setuidConfigDir)
+	cf, err := maincf.Load(ConfigDir)
 	if err != nil {
 		return refuse(err)
 	}
-	trusted, err := trustedUID(cf, s.uid)
+	trusted, err := trustedUID(cf, s.UID)
 	if err != nil {
 		return refuse(err)
 	}
@@ -221,20 +220,20 @@ func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status)
 			dash = "-"
 		}
 		return refuse(fmt.Errorf("option %s%s is not allowed (only root may use it; -c and -o also the uids in %s of %s/main.cf)",
-			dash, name, trustedUIDsParam, setuidConfigDir))
+			dash, name, trustedUIDsParam, ConfigDir))
 	}
-	dir := setuidConfigDir
-	if d.configDir != "" {
-		dir = d.configDir
+	dir := ConfigDir
+	if r.ConfigDir != "" {
+		dir = r.ConfigDir
 	} else if s.mailConfig != "" {
 		dir = s.mailConfig
 	}
-	if filepath.Clean(dir) != filepath.Clean(setuidConfigDir) {
+	if filepath.Clean(dir) != filepath.Clean(ConfigDir) {
 		// pipe(8) exports MAIL_CONFIG, normally naming the default directory; another one
 		// is the caller's choice of configuration, as -c.
 		if !trusted {
 			return refuse(fmt.Errorf("MAIL_CONFIG=%s is not allowed: uid %d is not listed in %s of %s/main.cf",
-				dir, s.uid, trustedUIDsParam, setuidConfigDir))
+				dir, s.UID, trustedUIDsParam, ConfigDir))
 		}
 		if !filepath.IsAbs(dir) {
 			return refuse(fmt.Errorf("configuration directory %q is not absolute", dir))
@@ -243,9 +242,9 @@ func setuidPolicy(s setuidState, args []string, d *delivery, st *deliver.Status)
 			return refuse(err)
 		}
 	}
-	d.configDir = dir
-	if filepath.Clean(dir) == filepath.Clean(setuidConfigDir) {
-		d.cf = cf
+	r.ConfigDir = dir
+	if filepath.Clean(dir) == filepath.Clean(ConfigDir) {
+		r.Config = cf
 	}
 	return nil
 }
@@ -273,11 +272,18 @@ func trustedUID(cf *maincf.Config, uid int) (bool, error) {
 // rootOnlyConfig checks dir and dir/main.cf as the configuration of a setuid run: both
 // must be owned by root and writable by nobody else, and so must every directory above
 // (where a world-writable directory is allowed only with the sticky bit, as /tmp).
+//
+// The directories above are walked once, for dir (as written and with symbolic links
+// resolved). They are main.cf's directories too, unless main.cf is itself a symbolic
+// link: only then does main.cf get its own walk, for the directories above its target.
 func rootOnlyConfig(dir string) error {
 	if err := rootOnlyFile(dir, true); err != nil {
 		return fmt.Errorf("configuration directory: %w", err)
 	}
-	if err := rootOnlyFile(filepath.Join(dir, "main.cf"), true); err != nil {
+	cf := filepath.Join(dir, "main.cf")
+	fi, err := os.Lstat(cf)
+	chain := err != nil || fi.Mode()&fs.ModeSymlink != 0 // a missing main.cf: the same error as before
+	if err := rootOnlyFile(cf, chain); err != nil {
 		return fmt.Errorf("main.cf: %w", err)
 	}
 	return nil
@@ -288,17 +294,28 @@ func rootOnlyConfig(dir string) error {
 func rootOnlyFile(path string, chain bool) error { return rootonly.Check(path, chain) }
 
 // setuidListParams are the main.cf lists whose tables and files decide, in a delivery,
-// where mail lands, as whom and whether at all.
+// where mail lands, as whom and whether at all (a quota too: it decides whether).
 var setuidListParams = []string{"virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps",
-	"virtual_alias_maps", "virtual_mailbox_domains", "mydestination"}
+	"virtual_alias_maps", "virtual_mailbox_domains", "mydestination", "vdeliver_quota_maps"}
 
-// rootOnlyDelivery checks, for a setuid-root run, what main.cf points a delivery at: the
+// CheckDelivery checks, for a setuid-root run, what main.cf points a delivery at: the
 // base and every directory above it, and every table file (a /file of a domain list too)
 // with every directory above it, must be changeable by root alone. Whoever can rename the
 // base or a directory above it can put a symlink in its place, and whoever can write a
 // table chooses uid and path: either way the caller would choose where each recipient's
 // mail is written, as that recipient. Relative table names are taken in the working
-// directory, $queue_directory by then.
+// directory, $queue_directory by then. Outside setuid mode it checks nothing. Its error
+// refuses the delivery (4.3.5).
+func (s State) CheckDelivery(cf *maincf.Config) *deliver.Status {
+	if !s.Active {
+		return nil
+	}
+	if err := rootOnlyDelivery(cf); err != nil {
+		return deliver.Deferf(deliver.CodeConfig, fmt.Errorf("setuid-root run by uid %d: %w", s.UID, err), "mail system configuration error")
+	}
+	return nil
+}
+
 func rootOnlyDelivery(cf *maincf.Config) error {
 	base, err := cf.Get("virtual_mailbox_base")
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"vdeliver/internal/maillog"
 	"vdeliver/internal/rawfile"
 )
 
@@ -105,8 +106,8 @@ func TestSyslogStuckDaemon(t *testing.T) {
 	if code != 0 || out != "2.0.0 delivered to maildir\n" {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
-	if took < syslogTimeout*9/10 || took > 4*syslogTimeout {
-		t.Fatalf("delivery with a stuck syslogd took %v, want about the %v send timeout", took, syslogTimeout)
+	if took < maillog.SyslogTimeout*9/10 || took > 4*maillog.SyslogTimeout {
+		t.Fatalf("delivery with a stuck syslogd took %v, want about the %v send timeout", took, maillog.SyslogTimeout)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // urfave/cli, as the delivery does, but in an App of their own: the delivery's App has no
 // commands, so no recipient can ever be taken for one. run hands the command line to this
 // App only when the first argument is a command's name (or "help"), which is also the rule
-// setuid.go's init drops privileges by: an argument that does not start with "-".
+// internal/setuid's init drops privileges by: an argument that does not start with "-".
 //
 // Adding a subcommand is one line in its own file:
 //
@@ -70,7 +70,7 @@ func isAdminCommandLine(args []string) bool {
 
 // routesToAdmin is run's choice: args go to the administrator's App, not to the delivery.
 // A setuid-root run keeps its privileges only when its first argument is an option
-// (setuid.go's init drops them otherwise), and such a run is always a delivery.
+// (internal/setuid's init drops them otherwise), and such a run is always a delivery.
 func routesToAdmin(args []string, setuid bool) bool {
 	return isAdminCommandLine(args) && (!setuid || !strings.HasPrefix(args[1], "-"))
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -23,8 +23,8 @@ import (
 )
 
 // manPath is the committed manual page; `make man` (VDELIVER_UPDATE_MAN=1 go test -run
-// '^TestManPage$' .) rewrites it from the command's own flags.
-const manPath = "docs/vdeliver.8"
+// '^TestManPage$' ./internal/cli) rewrites it from the command's own flags.
+const manPath = repoRoot + "/docs/vdeliver.8"
 
 var helpMu sync.Mutex
 
@@ -101,7 +101,7 @@ func TestManPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(got) != page {
-		t.Fatalf("%s is out of date: run `make man` (VDELIVER_UPDATE_MAN=1 go test -run '^TestManPage$' .)", manPath)
+		t.Fatalf("%s is out of date: run `make man` (VDELIVER_UPDATE_MAN=1 go test -run '^TestManPage$' ./internal/cli)", manPath)
 	}
 }
 
@@ -239,7 +239,7 @@ func TestManSubcommandFlags(t *testing.T) {
 func TestManExitStatus(t *testing.T) {
 	table := section(t, manText(t), "EXIT STATUS")
 	fset := token.NewFileSet()
-	files, err := filepath.Glob("deliver/*.go")
+	files, err := filepath.Glob(filepath.Join(repoRoot, "deliver", "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}

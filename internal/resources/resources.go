@@ -1,14 +1,12 @@
-package main
-
-// What a delivery does about the Go runtime's fatal errors. The runtime cannot recover
-// from a refused allocation, a missing eventfd (too few file descriptors) or a thread it
-// cannot create: it prints a trace on standard error and exits with status 2, which
+// Package resources is what a delivery does about the Go runtime's fatal errors. The
+// runtime cannot recover from a refused allocation, a missing eventfd (too few file
+// descriptors) or a thread it cannot create: it prints a trace on standard error and exits with status 2, which
 // pipe(8) bounces, showing the trace to the sender. So, before anything else:
 //
 //   - too few file descriptors is found at start and defers (4.3.0) before any is needed,
 //     after raising the soft limit as far as allowed (RLIMIT_NOFILE);
 //   - the sender's message and every file whose size comes from disk are read only up to
-//     a bound (main.go maxMessage, maincf, lookup, mbox intent records, the journal);
+//     a bound (MaxMessage, maincf, lookup, mbox intent records, the journal);
 //   - the garbage collector works to a memory limit, whatever GOGC or GOMEMLIMIT the
 //     caller of a setuid-root run set;
 //   - what can still happen (an address-space limit or the memory of the machine
@@ -22,6 +20,7 @@ package main
 // The runtime's own start-up, before any of vdeliver's code runs, can still fail with
 // exit 2 (an RLIMIT_AS of a gigabyte or so; measured at 0.6 and, once, 1.2 GB): nothing in
 // the program can run earlier.
+package resources
 
 import (
 	"fmt"
@@ -37,17 +36,22 @@ import (
 // postmap(1) or forwarding child, with room to spare.
 const minFiles = 64
 
-// memoryLimit is the garbage collector's target: three copies of the largest message
+// MaxMessage is the largest message vdeliver holds (in memory, as a whole: the mbox
+// record is built and written at once). The sender's message must not decide how much
+// memory is asked for: a refused allocation ends a Go program with exit status 2, which
+// pipe(8) bounces with no reason given. A larger message bounces 5.3.4 "message too big
+// for system", a decision and not a crash; Postfix's message_size_limit (10 MB by
+// default) stops such mail long before.
+const MaxMessage = 512 << 20
+
+// MemoryLimit is the garbage collector's target: three copies of the largest message
 // (message, mbox record, intent record) and the tables.
-const memoryLimit = 3*maxMessage + 256<<20
+const MemoryLimit = 3*MaxMessage + 256<<20
 
-// resourceErr is why this run cannot deliver (too few file descriptors); set once by
-// guardRuntime, before run.
-var resourceErr error
-
-// guardRuntime prepares a delivery run as above. Subcommands are administrators' tools,
-// which keep Go's defaults.
-func guardRuntime(setuid bool) {
+// Guard prepares a delivery run as above, and returns why it cannot deliver (too few
+// file descriptors), or nil. Subcommands are administrators' tools, which keep Go's
+// defaults.
+func Guard(setuid bool) error {
 	debug.SetTraceback("crash")
 	unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0})
 	if _, err := unix.IoctlGetTermios(2, unix.TCGETS); err != nil {
@@ -60,9 +64,9 @@ func guardRuntime(setuid bool) {
 		debug.SetGCPercent(100)
 	}
 	if setuid || debug.SetMemoryLimit(-1) == math.MaxInt64 {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(MemoryLimit)
 	}
-	resourceErr = enoughFiles()
+	return enoughFiles()
 }
 
 // enoughFiles raises the soft RLIMIT_NOFILE to minFiles when it is lower (Go's runtime

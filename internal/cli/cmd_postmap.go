@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"vdeliver/internal/privilege"
 	"vdeliver/lookup"
 	"vdeliver/lookup/cdb"
 )
@@ -317,37 +318,7 @@ func becomeOwner(fi os.FileInfo) (restore func() error, err error) {
 	if !ok || os.Getuid() != 0 || (int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid()) {
 		return nothing, nil
 	}
-	groups, err := unix.Getgroups()
-	if err != nil {
-		return nil, fmt.Errorf("getgroups: %w", err)
-	}
-	euid, egid := os.Geteuid(), os.Getegid()
-	restore = func() error {
-		// The saved uid is still root, so root can be had back.
-		if err := unix.Setresuid(-1, euid, -1); err != nil {
-			return fmt.Errorf("back to uid %d: %w", euid, err)
-		}
-		if err := unix.Setresgid(-1, egid, -1); err != nil {
-			return fmt.Errorf("back to gid %d: %w", egid, err)
-		}
-		if err := unix.Setgroups(groups); err != nil {
-			return fmt.Errorf("setgroups: %w", err)
-		}
-		return nil
-	}
-	// Groups and gid first: after the uid changes we may no longer change them.
-	if err := unix.Setgroups([]int{int(st.Gid)}); err != nil {
-		return nil, fmt.Errorf("setgroups %d: %w", st.Gid, err)
-	}
-	if err := unix.Setresgid(-1, int(st.Gid), -1); err != nil {
-		_ = restore()
-		return nil, fmt.Errorf("setegid %d: %w", st.Gid, err)
-	}
-	if err := unix.Setresuid(-1, int(st.Uid), -1); err != nil {
-		_ = restore()
-		return nil, fmt.Errorf("seteuid %d: %w", st.Uid, err)
-	}
-	return restore, nil
+	return privilege.Effective(int(st.Uid), int(st.Gid))
 }
 
 // postmapQuery answers -q: the first table (in order, each opened when reached) that

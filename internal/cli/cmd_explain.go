@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vdeliver/deliver"
-	"vdeliver/maincf"
+	"vdeliver/internal/setuid"
 )
 
 func init() { commands = append(commands, explainCommand, explainProbeCommand) }
@@ -171,9 +171,9 @@ func probeAsRecipient(ctx context.Context, p deliver.StorageProbe) *deliver.Stat
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	// argv[0] stays our own name: the binary is found through /proc, not $PATH.
-	cmd := exec.CommandContext(ctx, selfExe, "explain-probe")
+	cmd := exec.CommandContext(ctx, setuid.SelfExe, "explain-probe")
 	cmd.Args[0] = filepath.Base(os.Args[0])
-	cmd.Env = []string{"PATH=" + safePath}
+	cmd.Env = []string{"PATH=" + setuid.SafePath}
 	cmd.Stdin = bytes.NewReader(in)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -212,39 +212,4 @@ func explainProbeCommand(cio *cmdIO) *cli.Command {
 			return nil
 		},
 	}
-}
-
-// configDirectory is the directory holding main.cf: dir (-c), else $MAIL_CONFIG, else
-// /etc/postfix, as Postfix's commands choose it.
-func configDirectory(dir string, getenv func(string) string) string {
-	if dir == "" {
-		dir = getenv("MAIL_CONFIG")
-	}
-	if dir == "" {
-		dir = "/etc/postfix"
-	}
-	// Absolute: the working directory becomes $queue_directory once main.cf is read.
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
-	}
-	return dir
-}
-
-// loadConfig reads main.cf from configDirectory(dir) and applies the -o overrides.
-func loadConfig(dir string, overrides []string, getenv func(string) string) (*maincf.Config, error) {
-	cf, err := maincf.Load(configDirectory(dir, getenv))
-	if err != nil {
-		return nil, err
-	}
-	return cf, applyOverrides(cf, overrides)
-}
-
-// applyOverrides applies -o name=value settings to cf.
-func applyOverrides(cf *maincf.Config, overrides []string) error {
-	for _, o := range overrides {
-		if err := cf.Override(o); err != nil {
-			return err
-		}
-	}
-	return nil
 }
