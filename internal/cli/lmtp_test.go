@@ -152,6 +152,36 @@ func TestLMTPReloadRelativeAndUnion(t *testing.T) {
 	c.expect("RSET", "250 2.0.0 Ok")
 }
 
+// A change of vdeliver_quota_maps alone is a change of configuration too: its table is
+// watched like the others.
+func TestLMTPReloadQuotaTable(t *testing.T) {
+	bin := vdeliverBinary(t)
+	dir := lmtpWorkDir(t)
+	uid, gid := deliveryUID()
+	writeFile(t, filepath.Join(dir, "main.cf"), "virtual_mailbox_domains = example.com\nvirtual_mailbox_base = "+dir+"/vmail\n"+
+		"virtual_mailbox_maps = static:alice/\nvdeliver_quota_maps = texthash:"+dir+"/quota\n"+
+		"virtual_uid_maps = static:"+strconv.Itoa(uid)+"\nvirtual_gid_maps = static:"+strconv.Itoa(gid)+"\n")
+	writeFile(t, filepath.Join(dir, "quota"), "alice@example.com 1000000S\n")
+	// Files changed in the last settleTime are reloaded anyway; wait until these are
+	// settled, so that only the watch list can notice the change below.
+	time.Sleep(settleTime + 100*time.Millisecond)
+	c := startLMTP(t, bin, "-c", dir)
+	c.do("LHLO x")
+	deliver := func(want string) {
+		t.Helper()
+		c.expect("MAIL FROM:<s@example.org>", "250 2.1.0 Ok")
+		c.expect("RCPT TO:<alice@example.com>", "250 2.1.5 Ok")
+		c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
+		c.send("Subject: q", "", "x", ".")
+		if got := c.reply(); got != want {
+			t.Fatalf("after DATA: %q, want %q", got, want)
+		}
+	}
+	deliver("250 2.0.0 delivered to maildir")
+	writeFile(t, filepath.Join(dir, "quota"), "alice@example.com 1S\n")
+	deliver("552 5.2.2 mailbox full")
+}
+
 func TestLMTPReload(t *testing.T) {
 	bin := vdeliverBinary(t)
 	dir := lmtpWorkDir(t)
