@@ -643,9 +643,11 @@ func TestSetuidAttacks(t *testing.T) {
 func TestSetuidBaseAndTableOwners(t *testing.T) {
 	in := newSetuidInstall(t, "virtual_gid_maps = texthash:$config_directory/../tables/gids\n"+
 		"virtual_mailbox_base = $config_directory/../spool/vmail\n"+
-		"virtual_mailbox_domains = $config_directory/../tables/domains\n")
+		"virtual_mailbox_domains = $config_directory/../tables/domains\n"+
+		"vdeliver_quota_maps = texthash:$config_directory/../tables/quota\n")
 	tables, spool := filepath.Join(in.dir, "tables"), filepath.Join(in.dir, "spool")
 	writeFile(t, filepath.Join(tables, "gids"), "alice@example.com  5000\nbob@example.com  5000\n")
+	writeFile(t, filepath.Join(tables, "quota"), "alice@example.com  1000000S\n")
 	writeFile(t, filepath.Join(tables, "domains"), "# the domains\nexample.com\n")
 	must(t, os.Mkdir(spool, 0o755))
 	must(t, os.Rename(filepath.Join(in.dir, "vmail"), filepath.Join(spool, "vmail")))
@@ -663,6 +665,7 @@ func TestSetuidBaseAndTableOwners(t *testing.T) {
 		{"directory above the base owned by the caller", spool, fs.ModeDir | 0o755, mtaUID},
 		{"table file owned by the caller", filepath.Join(tables, "gids"), 0o644, mtaUID},
 		{"table file writable by others", filepath.Join(in.dir, "etc", "uids"), 0o646, 0},
+		{"quota table owned by the caller", filepath.Join(tables, "quota"), 0o644, mtaUID},
 		{"directory above a table group-writable", tables, fs.ModeDir | 0o775, 0},
 	} {
 		fi, err := os.Stat(tc.path)
