@@ -134,6 +134,9 @@ type checker struct {
 	pipeUser *account
 	// setuid: vdeliver is installed setuid-root and writes as each recipient's own ids.
 	setuid bool
+	// lmtp is the spawn(8) service running vdeliver lmtp that virtual_transport reaches,
+	// nil when mail reaches vdeliver through pipe(8) or not at all.
+	lmtp *Service
 	// proxymapReachable: pipeUser can connect to proxymap(8), so proxy: tables are read
 	// by Postfix rather than with pipeUser's rights.
 	proxymapReachable bool
@@ -623,7 +626,11 @@ func (c *checker) checkID(isUID bool, v, key, file string, line int, minUID uint
 		if isUID {
 			want = c.pipeUser.uid
 		}
-		c.add(file, line, Error, what+"-not-pipe-user", fmt.Sprintf("%s %d%s differs from %s's %s %d, which pipe(8) runs vdeliver as: deliveries defer", what, n, of, c.pipeUser.name, what, want),
+		runs := "pipe(8) runs vdeliver"
+		if c.lmtp != nil {
+			runs = "spawn(8) runs vdeliver lmtp"
+		}
+		c.add(file, line, Error, what+"-not-pipe-user", fmt.Sprintf("%s %d%s differs from %s's %s %d, which %s as: deliveries defer", what, n, of, c.pipeUser.name, what, want, runs),
 			fmt.Sprintf("%s = static:%d, or run vdeliver as the owner of the mailboxes", param, want))
 	}
 }
@@ -815,17 +822,18 @@ func (c *checker) readMaster() {
 		return
 	}
 	c.services = services
-	// Only the first vdeliver service counts: the one virtual_transport names. Without
-	// one, the LMTP service virtual_transport reaches; it runs as its user= even when
-	// the program is installed set-uid root.
-	if ours := c.vdeliverServices(); len(ours) > 0 {
+	// The LMTP service virtual_transport reaches, if it does, runs as its user= even when
+	// the program is installed set-uid root. Else only the first pipe(8) vdeliver
+	// service counts: the one virtual_transport names.
+	if s, ok := c.lmtpService(); ok {
+		c.lmtp = &s
+		p, _ := s.Spawn()
+		c.pipeUser = serviceAccount(p)
+	} else if ours := c.vdeliverServices(); len(ours) > 0 {
 		p, _ := ours[0].Pipe()
 		if !setuidRoot(p.Argv[0].Text) {
 			c.pipeUser = serviceAccount(p)
 		}
-	} else if s, ok := c.lmtpService(); ok {
-		p, _ := s.Spawn()
-		c.pipeUser = serviceAccount(p)
 	}
 	if c.pipeUser != nil {
 		socket := filepath.Join(c.get("queue_directory"), "private", c.get("proxymap_service_name"))
@@ -852,8 +860,9 @@ func serviceAccount(p PipeAttrs) *account {
 }
 
 // lmtpService is the spawn(8) service running vdeliver lmtp that virtual_transport
-// reaches: an lmtp transport whose next hop is the service's socket,
-// unix:private/NAME (relative to queue_directory) or the same path in full.
+// reaches: an lmtp transport whose next hop is the service's socket, a unix service in
+// private/ (or public/ when its private column is n), named relative to queue_directory
+// or in full.
 func (c *checker) lmtpService() (Service, bool) {
 	transport, next, _ := strings.Cut(c.get("virtual_transport"), ":")
 	if transport != "lmtp" {
@@ -870,16 +879,48 @@ func (c *checker) lmtpService() (Service, bool) {
 		return Service{}, false
 	}
 	dir, name := filepath.Split(sock)
-	private := filepath.Join(c.get("queue_directory"), "private")
-	if filepath.Clean(dir) != "private" && filepath.Clean(dir) != private {
-		return Service{}, false
-	}
+	dir = filepath.Clean(dir)
 	for _, s := range c.services {
-		if p, ok := s.Spawn(); ok && s.Name == name && p.runsVdeliverLMTP() {
+		p, ok := s.Spawn()
+		if !ok || s.Name != name || s.Type != "unix" || !p.runsVdeliverLMTP() {
+			continue
+		}
+		class := "private"
+		if s.Private == "n" {
+			class = "public"
+		}
+		if dir == class || dir == filepath.Join(c.get("queue_directory"), class) {
 			return s, true
 		}
 	}
 	return Service{}, false
+}
+
+// lmtpClientParam is a parameter of the lmtp client that virtual_transport names: its
+// -o override in master.cf when it has one, else main.cf's, expanded, and where it is
+// set.
+func (c *checker) lmtpClientParam(param string) (value, file string, line int, err error) {
+	transport, _, _ := strings.Cut(c.get("virtual_transport"), ":")
+	for _, s := range c.services {
+		if s.Name != transport || path.Base(s.Command) != "lmtp" {
+			continue
+		}
+		for i := 0; i+1 < len(s.Args); i++ {
+			if s.Args[i].Text != "-o" {
+				continue
+			}
+			if name, v, ok := strings.Cut(s.Args[i+1].Text, "="); ok && strings.TrimSpace(name) == param {
+				value, err = c.cf.Expand(strings.TrimSpace(v))
+				file, line = c.masterFile, s.Args[i+1].Line
+			}
+		}
+	}
+	if file != "" {
+		return value, file, line, err
+	}
+	file, line = c.where(param)
+	value, err = c.cf.Get(param)
+	return value, file, line, err
 }
 
 // setuidRoot reports whether the program is installed set-uid root: it then opens the
@@ -918,9 +959,9 @@ func (c *checker) masterEntries() {
 	services := c.vdeliverServices()
 	tfile, tline := c.where("virtual_transport")
 	transport, _, _ := strings.Cut(c.get("virtual_transport"), ":")
-	lmtp, viaLMTP := c.lmtpService()
+	viaLMTP := c.lmtp != nil
 	if viaLMTP {
-		c.lmtpEntry(lmtp)
+		c.lmtpEntry(*c.lmtp)
 	}
 	if len(services) == 0 {
 		if !viaLMTP {
@@ -981,8 +1022,8 @@ func (c *checker) masterEntry(s Service) {
 func (c *checker) lmtpEntry(s Service) {
 	p, _ := s.Spawn()
 	c.serviceColumns(s, "spawn(8)", p, "vdeliver lmtp refuses to run as root")
-	if n, err := c.cf.Int("lmtp_line_length_limit"); err == nil && n != 0 {
-		file, line := c.where("lmtp_line_length_limit")
+	v, file, line, err := c.lmtpClientParam("lmtp_line_length_limit")
+	if n, perr := strconv.Atoi(strings.TrimSpace(v)); err == nil && perr == nil && n != 0 {
 		c.add(file, line, Warning, "lmtp-line-length",
 			fmt.Sprintf("lmtp_line_length_limit is %d, not 0: Postfix's lmtp client breaks longer lines (CR LF SPACE), so the mailbox differs from what virtual(8) writes", n),
 			"lmtp_line_length_limit = 0")

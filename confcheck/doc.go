@@ -92,7 +92,8 @@
 //	master-null-sender       warning  null_sender absent or not empty
 //	master-argv              error    argv without ${recipient}; warning without "--"
 //	                                  before it
-//	lmtp-line-length         warning  lmtp_line_length_limit not 0 with the LMTP
+//	lmtp-line-length         warning  lmtp_line_length_limit (main.cf or the lmtp
+//	                                  service's -o) not 0 with the LMTP
 //	                                  service: Postfix folds long lines
 //	recipient-limit          error    <service>_destination_recipient_limit not 1
 //	time-limit               error    <service>_time_limit (else command_time_limit) not

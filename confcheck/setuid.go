@@ -31,6 +31,10 @@ func (c *checker) relativeTables() {
 // setuidInstalled reports whether vdeliver runs setuid-root: the program the master.cf
 // entry runs, or this very binary, is owned by root with the set-uid bit.
 func (c *checker) setuidInstalled() bool {
+	if c.lmtp != nil {
+		// vdeliver lmtp runs as spawn(8)'s user= whether or not the program is set-uid.
+		return false
+	}
 	paths := []string{"/proc/self/exe"}
 	for _, s := range c.vdeliverServices() {
 		if p, ok := s.Pipe(); ok && len(p.Argv) > 0 {
