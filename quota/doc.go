@@ -71,8 +71,10 @@
 // lost by vdeliver's appends; a vdeliver recalculation that overlaps a delivery or an
 // expunge by Dovecot is caught by the directory times above; and if Dovecot replaces
 // maildirsize while a vdeliver message is on its way, Done and Cancel notice the new
-// inode and remove the file, since whether it counts that message is unknown, and the
-// next reader counts again. A crash between
+// file and remove it, since whether it counts that message is unknown, and the next
+// reader counts again. The reservation keeps the file it recorded in open until then,
+// so that the new file cannot get the old one's inode number (ext4 reuses a freed inode
+// at once), and Cancel appends through that descriptor. A crash between
 // Reserve and Done leaves the reservation counted until the next recalculation, which an
 // over-quota answer forces: an over-count corrects itself before it refuses mail.
 //

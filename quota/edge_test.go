@@ -240,6 +240,39 @@ func TestReplacedInFlight(t *testing.T) {
 	}
 }
 
+// TestReplacedInFlightInodeReuse: a maildirsize removed and created anew while a message
+// is on its way is noticed even when the file system gives the new file the old one's
+// inode number (ext4 does, once the old file is unlinked and closed): the reservation
+// keeps the file it recorded in open, so its inode cannot be reused.
+func TestReplacedInFlightInodeReuse(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"done", "cancel"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			md := maildirAt(t, base, "u")
+			r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(md, FileName)
+			os.Remove(p)
+			writeFile(t, p, "100S\n0 0\n", time.Time{}) // a count without our message
+			if end == "done" {
+				err = r.Done()
+			} else {
+				err = r.Cancel()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(p); err == nil {
+				t.Errorf("maildirsize replaced in flight survives: %q", readFile(t, p))
+			}
+		})
+	}
+}
+
 // TestLockBusy: a delivery holding its reservation keeps a second one waiting; after
 // LockWait the second gives up with ErrBusy, and gets through once the first is done.
 // Not parallel: it shortens LockWait.

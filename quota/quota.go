@@ -59,10 +59,12 @@ type Reservation struct {
 	Usage Usage // the usage before this message
 	Size  int64 // the message's size as recorded
 
-	dir      *os.File // the Maildir, holding the lock; nil for a no-op reservation
-	path     string   // the Maildir's maildirsize, relative to the root, for errors
-	recorded bool     // a delta line went into the file identified by dev and ino
-	dev, ino uint64
+	dir  *os.File // the Maildir, holding the lock; nil for a no-op reservation
+	path string   // the Maildir's maildirsize, relative to the root, for errors
+	// file is the maildirsize the delta line went into, nil when none did. It stays open
+	// until Done or Cancel: while it is open its inode number cannot be given to a new
+	// file, so comparing it with what the name holds then tells a replaced file for sure.
+	file *os.File
 }
 
 // Reserve decides whether a message of size bytes may be delivered into the Maildir dir
@@ -141,7 +143,7 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 			unix.Unlinkat(int(d.Fd()), FileName, 0)
 			return nil, fmt.Errorf("quota: append to %s: %w", path, err)
 		}
-		r.recorded, r.dev, r.ino = true, st.dev, st.ino
+		r.file, st.file = st.file, nil
 	}
 	keep = true
 	r.dir = d
@@ -206,40 +208,36 @@ func (r *Reservation) Done() error {
 		return nil
 	}
 	defer r.release()
-	if r.recorded && !r.sameFile() {
-		return r.removeFile()
+	if r.file == nil {
+		return nil
 	}
-	return nil
+	if same, err := r.sameFile(); err != nil || same {
+		return err
+	}
+	return r.removeFile()
 }
 
 // Cancel ends a reservation whose message was not delivered: it appends "-<size> -1" to
-// the maildirsize it recorded the message in, and releases the lock. If that file was
-// replaced meanwhile, the new one never counted the message; it is removed instead, for
-// the same reason as in Done.
+// the maildirsize it recorded the message in, through the descriptor it kept, and
+// releases the lock. If that file was replaced meanwhile, the new one never counted the
+// message; it is removed instead, for the same reason as in Done. If it was removed, the
+// next reader recalculates anyway.
 func (r *Reservation) Cancel() error {
 	if r == nil || r.dir == nil {
 		return nil
 	}
 	defer r.release()
-	if !r.recorded {
+	if r.file == nil {
 		return nil
 	}
-	f, err := openFileAt(r.dir, os.O_WRONLY|os.O_APPEND)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // the next reader recalculates
-	}
+	same, err := r.sameFile()
 	if err != nil {
-		return fmt.Errorf("quota: open %s: %w", r.path, err)
+		return err
 	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fmt.Errorf("quota: stat %s: %w", r.path, err)
-	}
-	if uint64(st.Dev) != r.dev || st.Ino != r.ino {
+	if !same {
 		return r.removeFile()
 	}
-	if err := appendLine(f, -r.Size, -1); err != nil {
+	if err := appendLine(r.file, -r.Size, -1); err != nil {
 		unix.Unlinkat(int(r.dir.Fd()), FileName, 0)
 		return fmt.Errorf("quota: append to %s: %w", r.path, err)
 	}
@@ -247,16 +245,30 @@ func (r *Reservation) Cancel() error {
 }
 
 func (r *Reservation) release() {
+	if r.file != nil {
+		r.file.Close()
+		r.file = nil
+	}
 	r.dir.Close()
 	r.dir = nil
 }
 
-func (r *Reservation) sameFile() bool {
-	var st unix.Stat_t
-	if unix.Fstatat(int(r.dir.Fd()), FileName, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-		return false
+// sameFile reports whether maildirsize is still the file the reservation recorded in.
+// A name that is gone counts as the same: there is nothing to remove, and the next
+// reader recalculates.
+func (r *Reservation) sameFile() (bool, error) {
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(r.file.Fd()), &held); err != nil {
+		return false, fmt.Errorf("quota: stat %s: %w", r.path, err)
 	}
-	return uint64(st.Dev) == r.dev && st.Ino == r.ino
+	err := unix.Fstatat(int(r.dir.Fd()), FileName, &now, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("quota: stat %s: %w", r.path, err)
+	}
+	return now.Dev == held.Dev && now.Ino == held.Ino, nil
 }
 
 func (r *Reservation) removeFile() error {
@@ -305,13 +317,12 @@ func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, 
 
 // state is what readState found.
 type state struct {
-	limit    Limit // the limit that applies
-	usage    Usage // the file's totals, when !recalc
-	recalc   bool  // the file must be recalculated
-	lines    int   // delta lines after the first line
-	mtime    time.Time
-	file     *os.File // maildirsize, open O_APPEND, when it exists and is a regular file
-	dev, ino uint64
+	limit  Limit // the limit that applies
+	usage  Usage // the file's totals, when !recalc
+	recalc bool  // the file must be recalculated
+	lines  int   // delta lines after the first line
+	mtime  time.Time
+	file   *os.File // maildirsize, open O_APPEND, when it exists and is a regular file
 }
 
 func (s *state) close() {
@@ -360,7 +371,7 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 		s.recalc = true
 		return s, nil
 	}
-	s.file, s.dev, s.ino = f, uint64(fst.Dev), fst.Ino
+	s.file = f
 	s.mtime = time.Unix(fst.Mtim.Unix())
 	data, err := rawfile.ReadAll(f, maxFileSize, maxFileSize-1)
 	tooLarge := errors.Is(err, rawfile.ErrTooLarge)

@@ -74,12 +74,7 @@ func recalculate(d *os.File, dir string, st *state, now time.Time) error {
 			return err
 		}
 		if !changed {
-			var fst unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
-				f.Close()
-				return fmt.Errorf("quota: stat %s: %w", path, err)
-			}
-			st.file, st.dev, st.ino = f, uint64(fst.Dev), fst.Ino
+			st.file = f
 			return nil
 		}
 		f.Close()
