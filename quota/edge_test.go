@@ -305,6 +305,35 @@ func TestLockBusy(t *testing.T) {
 	second.Cancel()
 }
 
+// TestNoQuotaNoLock: without a limit and without maildirsize, Reserve takes no lock, so
+// a lock held on the Maildir by anyone never holds back mail for a user without a quota.
+// Not parallel: it shortens LockWait.
+func TestNoQuotaNoLock(t *testing.T) {
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	d, err := os.Open(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	old := LockWait
+	LockWait = 100 * time.Millisecond
+	defer func() { LockWait = old }()
+	r, err := Reserve(openRoot(t, base), "u", nil, 5, time.Now())
+	if err != nil || !r.Limit.Unlimited() {
+		t.Fatalf("Reserve without a quota while the Maildir is locked: %+v, %v", r, err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(md, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("maildirsize created without a quota: %v", err)
+	}
+}
+
 // TestChangedWhileCounting: the directory times catch a message added after the count.
 func TestChangedWhileCounting(t *testing.T) {
 	t.Parallel()

@@ -78,7 +78,8 @@ type Reservation struct {
 // folder of it), or the second Reserve waits LockWait and fails with ErrBusy.
 //
 // limit is the definition from the tables; nil means the first line of an existing
-// maildirsize. Without either there is no quota, and the Reservation is a no-op. A
+// maildirsize. Without either there is no quota, and the Reservation is a no-op: with
+// limit nil and no maildirsize nothing is locked or opened but the name looked up. A
 // Maildir that does not exist yet holds nothing: the message is checked against limit
 // and nothing is written (the next delivery recalculates and counts it); the lock is
 // then taken on the nearest directory above it that exists.
@@ -90,8 +91,19 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	if size < 0 {
 		return nil, fmt.Errorf("quota: negative message size %d", size)
 	}
+	if limit != nil && limit.Unlimited() {
+		return &Reservation{Size: size}, nil
+	}
 	dir = maildirOf(root, dir)
 	path := joinPath(dir, FileName)
+	if limit == nil {
+		// No quota from the tables: only an existing maildirsize can give one. Without
+		// it, nothing is opened or locked, as virtual(8) knows of no quota, and no lock
+		// held by anyone can hold back mail for a user without a quota.
+		if _, err := root.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return &Reservation{Size: size}, nil
+		}
+	}
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if limit == nil || limit.Unlimited() {
