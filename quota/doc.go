@@ -67,6 +67,22 @@
 // is locked instead, and a delivery that comes between the first one's creation of the
 // Maildir and the end of its reservation counts the Maildir without the first message
 // (there is no maildirsize yet to record it in): one message over, at most.
+//
+// flock(2) needs nothing but a descriptor open for reading, so any user who can open a
+// directory can lock it and make every delivery into it wait LockWait and defer, for as
+// long as they like. vdeliver therefore locks a directory only when it belongs to the
+// delivering user and neither its group nor others may read or search it (mode & 0055
+// == 0): then only that user and root can open it. Maildirs as virtual(8), Dovecot and
+// vdeliver create them (mode 0700) qualify. A Maildir open to others is not locked, and
+// concurrent deliveries into it may pass the limit by their number, as with Dovecot and
+// Courier, which never lock. The same rule holds for the directory above a Maildir not
+// created yet (often the base or a domain directory, mode 0755): when it is open to
+// others, concurrent first deliveries are each admitted without seeing each other, and
+// a recalculation meanwhile may miss their messages until the next one.
+//
+// Without a quota from the tables and without maildirsize nothing is locked at all (nor
+// opened), exactly as virtual(8) delivers: no lock, whoever holds it, can hold back mail
+// for a user who has no quota.
 // Against Dovecot, which does not see the lock: its appends are whole lines and are never
 // lost by vdeliver's appends; a vdeliver recalculation that overlaps a delivery or an
 // expunge by Dovecot is caught by the directory times above; and if Dovecot replaces

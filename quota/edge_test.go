@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -331,6 +332,51 @@ func TestNoQuotaNoLock(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(md, FileName)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("maildirsize created without a quota: %v", err)
+	}
+}
+
+// TestLockByOtherUser: a directory that other users can open is never locked, so that no
+// user but the Maildir's owner (and root) can make deliveries wait and defer by holding
+// a lock on it: the nearest directory above a Maildir not created yet (here the base,
+// 0755), or a Maildir open to all. Not parallel: it shortens LockWait.
+func TestLockByOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run flock(1) as another user")
+	}
+	for _, c := range []struct {
+		name, dir, lockDir string
+		maildir            bool
+	}{
+		{"ancestor", "example.com/newuser", "", false},
+		{"maildir", "example.com/u", "example.com/u", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			os.Chmod(filepath.Dir(base), 0o755)
+			os.Chmod(base, 0o755)
+			if c.maildir {
+				md := maildirAt(t, base, c.dir)
+				os.Chmod(filepath.Dir(md), 0o755)
+				os.Chmod(md, 0o755)
+			}
+			cmd := exec.Command("flock", "-s", filepath.Join(base, c.lockDir), "sleep", "3")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			time.Sleep(300 * time.Millisecond)
+			old := LockWait
+			LockWait = time.Second
+			defer func() { LockWait = old }()
+			r, err := Reserve(openRoot(t, base), c.dir, lim("1000S"), 10, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Done(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -524,7 +524,21 @@ func openFileAt(d *os.File, flag int) (*os.File, error) {
 // concurrent vdeliver deliveries check and record one at a time and never recalculate
 // while another's message is on its way. A file system without flock on directories
 // (some NFS setups) gets no lock, as Dovecot and Courier never have one.
+//
+// flock needs no more than a descriptor open for reading, so a directory that another
+// user can open could be locked by that user to make every delivery wait LockWait and
+// defer, for as long as they like. Such a directory is therefore never locked: only one
+// owned by the delivering user that neither group nor others can read or search (a
+// Maildir that virtual(8), Dovecot or vdeliver creates, mode 0700), which only its owner
+// and root can open.
 func lockDir(d *os.File, dir string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
+		return fmt.Errorf("quota: stat maildir %s: %w", displayDir(dir), err)
+	}
+	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o055 != 0 {
+		return nil
+	}
 	deadline := time.Now().Add(LockWait)
 	delay := time.Millisecond
 	for {
