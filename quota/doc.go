@@ -9,7 +9,8 @@
 // totals, and every delivery or removal appends its delta ("5120 1", "-5120 -1"). The
 // usage is the sum of those lines. Lines are read as two decimal integers separated by
 // blanks (Courier pads them to 12 columns; Dovecot and vdeliver do not pad). A last line
-// without its newline is ignored, as Dovecot ignores it.
+// without its newline is ignored, as Dovecot ignores it, and makes the file be
+// recalculated before vdeliver appends (else its line would merge with the partial one).
 //
 // # Which file
 //
@@ -21,7 +22,8 @@
 //
 // As the Maildir++ specification and Dovecot's maildir backend decide: when maildirsize is
 // missing (or not a regular file); when it is 5120 bytes or larger (it is then never read
-// beyond 5119 bytes); when a line after the first does not parse, the totals are negative
+// beyond 5119 bytes); when its last line has no newline; when a line after the first
+// does not parse, the totals are negative
 // or overflow, or the file contains a NUL byte; when the limit from the tables differs
 // from the first line (the first line is rewritten, as Dovecot rewrites it); and when the
 // message does not fit and the numbers may be stale: the file holds more than one line

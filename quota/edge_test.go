@@ -380,6 +380,35 @@ func TestLockByOtherUser(t *testing.T) {
 	}
 }
 
+// TestPartialLine: a maildirsize whose last line has no newline (an append cut short) is
+// recalculated before a delta is appended, or the delta would merge with the partial
+// line into a wrong one ("-" and "300 1" making "-300 1").
+func TestPartialLine(t *testing.T) {
+	t.Parallel()
+	for _, partial := range []string{"-", "12", "100 1"} {
+		t.Run(partial, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			md := maildirAt(t, base, "u")
+			putMessage(t, md, "cur", "a,S=250:2,", 0)
+			putMessage(t, md, "cur", "b,S=250:2,", 0)
+			p := filepath.Join(md, FileName)
+			writeFile(t, p, "1000S\n500 2\n"+partial, time.Time{})
+			r, err := Reserve(openRoot(t, base), "u", lim("1000S"), 300, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			putMessage(t, md, "new", "c,S=300", 0)
+			if err := r.Done(); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, p); got != "1000S\n500 2\n300 1\n" {
+				t.Errorf("maildirsize %q", got)
+			}
+		})
+	}
+}
+
 // TestChangedWhileCounting: the directory times catch a message added after the count.
 func TestChangedWhileCounting(t *testing.T) {
 	t.Parallel()

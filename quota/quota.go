@@ -413,7 +413,10 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 		s.limit = c.limit
 		s.recalc = !ok || !c.limitOK
 	}
-	if tooLarge {
+	if tooLarge || (len(data) > 0 && data[len(data)-1] != '\n') {
+		// A last line without its newline is an append cut short: read without it, but
+		// a delta appended after it would merge into one wrong line, so the file is
+		// replaced by a count.
 		s.recalc = true
 	}
 	return s, nil
