@@ -15,8 +15,11 @@
 // # Which file
 //
 // maildirsize lives in the Maildir's top directory. A delivery into a Maildir++ folder
-// (a directory ".name" holding the maildirfolder marker, or one not created yet in a
-// Maildir) is counted against the Maildir above it, as the specification says.
+// (a directory ".name" in a Maildir, created yet or not, or one holding the
+// maildirfolder marker) is counted against the Maildir above it, as the specification
+// says. The directory above decides, not the marker alone: a folder gets its marker
+// after its cur/, new/ and tmp/, and a delivery in between must count against the
+// Maildir all the same.
 //
 // # When the file is recalculated
 //

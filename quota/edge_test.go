@@ -470,8 +470,10 @@ func TestMode(t *testing.T) {
 }
 
 // TestFolder: a delivery into a Maildir++ folder counts against the Maildir above it,
-// whether the folder has its maildirfolder marker or does not exist yet; a directory
-// named like a folder without the marker is a Maildir of its own.
+// whether the folder has its maildirfolder marker, has none yet (a folder being created:
+// Courier, Dovecot and maildir write the marker after cur/ new/ tmp/) or does not exist
+// yet; a directory named like a folder is a Maildir of its own only when the directory
+// above it is no Maildir (has no cur/).
 func TestFolder(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
@@ -481,6 +483,8 @@ func TestFolder(t *testing.T) {
 	writeFile(t, filepath.Join(md, ".lists", folderMarker), "", time.Time{})
 	maildirAt(t, base, "u/.plain")
 	putMessage(t, md, ".plain/new", "c,S=40", 0)
+	top := maildirAt(t, base, ".top")
+	putMessage(t, top, "new", "d,S=80", 0)
 	root := openRoot(t, base)
 	for _, c := range []struct {
 		dir   string
@@ -489,7 +493,8 @@ func TestFolder(t *testing.T) {
 	}{
 		{"u/.lists/", Usage{70, 3}, "u/maildirsize"},
 		{"u/.new-folder", Usage{70, 3}, "u/maildirsize"},
-		{"u/.plain", Usage{40, 1}, "u/.plain/maildirsize"},
+		{"u/.plain", Usage{70, 3}, "u/maildirsize"},
+		{".top", Usage{80, 1}, ".top/maildirsize"},
 	} {
 		os.Remove(filepath.Join(md, FileName))
 		if p := Path(root, c.dir); p != c.file {
@@ -508,7 +513,9 @@ func TestFolder(t *testing.T) {
 			t.Errorf("Inspect(%q): %+v, %v; want %+v", c.dir, u, err, c.usage)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(md, ".lists", FileName)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a maildirsize in the folder: %v", err)
+	for _, f := range []string{".lists", ".plain"} {
+		if _, err := os.Stat(filepath.Join(md, f, FileName)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a maildirsize in the folder %s: %v", f, err)
+		}
 	}
 }

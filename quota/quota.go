@@ -471,7 +471,11 @@ const folderMarker = "maildirfolder"
 // dir is a Maildir++ folder, the Maildir above it (the specification: "if we find a
 // maildirfolder within the directory, we're delivering to a folder, so back up to the
 // parent directory"). A folder is a directory named ".something" that holds
-// folderMarker, or, not existing yet, whose parent is a Maildir (has cur/).
+// folderMarker, or, with or without it, whose parent is a Maildir (has cur/), as a
+// recalculation counts every such directory as a folder. The parent decides because a
+// folder's marker comes last: Courier, Dovecot and maildir create cur/, new/ and tmp/
+// first, and a delivery in between must not take the folder for a Maildir of its own
+// (it would lock the wrong directory and leave a maildirsize in the folder).
 func maildirOf(root *beneath.Root, dir string) string {
 	dir = strings.TrimRight(dir, "/")
 	parent, base := "", dir
@@ -481,13 +485,11 @@ func maildirOf(root *beneath.Root, dir string) string {
 	if !strings.HasPrefix(base, ".") || base == "." || base == ".." {
 		return dir
 	}
-	if _, err := root.Lstat(joinPath(dir, folderMarker)); err == nil {
+	if fi, err := root.Stat(joinPath(parent, "cur")); err == nil && fi.IsDir() {
 		return parent
 	}
-	if _, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		if fi, err := root.Stat(joinPath(parent, "cur")); err == nil && fi.IsDir() {
-			return parent
-		}
+	if _, err := root.Lstat(joinPath(dir, folderMarker)); err == nil {
+		return parent
 	}
 	return dir
 }
