@@ -24,7 +24,8 @@
 // # When the file is recalculated
 //
 // As the Maildir++ specification and Dovecot's maildir backend decide: when maildirsize is
-// missing (or not a regular file); when it is 5120 bytes or larger (it is then never read
+// missing (or a symbolic link, a FIFO or another file that is neither a regular file nor
+// a directory: the rename replaces it, never reading or writing through it); when it is 5120 bytes or larger (it is then never read
 // beyond 5119 bytes); when its last line has no newline; when a line after the first
 // does not parse, the totals are negative
 // or overflow, or the file contains a NUL byte; when the limit from the tables differs
@@ -32,6 +33,11 @@
 // message does not fit and the numbers may be stale: the file holds more than one line
 // after the first, or it is 15 minutes old or older. A refusal is therefore always based
 // either on a fresh count or on a one-line file younger than 15 minutes.
+//
+// A maildirsize that is a directory is an error (EISDIR) for Reserve and Inspect alike:
+// it holds no counts, and no rename can put a file in its place. The delivery defers it
+// (4.2.0) when the quota comes from vdeliver_quota_maps, and goes on without a quota,
+// with a warning in the log, when it does not, as for any maildirsize it cannot use.
 //
 // A recalculation counts cur/ and new/ of the Maildir and of every Maildir++ folder (a
 // directory whose name starts with '.'). The Trash folder counts too: the specification

@@ -98,8 +98,12 @@ func TestHostileFile(t *testing.T) {
 				// Neither read nor replaceable (rename(2) does not put a file over a
 				// directory): an error, never a guess.
 				for _, l := range []*Limit{nil, lim("100S")} {
-					if r, err := Reserve(root, "u", l, 5, time.Now()); err == nil || errors.Is(err, ErrOverQuota) {
+					if r, err := Reserve(root, "u", l, 5, time.Now()); !errors.Is(err, syscall.EISDIR) {
 						t.Errorf("Reserve(%v) with a directory maildirsize: %+v, %v", l, r, err)
+					}
+					// Inspect says what Reserve would do: the same error.
+					if got, u, _, err := Inspect(root, "u", l); !errors.Is(err, syscall.EISDIR) {
+						t.Errorf("Inspect(%v) with a directory maildirsize: %v %+v, %v", l, got, u, err)
 					}
 				}
 				return

@@ -296,6 +296,9 @@ func (r *Reservation) removeFile() error {
 // and whether the Maildir is full (Limit.Full). Without any quota it returns the zero
 // Limit.
 func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, error) {
+	if limit != nil && limit.Unlimited() {
+		return Limit{}, Usage{}, false, nil
+	}
 	dir = maildirOf(root, dir)
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -374,6 +377,13 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		f.Close()
 		return s, fmt.Errorf("quota: stat %s: %w", path, err)
+	}
+	if fst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// Opened for reading only (Inspect): the error Reserve's O_RDWR open gives. A
+		// directory cannot be replaced by a recalculation's rename, so it is no quota
+		// that could be kept.
+		f.Close()
+		return s, fmt.Errorf("quota: open %s: %w", path, &fs.PathError{Op: "openat", Path: FileName, Err: syscall.EISDIR})
 	}
 	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()
