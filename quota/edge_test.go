@@ -2,6 +2,7 @@ package quota
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -412,6 +413,77 @@ func TestPartialLine(t *testing.T) {
 		})
 	}
 }
+
+// TestRecountAfterChange: a message that arrives between a recalculation's count and its
+// rename (from a program that takes no lock) makes the count be repeated, and the file
+// then counts it. Not parallel: it sets the hook.
+func TestRecountAfterChange(t *testing.T) {
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	attempts := 0
+	counted = func(attempt int) {
+		attempts++
+		if attempt == 0 {
+			tick()
+			putMessage(t, md, "new", "b,S=20", 0)
+		}
+	}
+	defer func() { counted = nil }()
+	r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 2 {
+		t.Errorf("%d counts, want 2", attempts)
+	}
+	if r.Usage != (Usage{30, 2}) {
+		t.Errorf("usage %+v, want the message that came meanwhile counted", r.Usage)
+	}
+	if got := readFile(t, filepath.Join(md, FileName)); got != "100S\n30 2\n5 1\n" {
+		t.Errorf("maildirsize %q", got)
+	}
+}
+
+// TestRecalcGivesUp: when the Maildir changes during every count, the recalculation
+// gives up after three and removes maildirsize, so that the next reader counts again;
+// the last count decides this delivery. Not parallel: it sets the hook.
+func TestRecalcGivesUp(t *testing.T) {
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	attempts := 0
+	counted = func(attempt int) {
+		attempts++
+		tick()
+		putMessage(t, md, "new", fmt.Sprintf("b%d,S=20", attempt), 0)
+	}
+	defer func() { counted = nil }()
+	r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 3 {
+		t.Errorf("%d counts, want 3", attempts)
+	}
+	if r.Usage != (Usage{50, 3}) {
+		t.Errorf("usage %+v, want the last count", r.Usage)
+	}
+	if _, err := os.Lstat(filepath.Join(md, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("maildirsize left after three changing counts: %v", err)
+	}
+}
+
+// tick lets the kernel's clock for file times move on: without multigrain timestamps
+// (Linux before 6.13) a directory changed within the same tick as it was looked at
+// keeps its time.
+func tick() { time.Sleep(20 * time.Millisecond) }
 
 // TestChangedWhileCounting: the directory times catch a message added after the count.
 func TestChangedWhileCounting(t *testing.T) {
