@@ -480,6 +480,41 @@ func TestRecalcGivesUp(t *testing.T) {
 	}
 }
 
+// TestCountFollowsNoLink: a count never follows a symbolic link: not a folder that is a
+// link out of the base, not a folder's cur/ that is one, not a message that is one (it
+// counts with the link's own size, never its target's).
+func TestCountFollowsNoLink(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	big := filepath.Join(outside, "big")
+	writeFile(t, big, strings.Repeat("x", 100000), time.Time{})
+	evil := maildirAt(t, outside, "evil")
+	putMessage(t, evil, "cur", "e,S=1000:2,", 0)
+	putMessage(t, evil, "new", "f", 3000)
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	for _, l := range []struct{ target, name string }{
+		{evil, filepath.Join(md, ".evil")},
+		{filepath.Join(evil, "new"), filepath.Join(md, ".f", "cur")},
+		{big, filepath.Join(md, "cur", "link:2,")},
+	} {
+		os.MkdirAll(filepath.Dir(l.name), 0o700)
+		if err := os.Symlink(l.target, l.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := Usage{10 + int64(len(big)), 2}
+	if got := recount(t, md); got != want {
+		t.Errorf("count %+v, want %+v", got, want)
+	}
+	r, err := Reserve(openRoot(t, base), "u", lim("1000000S"), 5, time.Now())
+	if err != nil || r.Usage != want {
+		t.Errorf("Reserve: %+v, %v; want usage %+v", r, err, want)
+	}
+	r.Done()
+}
+
 // tick lets the kernel's clock for file times move on: without multigrain timestamps
 // (Linux before 6.13) a directory changed within the same tick as it was looked at
 // keeps its time.
