@@ -148,20 +148,19 @@ func count(d *os.File, dir string) (Usage, []stamp, error) {
 	if err != nil {
 		return u, nil, fmt.Errorf("quota: read maildir %s: %w", displayDir(dir), err)
 	}
-	names, err := readNames(list)
+	err = eachName(list, func(n string) error {
+		if !strings.HasPrefix(n, ".") || n == "." || n == ".." {
+			return nil
+		}
+		var fst unix.Stat_t
+		if unix.Fstatat(int(d.Fd()), n, &fst, unix.AT_SYMLINK_NOFOLLOW) == nil && fst.Mode&unix.S_IFMT == unix.S_IFDIR {
+			folders = append(folders, n)
+		}
+		return nil
+	})
 	list.Close()
 	if err != nil {
 		return u, nil, fmt.Errorf("quota: read maildir %s: %w", displayDir(dir), err)
-	}
-	for _, n := range names {
-		if !strings.HasPrefix(n, ".") || n == "." || n == ".." {
-			continue
-		}
-		var fst unix.Stat_t
-		if unix.Fstatat(int(d.Fd()), n, &fst, unix.AT_SYMLINK_NOFOLLOW) != nil || fst.Mode&unix.S_IFMT != unix.S_IFDIR {
-			continue
-		}
-		folders = append(folders, n)
 	}
 	for _, folder := range folders {
 		for _, sub := range []string{"new", "cur"} {
@@ -192,25 +191,25 @@ func sumDir(d *os.File, folder, sub string, u *Usage) (*stamp, error) {
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		return nil, err
 	}
-	names, err := readNames(f)
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range names {
+	err = eachName(f, func(n string) error {
 		size, ok := sizeFromName(n)
 		if !ok {
 			var mst unix.Stat_t
 			err := unix.Fstatat(int(f.Fd()), n, &mst, unix.AT_SYMLINK_NOFOLLOW)
 			if err == unix.ENOENT {
-				continue
+				return nil
 			}
 			if err != nil {
-				return nil, fmt.Errorf("stat %s: %w", n, err)
+				return fmt.Errorf("stat %s: %w", n, err)
 			}
 			size = mst.Size
 		}
 		u.Bytes = satAdd(u.Bytes, size)
 		u.Count++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &stamp{folder: folder, sub: sub, mtime: fst.Mtim}, nil
 }
@@ -295,17 +294,23 @@ func openDirAt(d *os.File, name string) (*os.File, error) {
 	}
 }
 
-// readNames lists a directory without describing its entries (no path-based lstat).
-func readNames(f *os.File) ([]string, error) {
-	var all []string
+// eachName calls fn for every name in the directory f, read 1024 names at a time (as
+// getdents(2) gives them), without describing the entries (no path-based lstat): a
+// directory of a million messages is counted in the memory of one batch, not of all its
+// names at once.
+func eachName(f *os.File, fn func(name string) error) error {
 	for {
 		names, err := f.Readdirnames(1024)
-		all = append(all, names...)
+		for _, n := range names {
+			if err := fn(n); err != nil {
+				return err
+			}
+		}
 		if err == io.EOF {
-			return all, nil
+			return nil
 		}
 		if err != nil {
-			return all, err
+			return err
 		}
 	}
 }
