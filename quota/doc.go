@@ -43,7 +43,12 @@
 // directory whose name starts with '.'). The Trash folder counts too: the specification
 // leaves Trash out, but Dovecot counts it, and the two must agree or each recalculation
 // would undo the other's. A size comes from ",S=<size>" in the name when present (as
-// Dovecot reads it), else from fstatat. Symbolic links are never followed.
+// Dovecot reads it), else from fstatat. Names starting with ".." are skipped, as Dovecot
+// skips them. Symbolic links are never followed, so that a count never leaves the base:
+// a folder or a cur/ or new/ that is a link is not counted, and a message without
+// ",S=" that is a link counts with the link's own size, where Dovecot stats the target.
+// Messages stored as links are rare; where there are some, a recalculation by Dovecot
+// and one by vdeliver disagree by the difference until the next one.
 // The new file is written in tmp/ (as the specification says), with the mode Dovecot
 // gives the files it creates in a mailbox (the Maildir's read and write bits and always
 // the owner's: 0600 in a 0700 Maildir), and renamed

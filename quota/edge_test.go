@@ -515,6 +515,22 @@ func TestCountFollowsNoLink(t *testing.T) {
 	r.Done()
 }
 
+// TestDotDotNames: names in cur/ and new/ that start with ".." are no messages, as
+// Dovecot skips them when it counts; other names starting with '.' are counted, as
+// Dovecot counts them.
+func TestDotDotNames(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	putMessage(t, md, "cur", "..b,S=100:2,", 0)
+	putMessage(t, md, "new", "..c", 1000)
+	putMessage(t, md, "new", ".d,S=20", 0)
+	if got, want := recount(t, md), (Usage{30, 2}); got != want {
+		t.Errorf("count %+v, want %+v", got, want)
+	}
+}
+
 // tick lets the kernel's clock for file times move on: without multigrain timestamps
 // (Linux before 6.13) a directory changed within the same tick as it was looked at
 // keeps its time.

@@ -137,9 +137,11 @@ func writeAll(f *os.File, b []byte) error {
 // count adds up the messages of the Maildir d: cur/ and new/ of the Maildir and of every
 // Maildir++ folder (a directory whose name starts with '.'), Trash included, as Dovecot
 // counts. A name carrying ",S=<size>" (ended by ':', ',' or the end of the name) gives
-// the size; any other entry is measured by fstatat. An entry that vanishes meanwhile is
-// not counted. Symbolic links are never followed: a folder that is a link is skipped, a
-// message that is a link counts with the link's own size.
+// the size; any other entry is measured by fstatat. A name starting with ".." is no
+// message, as for Dovecot. An entry that vanishes meanwhile is not counted. Symbolic
+// links are never followed: a folder that is a link is skipped, a message that is a
+// link counts with the link's own size (Dovecot follows it and counts its target's:
+// following a link could read outside the base).
 func count(d *os.File, dir string) (Usage, []stamp, error) {
 	var u Usage
 	var stamps []stamp
@@ -192,6 +194,9 @@ func sumDir(d *os.File, folder, sub string, u *Usage) (*stamp, error) {
 		return nil, err
 	}
 	err = eachName(f, func(n string) error {
+		if strings.HasPrefix(n, "..") {
+			return nil // no message: Dovecot skips these names too
+		}
 		size, ok := sizeFromName(n)
 		if !ok {
 			var mst unix.Stat_t
