@@ -55,7 +55,8 @@
 // over maildirsize, so that no reader ever sees half a file. Afterwards the modification
 // times of the counted directories are compared with those seen while counting: if one
 // changed (Dovecot delivered or expunged meanwhile), the count is repeated, and after
-// three attempts maildirsize is removed so that the next reader counts again.
+// three attempts maildirsize is removed so that the next reader counts again. What the
+// times cannot catch is said under Concurrency.
 //
 // # The rule
 //
@@ -99,16 +100,27 @@
 // Without a quota from the tables and without maildirsize nothing is locked at all (nor
 // opened), exactly as virtual(8) delivers: no lock, whoever holds it, can hold back mail
 // for a user who has no quota.
+//
 // Against Dovecot, which does not see the lock: its appends are whole lines and are never
-// lost by vdeliver's appends; a vdeliver recalculation that overlaps a delivery or an
-// expunge by Dovecot is caught by the directory times above; and if Dovecot replaces
-// maildirsize while a vdeliver message is on its way, Done and Cancel notice the new
-// file and remove it, since whether it counts that message is unknown, and the next
-// reader counts again. The reservation keeps the file it recorded in open until then,
-// so that the new file cannot get the old one's inode number (ext4 reuses a freed inode
-// at once), and Cancel appends through that descriptor. A crash between
-// Reserve and Done leaves the reservation counted until the next recalculation, which an
-// over-quota answer forces: an over-count corrects itself before it refuses mail.
+// lost by vdeliver's appends. A vdeliver recalculation that overlaps a Dovecot delivery
+// or expunge is caught by the directory times above when the change lands in a directory
+// after it was counted and before the times are compared, but not always: an expunge
+// that unlinks the message before the count and appends its "-<size> -1" only after the
+// rename is subtracted twice (the count no longer sees the message, and the line takes
+// it off again), so the usage is under-counted by that message until the next
+// recalculation. This is inherent to Maildir++, where the file and the directories are
+// never changed in one step. (On a
+// kernel without fine-grained file times, before Linux 6.13, a change within the same
+// clock tick as the count does not move the directory's time either.) And if Dovecot
+// replaces maildirsize while a vdeliver message is on its way, Done and Cancel notice
+// the new file and remove it, since whether it counts that message is unknown, and the
+// next reader counts again. The reservation keeps the file it recorded in open until
+// then, so that the new file cannot get the old one's inode number (ext4 reuses a freed
+// inode at once), and Cancel appends through that descriptor.
+//
+// A crash between Reserve and Done leaves the reservation counted until the next
+// recalculation, which an over-quota answer forces: an over-count corrects itself before
+// it refuses mail.
 //
 // # Confinement
 //
