@@ -79,11 +79,15 @@
 // back (Reservation.Cancel). Among vdeliver processes the check, the append and any
 // recalculation are therefore one step, and a recalculation never runs while another
 // vdeliver's message is between its reservation and its link into new/, where a count
-// could not see it. So with vdeliver alone delivering, the usage never passes the limit,
-// with one exception: while a Maildir does not exist yet, the nearest directory above it
-// is locked instead, and a delivery that comes between the first one's creation of the
-// Maildir and the end of its reservation counts the Maildir without the first message
-// (there is no maildirsize yet to record it in): one message over, at most.
+// could not see it. So with vdeliver alone delivering into an existing Maildir, the usage
+// never passes the limit.
+//
+// A Maildir that does not exist yet has nothing to lock and no maildirsize to record a
+// message in: each delivery is checked against an empty Maildir and nothing is locked,
+// so concurrent first deliveries are each admitted without seeing each other, and a
+// delivery that finds the Maildir created meanwhile may count it without their messages
+// (the next recalculation counts them). No directory above the Maildir is locked in its
+// stead: that lock would be shared by every Maildir below it, across users.
 //
 // flock(2) needs nothing but a descriptor open for reading, so any user who can open a
 // directory can lock it and make every delivery into it wait LockWait and defer, for as
@@ -92,10 +96,7 @@
 // == 0): then only that user and root can open it. Maildirs as virtual(8), Dovecot and
 // vdeliver create them (mode 0700) qualify. A Maildir open to others is not locked, and
 // concurrent deliveries into it may pass the limit by their number, as with Dovecot and
-// Courier, which never lock. The same rule holds for the directory above a Maildir not
-// created yet (often the base or a domain directory, mode 0755): when it is open to
-// others, concurrent first deliveries are each admitted without seeing each other, and
-// a recalculation meanwhile may miss their messages until the next one.
+// Courier, which never lock.
 //
 // Without a quota from the tables and without maildirsize nothing is locked at all (nor
 // opened), exactly as virtual(8) delivers: no lock, whoever holds it, can hold back mail

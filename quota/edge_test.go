@@ -340,10 +340,10 @@ func TestNoQuotaNoLock(t *testing.T) {
 	}
 }
 
-// TestLockByOtherUser: a directory that other users can open is never locked, so that no
-// user but the Maildir's owner (and root) can make deliveries wait and defer by holding
-// a lock on it: the nearest directory above a Maildir not created yet (here the base,
-// 0755), or a Maildir open to all. Not parallel: it shortens LockWait.
+// TestLockByOtherUser: no user but the Maildir's owner (and root) can make deliveries
+// wait and defer by holding a lock: a Maildir open to all is not locked, and for a
+// Maildir not created yet no directory above it is (here the base, 0755, held by
+// nobody). Not parallel: it shortens LockWait.
 func TestLockByOtherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run flock(1) as another user")

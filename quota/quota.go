@@ -50,10 +50,11 @@ var ErrBusy = errors.New("quota lock busy")
 var LockWait = 20 * time.Second
 
 // Reservation is a message admitted by the quota and recorded in maildirsize before it is
-// written. Until Done or Cancel it holds the Maildir's quota lock, so that no other
-// vdeliver recalculates the file while the message is on its way (a recalculation then
-// could not see it, and the file would forget it). Exactly one of Done or Cancel must be
-// called; both are no-ops when there is no quota.
+// written. Until Done or Cancel it holds the Maildir's quota lock (when the Maildir is
+// locked at all: see lockDir), so that no other vdeliver recalculates the file while the
+// message is on its way (a recalculation then could not see it, and the file would
+// forget it). Exactly one of Done or Cancel must be called; both are no-ops when there
+// is no quota.
 type Reservation struct {
 	Limit Limit // the quota that applied; Unlimited() when there is none
 	Usage Usage // the usage before this message
@@ -80,9 +81,8 @@ type Reservation struct {
 // limit is the definition from the tables; nil means the first line of an existing
 // maildirsize. Without either there is no quota, and the Reservation is a no-op: with
 // limit nil and no maildirsize nothing is locked or opened but the name looked up. A
-// Maildir that does not exist yet holds nothing: the message is checked against limit
-// and nothing is written (the next delivery recalculates and counts it); the lock is
-// then taken on the nearest directory above it that exists.
+// Maildir that does not exist yet holds nothing: the message is checked against limit,
+// and nothing is written or locked (the next delivery recalculates and counts it).
 //
 // A message that does not fit gives an *OverQuotaError, errors.Is ErrOverQuota, and
 // nothing is written. Any other error leaves maildirsize as it was, or removed so that
@@ -106,14 +106,16 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	}
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if limit == nil || limit.Unlimited() {
+		if limit == nil {
 			return &Reservation{Size: size}, nil
 		}
-		if r, err := reserveMissing(root, dir, *limit, size); r != nil || err != nil {
-			return r, err
+		// No Maildir yet: it holds nothing, so only a message larger than the whole
+		// limit is refused, and nothing is written or locked (the next delivery finds
+		// no maildirsize and counts the Maildir).
+		if !limit.Allows(Usage{}, size) {
+			return nil, &OverQuotaError{Limit: *limit, Size: size}
 		}
-		// Created meanwhile by another delivery: the usual way.
-		d, err = openMaildir(root, dir)
+		return &Reservation{Limit: *limit, Size: size}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
@@ -160,55 +162,6 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	keep = true
 	r.dir = d
 	return r, nil
-}
-
-// reserveMissing admits a message into a Maildir that does not exist yet: it holds
-// nothing, so only a message larger than the whole limit is refused, and nothing is
-// written (the next delivery finds no maildirsize and counts the Maildir). Until the
-// Maildir exists there is none of its own to lock, so the nearest directory above it
-// that exists is locked instead, until Done or Cancel: concurrent first deliveries into
-// one Maildir are admitted one at a time, each after the previous one's message is in.
-// It returns nil and no error when the Maildir exists after all, once the lock is taken.
-func reserveMissing(root *beneath.Root, dir string, limit Limit, size int64) (*Reservation, error) {
-	anc, ancName, err := openAncestor(root, dir)
-	if err != nil {
-		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
-	}
-	if err := lockDir(anc, ancName); err != nil {
-		anc.Close()
-		return nil, err
-	}
-	d, err := openMaildir(root, dir)
-	if err == nil {
-		d.Close()
-		anc.Close()
-		return nil, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		anc.Close()
-		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
-	}
-	if !limit.Allows(Usage{}, size) {
-		anc.Close()
-		return nil, &OverQuotaError{Limit: limit, Size: size}
-	}
-	return &Reservation{Limit: limit, Size: size, dir: anc}, nil
-}
-
-// openAncestor opens the nearest directory above dir that exists (the root at worst).
-func openAncestor(root *beneath.Root, dir string) (*os.File, string, error) {
-	for {
-		i := strings.LastIndexByte(dir, '/')
-		if i < 0 {
-			dir = ""
-		} else {
-			dir = dir[:i]
-		}
-		d, err := openMaildir(root, dir)
-		if err == nil || dir == "" || !errors.Is(err, fs.ErrNotExist) {
-			return d, dir, err
-		}
-	}
 }
 
 // Done ends a reservation whose message was delivered: it releases the lock. If
