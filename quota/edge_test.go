@@ -2,8 +2,10 @@ package quota
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -97,8 +99,12 @@ func TestHostileFile(t *testing.T) {
 				// Neither read nor replaceable (rename(2) does not put a file over a
 				// directory): an error, never a guess.
 				for _, l := range []*Limit{nil, lim("100S")} {
-					if r, err := Reserve(root, "u", l, 5, time.Now()); err == nil || errors.Is(err, ErrOverQuota) {
+					if r, err := Reserve(root, "u", l, 5, time.Now()); !errors.Is(err, syscall.EISDIR) {
 						t.Errorf("Reserve(%v) with a directory maildirsize: %+v, %v", l, r, err)
+					}
+					// Inspect says what Reserve would do: the same error.
+					if got, u, _, err := Inspect(root, "u", l); !errors.Is(err, syscall.EISDIR) {
+						t.Errorf("Inspect(%v) with a directory maildirsize: %v %+v, %v", l, got, u, err)
 					}
 				}
 				return
@@ -240,6 +246,39 @@ func TestReplacedInFlight(t *testing.T) {
 	}
 }
 
+// TestReplacedInFlightInodeReuse: a maildirsize removed and created anew while a message
+// is on its way is noticed even when the file system gives the new file the old one's
+// inode number (ext4 does, once the old file is unlinked and closed): the reservation
+// keeps the file it recorded in open, so its inode cannot be reused.
+func TestReplacedInFlightInodeReuse(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"done", "cancel"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			md := maildirAt(t, base, "u")
+			r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(md, FileName)
+			os.Remove(p)
+			writeFile(t, p, "100S\n0 0\n", time.Time{}) // a count without our message
+			if end == "done" {
+				err = r.Done()
+			} else {
+				err = r.Cancel()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(p); err == nil {
+				t.Errorf("maildirsize replaced in flight survives: %q", readFile(t, p))
+			}
+		})
+	}
+}
+
 // TestLockBusy: a delivery holding its reservation keeps a second one waiting; after
 // LockWait the second gives up with ErrBusy, and gets through once the first is done.
 // Not parallel: it shortens LockWait.
@@ -271,6 +310,231 @@ func TestLockBusy(t *testing.T) {
 	}
 	second.Cancel()
 }
+
+// TestNoQuotaNoLock: without a limit and without maildirsize, Reserve takes no lock, so
+// a lock held on the Maildir by anyone never holds back mail for a user without a quota.
+// Not parallel: it shortens LockWait.
+func TestNoQuotaNoLock(t *testing.T) {
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	d, err := os.Open(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	old := LockWait
+	LockWait = 100 * time.Millisecond
+	defer func() { LockWait = old }()
+	r, err := Reserve(openRoot(t, base), "u", nil, 5, time.Now())
+	if err != nil || !r.Limit.Unlimited() {
+		t.Fatalf("Reserve without a quota while the Maildir is locked: %+v, %v", r, err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(md, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("maildirsize created without a quota: %v", err)
+	}
+}
+
+// TestLockByOtherUser: no user but the Maildir's owner (and root) can make deliveries
+// wait and defer by holding a lock: a Maildir open to all is not locked, and for a
+// Maildir not created yet no directory above it is (here the base, 0755, held by
+// nobody). Not parallel: it shortens LockWait.
+func TestLockByOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run flock(1) as another user")
+	}
+	for _, c := range []struct {
+		name, dir, lockDir string
+		maildir            bool
+	}{
+		{"ancestor", "example.com/newuser", "", false},
+		{"maildir", "example.com/u", "example.com/u", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			os.Chmod(filepath.Dir(base), 0o755)
+			os.Chmod(base, 0o755)
+			if c.maildir {
+				md := maildirAt(t, base, c.dir)
+				os.Chmod(filepath.Dir(md), 0o755)
+				os.Chmod(md, 0o755)
+			}
+			cmd := exec.Command("flock", "-s", filepath.Join(base, c.lockDir), "sleep", "3")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			time.Sleep(300 * time.Millisecond)
+			old := LockWait
+			LockWait = time.Second
+			defer func() { LockWait = old }()
+			r, err := Reserve(openRoot(t, base), c.dir, lim("1000S"), 10, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Done(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestPartialLine: a maildirsize whose last line has no newline (an append cut short) is
+// recalculated before a delta is appended, or the delta would merge with the partial
+// line into a wrong one ("-" and "300 1" making "-300 1").
+func TestPartialLine(t *testing.T) {
+	t.Parallel()
+	for _, partial := range []string{"-", "12", "100 1"} {
+		t.Run(partial, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			md := maildirAt(t, base, "u")
+			putMessage(t, md, "cur", "a,S=250:2,", 0)
+			putMessage(t, md, "cur", "b,S=250:2,", 0)
+			p := filepath.Join(md, FileName)
+			writeFile(t, p, "1000S\n500 2\n"+partial, time.Time{})
+			r, err := Reserve(openRoot(t, base), "u", lim("1000S"), 300, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			putMessage(t, md, "new", "c,S=300", 0)
+			if err := r.Done(); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, p); got != "1000S\n500 2\n300 1\n" {
+				t.Errorf("maildirsize %q", got)
+			}
+		})
+	}
+}
+
+// TestRecountAfterChange: a message that arrives between a recalculation's count and its
+// rename (from a program that takes no lock) makes the count be repeated, and the file
+// then counts it. Not parallel: it sets the hook.
+func TestRecountAfterChange(t *testing.T) {
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	attempts := 0
+	counted = func(attempt int) {
+		attempts++
+		if attempt == 0 {
+			tick()
+			putMessage(t, md, "new", "b,S=20", 0)
+		}
+	}
+	defer func() { counted = nil }()
+	r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 2 {
+		t.Errorf("%d counts, want 2", attempts)
+	}
+	if r.Usage != (Usage{30, 2}) {
+		t.Errorf("usage %+v, want the message that came meanwhile counted", r.Usage)
+	}
+	if got := readFile(t, filepath.Join(md, FileName)); got != "100S\n30 2\n5 1\n" {
+		t.Errorf("maildirsize %q", got)
+	}
+}
+
+// TestRecalcGivesUp: when the Maildir changes during every count, the recalculation
+// gives up after three and removes maildirsize, so that the next reader counts again;
+// the last count decides this delivery. Not parallel: it sets the hook.
+func TestRecalcGivesUp(t *testing.T) {
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	attempts := 0
+	counted = func(attempt int) {
+		attempts++
+		tick()
+		putMessage(t, md, "new", fmt.Sprintf("b%d,S=20", attempt), 0)
+	}
+	defer func() { counted = nil }()
+	r, err := Reserve(openRoot(t, base), "u", lim("100S"), 5, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 3 {
+		t.Errorf("%d counts, want 3", attempts)
+	}
+	if r.Usage != (Usage{50, 3}) {
+		t.Errorf("usage %+v, want the last count", r.Usage)
+	}
+	if _, err := os.Lstat(filepath.Join(md, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("maildirsize left after three changing counts: %v", err)
+	}
+}
+
+// TestCountFollowsNoLink: a count never follows a symbolic link: not a folder that is a
+// link out of the base, not a folder's cur/ that is one, not a message that is one (it
+// counts with the link's own size, never its target's).
+func TestCountFollowsNoLink(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	big := filepath.Join(outside, "big")
+	writeFile(t, big, strings.Repeat("x", 100000), time.Time{})
+	evil := maildirAt(t, outside, "evil")
+	putMessage(t, evil, "cur", "e,S=1000:2,", 0)
+	putMessage(t, evil, "new", "f", 3000)
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	for _, l := range []struct{ target, name string }{
+		{evil, filepath.Join(md, ".evil")},
+		{filepath.Join(evil, "new"), filepath.Join(md, ".f", "cur")},
+		{big, filepath.Join(md, "cur", "link:2,")},
+	} {
+		os.MkdirAll(filepath.Dir(l.name), 0o700)
+		if err := os.Symlink(l.target, l.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := Usage{10 + int64(len(big)), 2}
+	if got := recount(t, md); got != want {
+		t.Errorf("count %+v, want %+v", got, want)
+	}
+	r, err := Reserve(openRoot(t, base), "u", lim("1000000S"), 5, time.Now())
+	if err != nil || r.Usage != want {
+		t.Errorf("Reserve: %+v, %v; want usage %+v", r, err, want)
+	}
+	r.Done()
+}
+
+// TestDotDotNames: names in cur/ and new/ that start with ".." are no messages, as
+// Dovecot skips them when it counts; other names starting with '.' are counted, as
+// Dovecot counts them.
+func TestDotDotNames(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	md := maildirAt(t, base, "u")
+	putMessage(t, md, "cur", "a,S=10:2,", 0)
+	putMessage(t, md, "cur", "..b,S=100:2,", 0)
+	putMessage(t, md, "new", "..c", 1000)
+	putMessage(t, md, "new", ".d,S=20", 0)
+	if got, want := recount(t, md), (Usage{30, 2}); got != want {
+		t.Errorf("count %+v, want %+v", got, want)
+	}
+}
+
+// tick lets the kernel's clock for file times move on: without multigrain timestamps
+// (Linux before 6.13) a directory changed within the same tick as it was looked at
+// keeps its time.
+func tick() { time.Sleep(20 * time.Millisecond) }
 
 // TestChangedWhileCounting: the directory times catch a message added after the count.
 func TestChangedWhileCounting(t *testing.T) {
@@ -333,8 +597,10 @@ func TestMode(t *testing.T) {
 }
 
 // TestFolder: a delivery into a Maildir++ folder counts against the Maildir above it,
-// whether the folder has its maildirfolder marker or does not exist yet; a directory
-// named like a folder without the marker is a Maildir of its own.
+// whether the folder has its maildirfolder marker, has none yet (a folder being created:
+// Courier, Dovecot and maildir write the marker after cur/ new/ tmp/) or does not exist
+// yet; a directory named like a folder is a Maildir of its own only when the directory
+// above it is no Maildir (has no cur/).
 func TestFolder(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
@@ -344,6 +610,8 @@ func TestFolder(t *testing.T) {
 	writeFile(t, filepath.Join(md, ".lists", folderMarker), "", time.Time{})
 	maildirAt(t, base, "u/.plain")
 	putMessage(t, md, ".plain/new", "c,S=40", 0)
+	top := maildirAt(t, base, ".top")
+	putMessage(t, top, "new", "d,S=80", 0)
 	root := openRoot(t, base)
 	for _, c := range []struct {
 		dir   string
@@ -352,7 +620,8 @@ func TestFolder(t *testing.T) {
 	}{
 		{"u/.lists/", Usage{70, 3}, "u/maildirsize"},
 		{"u/.new-folder", Usage{70, 3}, "u/maildirsize"},
-		{"u/.plain", Usage{40, 1}, "u/.plain/maildirsize"},
+		{"u/.plain", Usage{70, 3}, "u/maildirsize"},
+		{".top", Usage{80, 1}, ".top/maildirsize"},
 	} {
 		os.Remove(filepath.Join(md, FileName))
 		if p := Path(root, c.dir); p != c.file {
@@ -371,7 +640,9 @@ func TestFolder(t *testing.T) {
 			t.Errorf("Inspect(%q): %+v, %v; want %+v", c.dir, u, err, c.usage)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(md, ".lists", FileName)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a maildirsize in the folder: %v", err)
+	for _, f := range []string{".lists", ".plain"} {
+		if _, err := os.Stat(filepath.Join(md, f, FileName)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a maildirsize in the folder %s: %v", f, err)
+		}
 	}
 }

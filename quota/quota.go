@@ -50,19 +50,22 @@ var ErrBusy = errors.New("quota lock busy")
 var LockWait = 20 * time.Second
 
 // Reservation is a message admitted by the quota and recorded in maildirsize before it is
-// written. Until Done or Cancel it holds the Maildir's quota lock, so that no other
-// vdeliver recalculates the file while the message is on its way (a recalculation then
-// could not see it, and the file would forget it). Exactly one of Done or Cancel must be
-// called; both are no-ops when there is no quota.
+// written. Until Done or Cancel it holds the Maildir's quota lock (when the Maildir is
+// locked at all: see lockDir), so that no other vdeliver recalculates the file while the
+// message is on its way (a recalculation then could not see it, and the file would
+// forget it). Exactly one of Done or Cancel must be called; both are no-ops when there
+// is no quota.
 type Reservation struct {
 	Limit Limit // the quota that applied; Unlimited() when there is none
 	Usage Usage // the usage before this message
 	Size  int64 // the message's size as recorded
 
-	dir      *os.File // the Maildir, holding the lock; nil for a no-op reservation
-	path     string   // the Maildir's maildirsize, relative to the root, for errors
-	recorded bool     // a delta line went into the file identified by dev and ino
-	dev, ino uint64
+	dir  *os.File // the Maildir, holding the lock; nil for a no-op reservation
+	path string   // the Maildir's maildirsize, relative to the root, for errors
+	// file is the maildirsize the delta line went into, nil when none did. It stays open
+	// until Done or Cancel: while it is open its inode number cannot be given to a new
+	// file, so comparing it with what the name holds then tells a replaced file for sure.
+	file *os.File
 }
 
 // Reserve decides whether a message of size bytes may be delivered into the Maildir dir
@@ -76,10 +79,10 @@ type Reservation struct {
 // folder of it), or the second Reserve waits LockWait and fails with ErrBusy.
 //
 // limit is the definition from the tables; nil means the first line of an existing
-// maildirsize. Without either there is no quota, and the Reservation is a no-op. A
-// Maildir that does not exist yet holds nothing: the message is checked against limit
-// and nothing is written (the next delivery recalculates and counts it); the lock is
-// then taken on the nearest directory above it that exists.
+// maildirsize. Without either there is no quota, and the Reservation is a no-op: with
+// limit nil and no maildirsize nothing is locked or opened but the name looked up. A
+// Maildir that does not exist yet holds nothing: the message is checked against limit,
+// and nothing is written or locked (the next delivery recalculates and counts it).
 //
 // A message that does not fit gives an *OverQuotaError, errors.Is ErrOverQuota, and
 // nothing is written. Any other error leaves maildirsize as it was, or removed so that
@@ -88,18 +91,31 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 	if size < 0 {
 		return nil, fmt.Errorf("quota: negative message size %d", size)
 	}
+	if limit != nil && limit.Unlimited() {
+		return &Reservation{Size: size}, nil
+	}
 	dir = maildirOf(root, dir)
 	path := joinPath(dir, FileName)
-	d, err := openMaildir(root, dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if limit == nil || limit.Unlimited() {
+	if limit == nil {
+		// No quota from the tables: only an existing maildirsize can give one. Without
+		// it, nothing is opened or locked, as virtual(8) knows of no quota, and no lock
+		// held by anyone can hold back mail for a user without a quota.
+		if _, err := root.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			return &Reservation{Size: size}, nil
 		}
-		if r, err := reserveMissing(root, dir, *limit, size); r != nil || err != nil {
-			return r, err
+	}
+	d, err := openMaildir(root, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if limit == nil {
+			return &Reservation{Size: size}, nil
 		}
-		// Created meanwhile by another delivery: the usual way.
-		d, err = openMaildir(root, dir)
+		// No Maildir yet: it holds nothing, so only a message larger than the whole
+		// limit is refused, and nothing is written or locked (the next delivery finds
+		// no maildirsize and counts the Maildir).
+		if !limit.Allows(Usage{}, size) {
+			return nil, &OverQuotaError{Limit: *limit, Size: size}
+		}
+		return &Reservation{Limit: *limit, Size: size}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
@@ -141,60 +157,11 @@ func Reserve(root *beneath.Root, dir string, limit *Limit, size int64, now time.
 			unix.Unlinkat(int(d.Fd()), FileName, 0)
 			return nil, fmt.Errorf("quota: append to %s: %w", path, err)
 		}
-		r.recorded, r.dev, r.ino = true, st.dev, st.ino
+		r.file, st.file = st.file, nil
 	}
 	keep = true
 	r.dir = d
 	return r, nil
-}
-
-// reserveMissing admits a message into a Maildir that does not exist yet: it holds
-// nothing, so only a message larger than the whole limit is refused, and nothing is
-// written (the next delivery finds no maildirsize and counts the Maildir). Until the
-// Maildir exists there is none of its own to lock, so the nearest directory above it
-// that exists is locked instead, until Done or Cancel: concurrent first deliveries into
-// one Maildir are admitted one at a time, each after the previous one's message is in.
-// It returns nil and no error when the Maildir exists after all, once the lock is taken.
-func reserveMissing(root *beneath.Root, dir string, limit Limit, size int64) (*Reservation, error) {
-	anc, ancName, err := openAncestor(root, dir)
-	if err != nil {
-		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
-	}
-	if err := lockDir(anc, ancName); err != nil {
-		anc.Close()
-		return nil, err
-	}
-	d, err := openMaildir(root, dir)
-	if err == nil {
-		d.Close()
-		anc.Close()
-		return nil, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		anc.Close()
-		return nil, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
-	}
-	if !limit.Allows(Usage{}, size) {
-		anc.Close()
-		return nil, &OverQuotaError{Limit: limit, Size: size}
-	}
-	return &Reservation{Limit: limit, Size: size, dir: anc}, nil
-}
-
-// openAncestor opens the nearest directory above dir that exists (the root at worst).
-func openAncestor(root *beneath.Root, dir string) (*os.File, string, error) {
-	for {
-		i := strings.LastIndexByte(dir, '/')
-		if i < 0 {
-			dir = ""
-		} else {
-			dir = dir[:i]
-		}
-		d, err := openMaildir(root, dir)
-		if err == nil || dir == "" || !errors.Is(err, fs.ErrNotExist) {
-			return d, dir, err
-		}
-	}
 }
 
 // Done ends a reservation whose message was delivered: it releases the lock. If
@@ -206,40 +173,36 @@ func (r *Reservation) Done() error {
 		return nil
 	}
 	defer r.release()
-	if r.recorded && !r.sameFile() {
-		return r.removeFile()
+	if r.file == nil {
+		return nil
 	}
-	return nil
+	if same, err := r.sameFile(); err != nil || same {
+		return err
+	}
+	return r.removeFile()
 }
 
 // Cancel ends a reservation whose message was not delivered: it appends "-<size> -1" to
-// the maildirsize it recorded the message in, and releases the lock. If that file was
-// replaced meanwhile, the new one never counted the message; it is removed instead, for
-// the same reason as in Done.
+// the maildirsize it recorded the message in, through the descriptor it kept, and
+// releases the lock. If that file was replaced meanwhile, the new one never counted the
+// message; it is removed instead, for the same reason as in Done. If it was removed, the
+// next reader recalculates anyway.
 func (r *Reservation) Cancel() error {
 	if r == nil || r.dir == nil {
 		return nil
 	}
 	defer r.release()
-	if !r.recorded {
+	if r.file == nil {
 		return nil
 	}
-	f, err := openFileAt(r.dir, os.O_WRONLY|os.O_APPEND)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // the next reader recalculates
-	}
+	same, err := r.sameFile()
 	if err != nil {
-		return fmt.Errorf("quota: open %s: %w", r.path, err)
+		return err
 	}
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fmt.Errorf("quota: stat %s: %w", r.path, err)
-	}
-	if uint64(st.Dev) != r.dev || st.Ino != r.ino {
+	if !same {
 		return r.removeFile()
 	}
-	if err := appendLine(f, -r.Size, -1); err != nil {
+	if err := appendLine(r.file, -r.Size, -1); err != nil {
 		unix.Unlinkat(int(r.dir.Fd()), FileName, 0)
 		return fmt.Errorf("quota: append to %s: %w", r.path, err)
 	}
@@ -247,16 +210,30 @@ func (r *Reservation) Cancel() error {
 }
 
 func (r *Reservation) release() {
+	if r.file != nil {
+		r.file.Close()
+		r.file = nil
+	}
 	r.dir.Close()
 	r.dir = nil
 }
 
-func (r *Reservation) sameFile() bool {
-	var st unix.Stat_t
-	if unix.Fstatat(int(r.dir.Fd()), FileName, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-		return false
+// sameFile reports whether maildirsize is still the file the reservation recorded in.
+// A name that is gone counts as the same: there is nothing to remove, and the next
+// reader recalculates.
+func (r *Reservation) sameFile() (bool, error) {
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(r.file.Fd()), &held); err != nil {
+		return false, fmt.Errorf("quota: stat %s: %w", r.path, err)
 	}
-	return uint64(st.Dev) == r.dev && st.Ino == r.ino
+	err := unix.Fstatat(int(r.dir.Fd()), FileName, &now, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("quota: stat %s: %w", r.path, err)
+	}
+	return now.Dev == held.Dev && now.Ino == held.Ino, nil
 }
 
 func (r *Reservation) removeFile() error {
@@ -272,6 +249,9 @@ func (r *Reservation) removeFile() error {
 // and whether the Maildir is full (Limit.Full). Without any quota it returns the zero
 // Limit.
 func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, error) {
+	if limit != nil && limit.Unlimited() {
+		return Limit{}, Usage{}, false, nil
+	}
 	dir = maildirOf(root, dir)
 	d, err := openMaildir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -305,13 +285,12 @@ func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, 
 
 // state is what readState found.
 type state struct {
-	limit    Limit // the limit that applies
-	usage    Usage // the file's totals, when !recalc
-	recalc   bool  // the file must be recalculated
-	lines    int   // delta lines after the first line
-	mtime    time.Time
-	file     *os.File // maildirsize, open O_APPEND, when it exists and is a regular file
-	dev, ino uint64
+	limit  Limit // the limit that applies
+	usage  Usage // the file's totals, when !recalc
+	recalc bool  // the file must be recalculated
+	lines  int   // delta lines after the first line
+	mtime  time.Time
+	file   *os.File // maildirsize, open O_APPEND, when it exists and is a regular file
 }
 
 func (s *state) close() {
@@ -352,6 +331,13 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 		f.Close()
 		return s, fmt.Errorf("quota: stat %s: %w", path, err)
 	}
+	if fst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// Opened for reading only (Inspect): the error Reserve's O_RDWR open gives. A
+		// directory cannot be replaced by a recalculation's rename, so it is no quota
+		// that could be kept.
+		f.Close()
+		return s, fmt.Errorf("quota: open %s: %w", path, &fs.PathError{Op: "openat", Path: FileName, Err: syscall.EISDIR})
+	}
 	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()
 		if limit != nil {
@@ -360,7 +346,7 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 		s.recalc = true
 		return s, nil
 	}
-	s.file, s.dev, s.ino = f, uint64(fst.Dev), fst.Ino
+	s.file = f
 	s.mtime = time.Unix(fst.Mtim.Unix())
 	data, err := rawfile.ReadAll(f, maxFileSize, maxFileSize-1)
 	tooLarge := errors.Is(err, rawfile.ErrTooLarge)
@@ -390,7 +376,10 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 		s.limit = c.limit
 		s.recalc = !ok || !c.limitOK
 	}
-	if tooLarge {
+	if tooLarge || (len(data) > 0 && data[len(data)-1] != '\n') {
+		// A last line without its newline is an append cut short: read without it, but
+		// a delta appended after it would merge into one wrong line, so the file is
+		// replaced by a count.
 		s.recalc = true
 	}
 	return s, nil
@@ -445,7 +434,11 @@ const folderMarker = "maildirfolder"
 // dir is a Maildir++ folder, the Maildir above it (the specification: "if we find a
 // maildirfolder within the directory, we're delivering to a folder, so back up to the
 // parent directory"). A folder is a directory named ".something" that holds
-// folderMarker, or, not existing yet, whose parent is a Maildir (has cur/).
+// folderMarker, or, with or without it, whose parent is a Maildir (has cur/), as a
+// recalculation counts every such directory as a folder. The parent decides because a
+// folder's marker comes last: Courier, Dovecot and maildir create cur/, new/ and tmp/
+// first, and a delivery in between must not take the folder for a Maildir of its own
+// (it would lock the wrong directory and leave a maildirsize in the folder).
 func maildirOf(root *beneath.Root, dir string) string {
 	dir = strings.TrimRight(dir, "/")
 	parent, base := "", dir
@@ -455,13 +448,11 @@ func maildirOf(root *beneath.Root, dir string) string {
 	if !strings.HasPrefix(base, ".") || base == "." || base == ".." {
 		return dir
 	}
-	if _, err := root.Lstat(joinPath(dir, folderMarker)); err == nil {
+	if fi, err := root.Stat(joinPath(parent, "cur")); err == nil && fi.IsDir() {
 		return parent
 	}
-	if _, err := root.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		if fi, err := root.Stat(joinPath(parent, "cur")); err == nil && fi.IsDir() {
-			return parent
-		}
+	if _, err := root.Lstat(joinPath(dir, folderMarker)); err == nil {
+		return parent
 	}
 	return dir
 }
@@ -501,7 +492,21 @@ func openFileAt(d *os.File, flag int) (*os.File, error) {
 // concurrent vdeliver deliveries check and record one at a time and never recalculate
 // while another's message is on its way. A file system without flock on directories
 // (some NFS setups) gets no lock, as Dovecot and Courier never have one.
+//
+// flock needs no more than a descriptor open for reading, so a directory that another
+// user can open could be locked by that user to make every delivery wait LockWait and
+// defer, for as long as they like. Such a directory is therefore never locked: only one
+// owned by the delivering user that neither group nor others can read or search (a
+// Maildir that virtual(8), Dovecot or vdeliver creates, mode 0700), which only its owner
+// and root can open.
 func lockDir(d *os.File, dir string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
+		return fmt.Errorf("quota: stat maildir %s: %w", displayDir(dir), err)
+	}
+	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o055 != 0 {
+		return nil
+	}
 	deadline := time.Now().Add(LockWait)
 	delay := time.Millisecond
 	for {

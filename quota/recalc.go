@@ -16,6 +16,13 @@ import (
 // it was counted, before maildirsize is removed instead (the specification allows both).
 const recalcAttempts = 3
 
+// counted is nil except in the package's tests, which set it to run between a
+// recalculation's count and its rename, with the attempt's number (0, 1, ...): the
+// window in which a delivery or an expunge by a program that takes no lock goes unseen
+// by the count and must be caught by the directory times. A real delivery cannot be
+// placed there on demand.
+var counted func(attempt int)
+
 // stamp is the modification time of one cur/ or new/ directory when it was counted.
 type stamp struct {
 	folder string // "" for the Maildir itself, else the folder's directory name
@@ -39,10 +46,13 @@ func recalculate(d *os.File, dir string, st *state, now time.Time) error {
 	// Dovecot's mode for files it creates in a mailbox: the directory's read and write
 	// bits, and always the owner's (0600 in a 0700 Maildir).
 	mode := dst.Mode&0o666 | 0o600
-	for range recalcAttempts {
+	for attempt := range recalcAttempts {
 		u, stamps, err := count(d, dir)
 		if err != nil {
 			return err
+		}
+		if counted != nil {
+			counted(attempt)
 		}
 		st.usage, st.lines, st.mtime = u, 1, now
 		tmp, err := openDirAt(d, "tmp")
@@ -74,12 +84,7 @@ func recalculate(d *os.File, dir string, st *state, now time.Time) error {
 			return err
 		}
 		if !changed {
-			var fst unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
-				f.Close()
-				return fmt.Errorf("quota: stat %s: %w", path, err)
-			}
-			st.file, st.dev, st.ino = f, uint64(fst.Dev), fst.Ino
+			st.file = f
 			return nil
 		}
 		f.Close()
@@ -132,9 +137,11 @@ func writeAll(f *os.File, b []byte) error {
 // count adds up the messages of the Maildir d: cur/ and new/ of the Maildir and of every
 // Maildir++ folder (a directory whose name starts with '.'), Trash included, as Dovecot
 // counts. A name carrying ",S=<size>" (ended by ':', ',' or the end of the name) gives
-// the size; any other entry is measured by fstatat. An entry that vanishes meanwhile is
-// not counted. Symbolic links are never followed: a folder that is a link is skipped, a
-// message that is a link counts with the link's own size.
+// the size; any other entry is measured by fstatat. A name starting with ".." is no
+// message, as for Dovecot. An entry that vanishes meanwhile is not counted. Symbolic
+// links are never followed: a folder that is a link is skipped, a message that is a
+// link counts with the link's own size (Dovecot follows it and counts its target's:
+// following a link could read outside the base).
 func count(d *os.File, dir string) (Usage, []stamp, error) {
 	var u Usage
 	var stamps []stamp
@@ -143,20 +150,19 @@ func count(d *os.File, dir string) (Usage, []stamp, error) {
 	if err != nil {
 		return u, nil, fmt.Errorf("quota: read maildir %s: %w", displayDir(dir), err)
 	}
-	names, err := readNames(list)
+	err = eachName(list, func(n string) error {
+		if !strings.HasPrefix(n, ".") || n == "." || n == ".." {
+			return nil
+		}
+		var fst unix.Stat_t
+		if unix.Fstatat(int(d.Fd()), n, &fst, unix.AT_SYMLINK_NOFOLLOW) == nil && fst.Mode&unix.S_IFMT == unix.S_IFDIR {
+			folders = append(folders, n)
+		}
+		return nil
+	})
 	list.Close()
 	if err != nil {
 		return u, nil, fmt.Errorf("quota: read maildir %s: %w", displayDir(dir), err)
-	}
-	for _, n := range names {
-		if !strings.HasPrefix(n, ".") || n == "." || n == ".." {
-			continue
-		}
-		var fst unix.Stat_t
-		if unix.Fstatat(int(d.Fd()), n, &fst, unix.AT_SYMLINK_NOFOLLOW) != nil || fst.Mode&unix.S_IFMT != unix.S_IFDIR {
-			continue
-		}
-		folders = append(folders, n)
 	}
 	for _, folder := range folders {
 		for _, sub := range []string{"new", "cur"} {
@@ -187,25 +193,28 @@ func sumDir(d *os.File, folder, sub string, u *Usage) (*stamp, error) {
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		return nil, err
 	}
-	names, err := readNames(f)
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range names {
+	err = eachName(f, func(n string) error {
+		if strings.HasPrefix(n, "..") {
+			return nil // no message: Dovecot skips these names too
+		}
 		size, ok := sizeFromName(n)
 		if !ok {
 			var mst unix.Stat_t
 			err := unix.Fstatat(int(f.Fd()), n, &mst, unix.AT_SYMLINK_NOFOLLOW)
 			if err == unix.ENOENT {
-				continue
+				return nil
 			}
 			if err != nil {
-				return nil, fmt.Errorf("stat %s: %w", n, err)
+				return fmt.Errorf("stat %s: %w", n, err)
 			}
 			size = mst.Size
 		}
 		u.Bytes = satAdd(u.Bytes, size)
 		u.Count++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &stamp{folder: folder, sub: sub, mtime: fst.Mtim}, nil
 }
@@ -290,17 +299,23 @@ func openDirAt(d *os.File, name string) (*os.File, error) {
 	}
 }
 
-// readNames lists a directory without describing its entries (no path-based lstat).
-func readNames(f *os.File) ([]string, error) {
-	var all []string
+// eachName calls fn for every name in the directory f, read 1024 names at a time (as
+// getdents(2) gives them), without describing the entries (no path-based lstat): a
+// directory of a million messages is counted in the memory of one batch, not of all its
+// names at once.
+func eachName(f *os.File, fn func(name string) error) error {
 	for {
 		names, err := f.Readdirnames(1024)
-		all = append(all, names...)
+		for _, n := range names {
+			if err := fn(n); err != nil {
+				return err
+			}
+		}
 		if err == io.EOF {
-			return all, nil
+			return nil
 		}
 		if err != nil {
-			return all, err
+			return err
 		}
 	}
 }
