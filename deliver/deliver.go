@@ -515,7 +515,12 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 func (r *run) probe(env Envelope, t *Target) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
-		if err := maildir.Probe(r.root, t.Path, int64(len(hdr)+len(r.msg)), r.maildirOptions().Limit); err != nil {
+		// In the delivery's order: the quota's reservation comes before the write.
+		size := int64(len(hdr) + len(r.msg))
+		if st := r.probeQuota(t, size); st != nil {
+			return st
+		}
+		if err := maildir.Probe(r.root, t.Path, size, r.maildirOptions().Limit); err != nil {
 			return classify(err, true)
 		}
 		return Delivered("delivered to maildir")

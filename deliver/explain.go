@@ -129,13 +129,12 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 	if rst == nil && s.ExtensionFolders && t.Maildir {
 		e.Folder, e.FolderNote, path = s.explainFolder(t)
 	}
-	var overQuota error
 	if rst == nil {
-		e.Quota, overQuota = s.explainQuota(t, env, msg)
+		e.Quota = s.explainQuota(t, env, msg)
 	}
 	if st == nil {
 		p := StorageProbe{Base: s.Base, Path: path, Maildir: t.Maildir, UID: t.UID, GID: t.GID, Limit: s.Limit,
-			MboxQuota: t.Quota.mboxBytes(), OverquotaDefer: s.OverquotaDefer,
+			Quota: t.Quota.limit(), OverquotaDefer: s.OverquotaDefer,
 			Locks: s.Locks, LockAttempts: s.LockAttempts, LockDelay: s.LockDelay, StaleLock: s.StaleLock,
 			StrictOwner: s.StrictOwner, OrigRcpt: s.OrigRcpt, Env: env, Message: msg}
 		if opt.Probe != nil {
@@ -144,11 +143,6 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 			st = RunProbe(p)
 		}
 		e.ProbedAs = fmt.Sprintf("uid %d gid %d", t.UID, t.GID)
-		// The delivery takes its reservation after the identity switch and before the
-		// write: a Maildir over quota answers so once the probe got that far.
-		if st.OK() && overQuota != nil {
-			st = s.overQuota(overQuota)
-		}
 	}
 	if e.Quota != nil && e.Quota.Source != "none" && e.Quota.Verdict == "" {
 		// An mbox's verdict is the storage probe's, which measures the record.

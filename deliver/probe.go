@@ -20,9 +20,10 @@ type StorageProbe struct {
 	UID     uint32 `json:"uid"`
 	GID     uint32 `json:"gid"`
 	Limit   int64  `json:"limit"`
-	// MboxQuota is an mbox recipient's byte quota from vdeliver_quota_maps; a Maildir's
-	// quota is judged by explain itself (quota.Inspect), which also shows the usage.
-	MboxQuota      int64         `json:"mbox_quota,omitempty"`
+	// Quota is the recipient's quota from vdeliver_quota_maps, nil without a table result
+	// (a Maildir's maildirsize may still hold one). The probe judges it as the recipient,
+	// with the delivery's policy (run.probeQuota).
+	Quota          *quota.Limit  `json:"quota,omitempty"`
 	OverquotaDefer bool          `json:"overquota_defer,omitempty"`
 	Locks          []string      `json:"locks"`
 	LockAttempts   int           `json:"lock_attempts"`
@@ -44,8 +45,8 @@ func RunProbe(p StorageProbe) *Status {
 	r := &run{s: s, opt: Options{Now: time.Now}, msg: p.Message}
 	defer r.close()
 	t := &Target{Path: p.Path, Maildir: p.Maildir, UID: p.UID, GID: p.GID}
-	if p.MboxQuota > 0 && !p.Maildir {
-		t.Quota = &TargetQuota{Limit: quota.Limit{Bytes: p.MboxQuota}}
+	if p.Quota != nil {
+		t.Quota = &TargetQuota{Limit: *p.Quota}
 	}
 	if st := r.enter(t); st != nil {
 		return st

@@ -202,12 +202,30 @@ type QuotaView struct {
 	Error      string `json:"error,omitempty"`
 }
 
+// probeQuota is reserve without the reservation, for explain's storage probe: the
+// Maildir's quota read as the recipient (quota.Inspect, which writes nothing) and judged
+// with reserve's policy, so that explain predicts the delivery's status.
+func (r *run) probeQuota(t *Target, size int64) *Status {
+	l, u, _, err := quota.Inspect(r.root, t.Path, t.Quota.limit())
+	where := func(err error) error {
+		return fmt.Errorf("%s/%s: %w", strings.TrimSuffix(r.s.Base, "/"), t.Path, err)
+	}
+	switch {
+	case err != nil && t.Quota != nil:
+		return dsn(where(err), CodeMailboxBusy, "maildir delivery failed: quota: "+errnoText(err))
+	case err != nil || l.Unlimited() || l.Allows(u, size):
+		// Without a table result a quota that cannot be read is no quota (reserve).
+		return nil
+	}
+	return r.s.overQuota(where(&quota.OverQuotaError{Limit: l, Usage: u, Size: size}))
+}
+
 // explainQuota is the quota a delivery to t would apply, read with this process's rights
 // (as explain's confinement line is), never written: quota.Inspect for a Maildir, the
 // file's size for an mbox. It returns nil when there is nothing to say (no
-// vdeliver_quota_maps and no maildirsize quota), and the refusal the delivery would give,
-// for a Maildir over quota.
-func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView, error) {
+// vdeliver_quota_maps and no maildirsize quota). The verdict on the status is the storage
+// probe's, which runs as the recipient (probeQuota).
+func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) *QuotaView {
 	v := &QuotaView{Source: "none", Verdict: "no quota"}
 	if t.Quota != nil {
 		v.Source, v.Table, v.Key = "vdeliver_quota_maps", t.Quota.Table, t.Quota.Key
@@ -217,9 +235,9 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 	if !t.Maildir {
 		if t.Quota == nil {
 			if s.QuotaMaps == nil {
-				return nil, nil
+				return nil
 			}
-			return v, nil
+			return v
 		}
 		if t.Quota.Limit.Count > 0 {
 			v.Note = "an mbox has no message count: only the bytes apply"
@@ -227,7 +245,7 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 		root, err := beneath.Open(s.Base)
 		if err != nil {
 			v.Error = err.Error()
-			return v, nil
+			return v
 		}
 		defer root.Close()
 		fi, err := root.Stat(t.Path)
@@ -235,14 +253,14 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			v.Error = err.Error()
-			return v, nil
+			return v
 		default:
 			v.UsageBytes = fi.Size()
 		}
 		// The record adds the From_ line and the quoting to the message: the storage
 		// probe, which builds it, gives the verdict (Explain).
 		v.Verdict = ""
-		return v, nil
+		return v
 	}
 	v.File = base + "/" + quota.FileName
 	if dir := strings.TrimSuffix(t.Path, "/"); dir != "" {
@@ -256,25 +274,25 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 	root, err := beneath.Open(s.Base)
 	if err != nil {
 		if quiet {
-			return nil, nil
+			return nil
 		}
 		v.Verdict, v.Error = "unknown", err.Error()
-		return v, nil
+		return v
 	}
 	defer root.Close()
 	l, u, _, err := quota.Inspect(root, t.Path, t.Quota.limit())
 	if err != nil {
 		if quiet {
-			return nil, nil
+			return nil
 		}
 		v.Verdict, v.Error = "unknown", err.Error()
-		return v, nil
+		return v
 	}
 	if l.Unlimited() {
 		if quiet {
-			return nil, nil
+			return nil
 		}
-		return v, nil
+		return v
 	}
 	if t.Quota == nil {
 		v.Source = "maildirsize"
@@ -283,10 +301,10 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) (*QuotaView
 	v.UsageBytes, v.UsageCount = u.Bytes, u.Count
 	if !l.Allows(u, v.Message) {
 		v.Verdict = "over quota"
-		return v, fmt.Errorf("%s/%s: %w", base, t.Path, &quota.OverQuotaError{Limit: l, Usage: u, Size: v.Message})
+		return v
 	}
 	v.Verdict = "fits"
-	return v, nil
+	return v
 }
 
 // writeText prints the quota lines of explain.

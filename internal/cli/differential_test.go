@@ -94,6 +94,39 @@ var diffCases = []diffCase{
 		vmbox:  "a@example.com example.com/a/\n",
 		setup:  func(t *testing.T, base string, uid, gid int) { chownAll(t, base, uid, gid) },
 		want:   "5.2.2 maildir delivery failed: error writing message: File too large"},
+	{name: "maildir over the quota of the table",
+		maincf: "vdeliver_quota_maps = static:50S\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup:  func(t *testing.T, base string, uid, gid int) { chownAll(t, base, uid, gid) },
+		want:   "5.2.2 mailbox full"},
+	{name: "maildir over the quota of the table under a deferring quota policy",
+		maincf: "vdeliver_quota_maps = static:1C\nvdeliver_overquota_status = defer\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com/a/cur", uid, gid)
+			writeOwned(t, base+"/example.com/a/cur/1.x,S=5:2,", "hello", uid, gid)
+			chownAll(t, base, uid, gid)
+		}, want: "4.2.2 mailbox full"},
+	{name: "maildir over both the quota and virtual_mailbox_limit",
+		maincf: "vdeliver_quota_maps = static:50S\nvirtual_mailbox_limit = 30\nmessage_size_limit = 30\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup:  func(t *testing.T, base string, uid, gid int) { chownAll(t, base, uid, gid) },
+		want:   "5.2.2 mailbox full"},
+	{name: "maildirsize the recipient cannot read, with a quota from the table", rootNow: true,
+		maincf: "vdeliver_quota_maps = static:100000S\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com/a/cur", uid, gid)
+			chownAll(t, base, uid, gid)
+			writeOwned(t, base+"/example.com/a/maildirsize", "100000S\n0 0\n", 0, 0)
+		}, want: "4.2.0 maildir delivery failed: quota: Permission denied"},
+	{name: "maildirsize the recipient cannot read, without a quota table", rootNow: true,
+		vmbox: "a@example.com example.com/a/\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com/a/cur", uid, gid)
+			chownAll(t, base, uid, gid)
+			writeOwned(t, base+"/example.com/a/maildirsize", "10S\n0 0\n", 0, 0)
+		}, want: "2.0.0 delivered to maildir"},
 	{name: "mbox delivered",
 		vmbox: "a@example.com example.com/a\n",
 		setup: func(t *testing.T, base string, uid, gid int) {
