@@ -624,16 +624,25 @@ func TestSetuidAttacks(t *testing.T) {
 		{"configuration directory group-writable", filepath.Join(in.dir, "etc"), fs.ModeDir | 0o775, 0},
 		{"directory above the configuration owned by the caller", in.dir, fs.ModeDir | 0o755, mtaUID},
 	} {
-		fi, err := os.Stat(tc.path)
-		must(t, err)
-		st := fi.Sys().(*syscall.Stat_t)
-		must(t, os.Chown(tc.path, tc.uid, int(st.Gid)))
-		must(t, os.Chmod(tc.path, tc.mode))
-		in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
-		must(t, os.Chown(tc.path, int(st.Uid), int(st.Gid)))
-		must(t, os.Chmod(tc.path, fi.Mode()))
+		withOwnerMode(t, tc.path, tc.uid, tc.mode, func() {
+			in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+		})
 	}
 	in.attack(t, "after the install is restored", mtaUID, vmailGID, pipeEnv, 0, okMaildir, "vmail/alice", aliceUID, "--", "alice@example.com")
+}
+
+// withOwnerMode runs f with path owned by uid (its group kept) and of mode, and puts
+// owner and mode back after.
+func withOwnerMode(t *testing.T, path string, uid int, mode os.FileMode, f func()) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	must(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	must(t, os.Chown(path, uid, int(st.Gid)))
+	must(t, os.Chmod(path, mode))
+	f()
+	must(t, os.Chown(path, int(st.Uid), int(st.Gid)))
+	must(t, os.Chmod(path, fi.Mode()))
 }
 
 // The base and the tables decide where mail lands and as whom: a caller that can change
@@ -668,14 +677,9 @@ func TestSetuidBaseAndTableOwners(t *testing.T) {
 		{"quota table owned by the caller", filepath.Join(tables, "quota"), 0o644, mtaUID},
 		{"directory above a table group-writable", tables, fs.ModeDir | 0o775, 0},
 	} {
-		fi, err := os.Stat(tc.path)
-		must(t, err)
-		st := fi.Sys().(*syscall.Stat_t)
-		must(t, os.Chown(tc.path, tc.uid, int(st.Gid)))
-		must(t, os.Chmod(tc.path, tc.mode))
-		in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
-		must(t, os.Chown(tc.path, int(st.Uid), int(st.Gid)))
-		must(t, os.Chmod(tc.path, fi.Mode()))
+		withOwnerMode(t, tc.path, tc.uid, tc.mode, func() {
+			in.attack(t, tc.name, mtaUID, vmailGID, pipeEnv, 75, cfgError, "", 0, "--", "alice@example.com")
+		})
 	}
 	// A domain list file names a table that the caller owns.
 	writeFile(t, filepath.Join(tables, "callers"), "example.com  ok\n")
