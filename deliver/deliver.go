@@ -492,7 +492,18 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 		if st != nil {
 			return st
 		}
+		ended := false
+		defer func() {
+			if !ended {
+				// A panic between the reservation and its end (recovered into 4.3.0 by
+				// dest): the message may be in new/ already, so the reservation stays
+				// counted (an over-count until the next recalculation), but the lock
+				// goes, or an LMTP process would hold it for the rest of its life.
+				r.done(env, t, res, unused)
+			}
+		}()
 		name, err := maildir.Deliver(r.root, r.folderPath(env, t), [][]byte{hdr, r.msg}, opt)
+		ended = true
 		if err != nil {
 			r.cancel(env, t, res)
 			return classify(err, true)
