@@ -206,7 +206,7 @@ type QuotaView struct {
 // Maildir's quota read as the recipient (quota.Inspect, which writes nothing) and judged
 // with reserve's policy, so that explain predicts the delivery's status.
 func (r *run) probeQuota(t *Target, size int64) *Status {
-	l, u, _, err := quota.Inspect(r.root, t.Path, t.Quota.limit())
+	l, u, _, err := quota.Inspect(r.root, t.Path, t.Quota.limit(), size)
 	where := func(err error) error {
 		return fmt.Errorf("%s/%s: %w", strings.TrimSuffix(r.s.Base, "/"), t.Path, err)
 	}
@@ -280,7 +280,7 @@ func (s *Settings) explainQuota(t *Target, env Envelope, msg []byte) *QuotaView 
 		return v
 	}
 	defer root.Close()
-	l, u, _, err := quota.Inspect(root, t.Path, t.Quota.limit())
+	l, u, _, err := quota.Inspect(root, t.Path, t.Quota.limit(), v.Message)
 	if err != nil {
 		if quiet {
 			return nil

@@ -164,7 +164,7 @@ func (d *dovecot) agree(want Usage, limit Limit) {
 	if kb != (want.Bytes+1023)/1024 || n != want.Count {
 		d.t.Errorf("doveadm quota get: %d kB in %d messages; want %d bytes in %d", kb, n, want.Bytes, want.Count)
 	}
-	l, u, _, err := Inspect(openRoot(d.t, d.home), "Maildir", nil)
+	l, u, _, err := Inspect(openRoot(d.t, d.home), "Maildir", nil, 1)
 	if err != nil || l != limit || u != want {
 		d.t.Errorf("Inspect: %v %+v %v; want %v %+v", l, u, err, limit, want)
 	}

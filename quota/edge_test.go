@@ -47,7 +47,7 @@ func TestNoQuota(t *testing.T) {
 	if got := readFile(t, filepath.Join(md, FileName)); got != "0S\n5 1\n" {
 		t.Errorf("a file without limits was changed: %q", got)
 	}
-	if l, u, over, err := Inspect(root, "u", nil); err != nil || !l.Unlimited() || u != (Usage{}) || over {
+	if l, u, over, err := Inspect(root, "u", nil, 1); err != nil || !l.Unlimited() || u != (Usage{}) || over {
 		t.Errorf("Inspect: %v %+v %v %v", l, u, over, err)
 	}
 
@@ -63,7 +63,7 @@ func TestNoQuota(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(base, "new")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Reserve created the Maildir: %v", err)
 	}
-	if l, u, over, err := Inspect(root, "new/user", lim("100S")); err != nil || l != (Limit{Bytes: 100}) || u != (Usage{}) || over {
+	if l, u, over, err := Inspect(root, "new/user", lim("100S"), 1); err != nil || l != (Limit{Bytes: 100}) || u != (Usage{}) || over {
 		t.Errorf("Inspect of a missing Maildir: %v %+v %v %v", l, u, over, err)
 	}
 }
@@ -103,14 +103,14 @@ func TestHostileFile(t *testing.T) {
 						t.Errorf("Reserve(%v) with a directory maildirsize: %+v, %v", l, r, err)
 					}
 					// Inspect says what Reserve would do: the same error.
-					if got, u, _, err := Inspect(root, "u", l); !errors.Is(err, syscall.EISDIR) {
+					if got, u, _, err := Inspect(root, "u", l, 1); !errors.Is(err, syscall.EISDIR) {
 						t.Errorf("Inspect(%v) with a directory maildirsize: %v %+v, %v", l, got, u, err)
 					}
 				}
 				return
 			}
 			// Inspect neither blocks on a FIFO nor reads through a link.
-			if l, u, _, err := Inspect(root, "u", lim("100S")); err != nil || l != (Limit{Bytes: 100}) || u != (Usage{10, 1}) {
+			if l, u, _, err := Inspect(root, "u", lim("100S"), 1); err != nil || l != (Limit{Bytes: 100}) || u != (Usage{10, 1}) {
 				t.Errorf("Inspect: %v %+v %v", l, u, err)
 			}
 			// Without a limit: no quota, nothing touched.
@@ -189,7 +189,7 @@ func TestEscape(t *testing.T) {
 		if _, err := Reserve(root, dir, lim("100S"), 1, time.Now()); err == nil || !strings.Contains(err.Error(), "escapes") {
 			t.Errorf("Reserve(%q) = %v, want an escape refused", dir, err)
 		}
-		if _, _, _, err := Inspect(root, dir, lim("100S")); err == nil || !strings.Contains(err.Error(), "escapes") {
+		if _, _, _, err := Inspect(root, dir, lim("100S"), 1); err == nil || !strings.Contains(err.Error(), "escapes") {
 			t.Errorf("Inspect(%q) = %v, want an escape refused", dir, err)
 		}
 	}
@@ -300,7 +300,7 @@ func TestLockBusy(t *testing.T) {
 	if time.Since(start) < LockWait {
 		t.Errorf("gave up after %v, before LockWait", time.Since(start))
 	}
-	if _, _, _, err := Inspect(root, "u", nil); err != nil {
+	if _, _, _, err := Inspect(root, "u", nil, 1); err != nil {
 		t.Errorf("Inspect waits for the lock: %v", err)
 	}
 	first.Done()
@@ -636,7 +636,7 @@ func TestFolder(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(base, c.file)); err != nil {
 			t.Errorf("Reserve(%q) wrote no %s: %v", c.dir, c.file, err)
 		}
-		if _, u, _, err := Inspect(root, c.dir, lim("100S")); err != nil || u != c.usage {
+		if _, u, _, err := Inspect(root, c.dir, lim("100S"), 1); err != nil || u != c.usage {
 			t.Errorf("Inspect(%q): %+v, %v; want %+v", c.dir, u, err, c.usage)
 		}
 	}

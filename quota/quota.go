@@ -243,12 +243,12 @@ func (r *Reservation) removeFile() error {
 	return nil
 }
 
-// Inspect says what Reserve would see for the Maildir dir, without writing or locking
-// anything: the limit that applies (limit, or the first line of maildirsize), the usage
-// (recalculated in memory when the file is missing, broken or stale, as Reserve would)
-// and whether the Maildir is full (Limit.Full). Without any quota it returns the zero
-// Limit.
-func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, error) {
+// Inspect says what Reserve would see for a message of size bytes into the Maildir dir,
+// without writing or locking anything: the limit that applies (limit, or the first line
+// of maildirsize), the usage (recalculated in memory when the file is missing, broken, or
+// stale and saying the message does not fit, as Reserve would) and whether the message
+// would be refused. Without any quota it returns the zero Limit.
+func Inspect(root *beneath.Root, dir string, limit *Limit, size int64) (Limit, Usage, bool, error) {
 	if limit != nil && limit.Unlimited() {
 		return Limit{}, Usage{}, false, nil
 	}
@@ -258,7 +258,7 @@ func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, 
 		if limit == nil {
 			return Limit{}, Usage{}, false, nil
 		}
-		return *limit, Usage{}, limit.Full(Usage{}), nil
+		return *limit, Usage{}, !limit.Allows(Usage{}, size), nil
 	}
 	if err != nil {
 		return Limit{}, Usage{}, false, fmt.Errorf("quota: open maildir %s: %w", displayDir(dir), err)
@@ -273,14 +273,15 @@ func Inspect(root *beneath.Root, dir string, limit *Limit) (Limit, Usage, bool, 
 	if st.limit.Unlimited() {
 		return Limit{}, Usage{}, false, nil
 	}
-	if st.recalc || (st.limit.Full(st.usage) && st.mayBeStale(now)) {
+	// Reserve's rule, with the same size.
+	if st.recalc || (!st.limit.Allows(st.usage, size) && st.mayBeStale(now)) {
 		u, _, err := count(d, dir)
 		if err != nil {
 			return Limit{}, Usage{}, false, err
 		}
 		st.usage = u
 	}
-	return st.limit, st.usage, st.limit.Full(st.usage), nil
+	return st.limit, st.usage, !st.limit.Allows(st.usage, size), nil
 }
 
 // state is what readState found.

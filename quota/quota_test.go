@@ -123,7 +123,7 @@ func TestReserveFlow(t *testing.T) {
 	if got, want := readFile(t, filepath.Join(md, FileName)), "1000S,10C\n200 4\n800 1\n"; got != want {
 		t.Errorf("maildirsize %q, want %q", got, want)
 	}
-	l, u, over, err := Inspect(root, "d/u", nil)
+	l, u, over, err := Inspect(root, "d/u", nil, 1)
 	if err != nil || l != (Limit{1000, 10}) || u != (Usage{1000, 5}) || !over {
 		t.Errorf("Inspect = %v %+v %v %v; want 1000S,10C {1000 5} true", l, u, over, err)
 	}

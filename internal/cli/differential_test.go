@@ -112,6 +112,14 @@ var diffCases = []diffCase{
 		vmbox:  "a@example.com example.com/a/\n",
 		setup:  func(t *testing.T, base string, uid, gid int) { chownAll(t, base, uid, gid) },
 		want:   "5.2.2 mailbox full"},
+	{name: "maildirsize whose deltas say the message does not fit, the Maildir empty",
+		maincf: "vdeliver_quota_maps = static:1000S\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com/a/cur", uid, gid)
+			writeOwned(t, base+"/example.com/a/maildirsize", "1000S\n0 0\n999 1\n", uid, gid)
+			chownAll(t, base, uid, gid)
+		}, want: "2.0.0 delivered to maildir"},
 	{name: "maildirsize the recipient cannot read, with a quota from the table", rootNow: true,
 		maincf: "vdeliver_quota_maps = static:100000S\n",
 		vmbox:  "a@example.com example.com/a/\n",
