@@ -265,7 +265,10 @@ func Inspect(root *beneath.Root, dir string, limit *Limit, size int64) (Limit, U
 	}
 	defer d.Close()
 	now := time.Now()
-	st, err := readState(d, joinPath(dir, FileName), limit, os.O_RDONLY)
+	// Opened for reading and writing, as Reserve opens it, so that the same permissions
+	// decide (a maildirsize its owner may not write defers a delivery); nothing is
+	// written through it.
+	st, err := readState(d, joinPath(dir, FileName), limit, os.O_RDWR)
 	if err != nil {
 		return Limit{}, Usage{}, false, err
 	}

@@ -112,7 +112,7 @@ var diffCases = []diffCase{
 		vmbox:  "a@example.com example.com/a/\n",
 		setup:  func(t *testing.T, base string, uid, gid int) { chownAll(t, base, uid, gid) },
 		want:   "5.2.2 mailbox full"},
-	{name: "maildirsize whose deltas say the message does not fit, the Maildir empty",
+	{name: "maildirsize whose deltas say the message does not fit in an empty Maildir",
 		maincf: "vdeliver_quota_maps = static:1000S\n",
 		vmbox:  "a@example.com example.com/a/\n",
 		setup: func(t *testing.T, base string, uid, gid int) {
@@ -120,7 +120,7 @@ var diffCases = []diffCase{
 			writeOwned(t, base+"/example.com/a/maildirsize", "1000S\n0 0\n999 1\n", uid, gid)
 			chownAll(t, base, uid, gid)
 		}, want: "2.0.0 delivered to maildir"},
-	{name: "maildirsize the recipient cannot read, with a quota from the table", rootNow: true,
+	{name: "maildirsize the recipient cannot read and a quota from the table", rootNow: true,
 		maincf: "vdeliver_quota_maps = static:100000S\n",
 		vmbox:  "a@example.com example.com/a/\n",
 		setup: func(t *testing.T, base string, uid, gid int) {
@@ -128,7 +128,18 @@ var diffCases = []diffCase{
 			chownAll(t, base, uid, gid)
 			writeOwned(t, base+"/example.com/a/maildirsize", "100000S\n0 0\n", 0, 0)
 		}, want: "4.2.0 maildir delivery failed: quota: Permission denied"},
-	{name: "maildirsize the recipient cannot read, without a quota table", rootNow: true,
+	{name: "maildirsize its owner may only read and a quota from the table",
+		maincf: "vdeliver_quota_maps = static:100000S\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			mkdirOwned(t, base+"/example.com/a/cur", uid, gid)
+			writeOwned(t, base+"/example.com/a/maildirsize", "100000S\n0 0\n", uid, gid)
+			chownAll(t, base, uid, gid)
+			if err := os.Chmod(base+"/example.com/a/maildirsize", 0o400); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "4.2.0 maildir delivery failed: quota: Permission denied"},
+	{name: "maildirsize the recipient cannot read and no quota table", rootNow: true,
 		vmbox: "a@example.com example.com/a/\n",
 		setup: func(t *testing.T, base string, uid, gid int) {
 			mkdirOwned(t, base+"/example.com/a/cur", uid, gid)
