@@ -261,7 +261,13 @@ func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st
 		if t, st = r.prepare(ctx, env); st != nil {
 			return st
 		}
+		// A +extension folder is a mailbox of its own: alice+a and alice+b in one run
+		// each get the message (the folder chosen, before the disk says whether it
+		// exists).
 		key = "mailbox:" + t.Path
+		if c := r.s.chooseFolder(t); c.Dir != "" {
+			key = "mailbox:" + folderOf(t.Path, c.Dir)
+		}
 	}
 	// The journal is opened only now: after the identity switch, so its files belong to
 	// the delivering user.

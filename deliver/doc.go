@@ -23,7 +23,7 @@
 //     (step 4), then alias expansion (below). Each result in virtual_mailbox_domains,
 //     and the recipient itself, goes on through steps 1 and 3 to 6 as a destination of
 //     its own; every other result is forwarded (step 6). A mailbox reached twice in one
-//     run gets the message once.
+//     run gets the message once (a +extension folder counts as a mailbox of its own).
 //  3. Resolution (Settings.Resolve): a recipient that is empty or has a control character
 //     bounces 5.1.3; a domain outside virtual_mailbox_domains bounces 5.1.2 (§13.10).
 //     virtual_mailbox_maps is asked in the search order below: a miss bounces 5.1.1; a
