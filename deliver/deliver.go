@@ -251,7 +251,7 @@ func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st
 		return st
 	}
 	var t *Target
-	var key string
+	var key, dir string
 	if d.forward {
 		if st := r.forwardAs(ctx, rcpt); st != nil {
 			return st
@@ -261,13 +261,15 @@ func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st
 		if t, st = r.prepare(ctx, env); st != nil {
 			return st
 		}
-		// A +extension folder is a mailbox of its own: alice+a and alice+b in one run
-		// each get the message (the folder chosen, before the disk says whether it
-		// exists).
-		key = "mailbox:" + t.Path
-		if c := r.s.chooseFolder(t); c.Dir != "" {
-			key = "mailbox:" + folderOf(t.Path, c.Dir)
+		// The directory the message goes into: a +extension folder is a mailbox of its
+		// own, so alice+a and alice+b in one run each get the message when both
+		// folders exist (or are created), and once in INBOX when neither does. Without
+		// vdeliver_extension_folders it is t.Path, with no disk access.
+		dir = t.Path
+		if t.Maildir {
+			dir = r.folderPath(env, t)
 		}
+		key = "mailbox:" + dir
 	}
 	// The journal is opened only now: after the identity switch, so its files belong to
 	// the delivering user.
@@ -284,7 +286,7 @@ func (r *run) dest(ctx context.Context, rcpt string, env Envelope, d target) (st
 	case d.forward:
 		st = r.forward(ctx, rcpt, env, d.addr)
 	default:
-		st = r.write(ctx, env, t)
+		st = r.write(ctx, env, t, dir)
 	}
 	if st.OK() {
 		r.seen[key] = true
@@ -485,8 +487,9 @@ func (r *run) enter(t *Target) *Status {
 	return nil
 }
 
-// write puts the message into the prepared mailbox.
-func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
+// write puts the message into the prepared mailbox; for a Maildir, into dir, the Maildir
+// or the +extension folder that dest chose (folderPath).
+func (r *run) write(ctx context.Context, env Envelope, t *Target, dir string) *Status {
 	hdr := prependedHeaders(env, r.s.OrigRcpt)
 	if t.Maildir {
 		opt := r.maildirOptions()
@@ -508,7 +511,7 @@ func (r *run) write(ctx context.Context, env Envelope, t *Target) *Status {
 				r.done(env, t, res, unused)
 			}
 		}()
-		name, err := maildir.Deliver(r.root, r.folderPath(env, t), [][]byte{hdr, r.msg}, opt)
+		name, err := maildir.Deliver(r.root, dir, [][]byte{hdr, r.msg}, opt)
 		ended = true
 		if err != nil {
 			r.cancel(env, t, res)
