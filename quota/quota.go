@@ -265,10 +265,10 @@ func Inspect(root *beneath.Root, dir string, limit *Limit, size int64) (Limit, U
 	}
 	defer d.Close()
 	now := time.Now()
-	// Opened for reading and writing, as Reserve opens it, so that the same permissions
-	// decide (a maildirsize its owner may not write defers a delivery); nothing is
-	// written through it.
-	st, err := readState(d, joinPath(dir, FileName), limit, os.O_RDWR)
+	// Opened with Reserve's flags, so that the same permissions decide (a maildirsize
+	// its owner may not write defers a delivery; an append-only one does not); nothing
+	// is written through it.
+	st, err := readState(d, joinPath(dir, FileName), limit, os.O_RDWR|os.O_APPEND)
 	if err != nil {
 		return Limit{}, Usage{}, false, err
 	}
@@ -283,8 +283,45 @@ func Inspect(root *beneath.Root, dir string, limit *Limit, size int64) (Limit, U
 			return Limit{}, Usage{}, false, err
 		}
 		st.usage = u
+		if err := canRecalculate(d, dir); err != nil {
+			return Limit{}, Usage{}, false, err
+		}
 	}
 	return st.limit, st.usage, !st.limit.Allows(st.usage, size), nil
+}
+
+// canRecalculate tells, without writing, whether this process could write a recalculated
+// maildirsize as Reserve does (recalculate): create a file in tmp/, when there is one, and
+// rename it into the Maildir. The errors name the step as recalculate's would.
+func canRecalculate(d *os.File, dir string) error {
+	tmp, err := openDirAt(d, "tmp")
+	if errors.Is(err, unix.ENOENT) {
+		return nil // recalculate writes nothing without tmp/
+	}
+	if err != nil {
+		return fmt.Errorf("quota: open %s: %w", joinPath(dir, "tmp"), err)
+	}
+	defer tmp.Close()
+	if err := faccess(tmp); err != nil {
+		return fmt.Errorf("quota: create in %s: %w", joinPath(dir, "tmp"), err)
+	}
+	if err := faccess(d); err != nil {
+		return fmt.Errorf("quota: write %s: %w", joinPath(dir, FileName), err)
+	}
+	return nil
+}
+
+// faccess is access(2) for writing into the directory d, with the effective ids.
+func faccess(d *os.File) error {
+	for {
+		err := unix.Faccessat(int(d.Fd()), ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS)
+		if err != unix.EINTR {
+			if err != nil {
+				return &fs.PathError{Op: "access", Path: d.Name(), Err: err}
+			}
+			return nil
+		}
+	}
 }
 
 // state is what readState found.
@@ -334,13 +371,6 @@ func readState(d *os.File, path string, limit *Limit, flag int) (state, error) {
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		f.Close()
 		return s, fmt.Errorf("quota: stat %s: %w", path, err)
-	}
-	if fst.Mode&unix.S_IFMT == unix.S_IFDIR {
-		// Opened for reading only (Inspect): the error Reserve's O_RDWR open gives. A
-		// directory cannot be replaced by a recalculation's rename, so it is no quota
-		// that could be kept.
-		f.Close()
-		return s, fmt.Errorf("quota: open %s: %w", path, &fs.PathError{Op: "openat", Path: FileName, Err: syscall.EISDIR})
 	}
 	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		f.Close()

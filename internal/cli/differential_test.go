@@ -139,6 +139,18 @@ var diffCases = []diffCase{
 				t.Fatal(err)
 			}
 		}, want: "4.2.0 maildir delivery failed: quota: Permission denied"},
+	{name: "no maildirsize in a Maildir whose top directory only root may write", rootNow: true,
+		maincf: "vdeliver_quota_maps = static:100000S\n",
+		vmbox:  "a@example.com example.com/a/\n",
+		setup: func(t *testing.T, base string, uid, gid int) {
+			for _, sub := range []string{"cur", "new", "tmp"} {
+				mkdirOwned(t, base+"/example.com/a/"+sub, uid, gid)
+			}
+			chownAll(t, base+"/example.com", uid, gid)
+			if err := os.Chown(base+"/example.com/a", 0, 0); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "4.2.0 maildir delivery failed: quota: Permission denied"},
 	{name: "maildirsize the recipient cannot read and no quota table", rootNow: true,
 		vmbox: "a@example.com example.com/a/\n",
 		setup: func(t *testing.T, base string, uid, gid int) {
