@@ -905,13 +905,25 @@ func (c *checker) lmtpClientParam(param string) (value, file string, line int, e
 		if s.Name != transport || path.Base(s.Command) != "lmtp" {
 			continue
 		}
-		for i := 0; i+1 < len(s.Args); i++ {
-			if s.Args[i].Text != "-o" {
+		for i := 0; i < len(s.Args); i++ {
+			// "-o name=value", "-oname=value", and "-o { name = value }" (Postfix 3.0).
+			var w Word
+			switch {
+			case s.Args[i].Text == "-o" && i+1 < len(s.Args):
+				i++
+				w = s.Args[i]
+			case strings.HasPrefix(s.Args[i].Text, "-o"):
+				w = Word{Text: s.Args[i].Text[2:], Line: s.Args[i].Line}
+			default:
 				continue
 			}
-			if name, v, ok := strings.Cut(s.Args[i+1].Text, "="); ok && strings.TrimSpace(name) == param {
+			setting := strings.TrimSpace(w.Text)
+			if strings.HasPrefix(setting, "{") && strings.HasSuffix(setting, "}") {
+				setting = setting[1 : len(setting)-1]
+			}
+			if name, v, ok := strings.Cut(setting, "="); ok && strings.TrimSpace(name) == param {
 				value, err = c.cf.Expand(strings.TrimSpace(v))
-				file, line = c.masterFile, s.Args[i+1].Line
+				file, line = c.masterFile, w.Line
 			}
 		}
 	}
