@@ -155,6 +155,16 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 			e.Quota.Verdict = "unknown"
 		}
 	}
+	if e.Quota != nil && t != nil && t.Maildir && st != nil {
+		// The view was read with explain's rights, the status as the recipient: where
+		// they differ the recipient's read is the delivery's.
+		switch {
+		case st.Reason == "mailbox full":
+			e.Quota.Verdict = "over quota"
+		case strings.HasPrefix(st.Reason, "maildir delivery failed: quota"):
+			e.Quota.Verdict = "unknown"
+		}
+	}
 	if s.SoftBounce {
 		st = st.SoftBounce()
 	}
