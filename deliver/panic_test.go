@@ -25,7 +25,9 @@ func TestPanicReleasesQuotaLock(t *testing.T) {
 		runAsVmail(t, "TestPanicReleasesQuotaLock")
 		return
 	}
+	old := quota.LockWait
 	quota.LockWait = 2 * time.Second
+	t.Cleanup(func() { quota.LockWait = old })
 	dir := t.TempDir()
 	base := filepath.Join(dir, "vmail")
 	for _, s := range []string{"cur", "new", "tmp"} {

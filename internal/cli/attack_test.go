@@ -638,11 +638,13 @@ func withOwnerMode(t *testing.T, path string, uid int, mode os.FileMode, f func(
 	fi, err := os.Stat(path)
 	must(t, err)
 	st := fi.Sys().(*syscall.Stat_t)
+	defer func() {
+		must(t, os.Chown(path, int(st.Uid), int(st.Gid)))
+		must(t, os.Chmod(path, fi.Mode()))
+	}()
 	must(t, os.Chown(path, uid, int(st.Gid)))
 	must(t, os.Chmod(path, mode))
 	f()
-	must(t, os.Chown(path, int(st.Uid), int(st.Gid)))
-	must(t, os.Chmod(path, fi.Mode()))
 }
 
 // The base and the tables decide where mail lands and as whom: a caller that can change
