@@ -1034,6 +1034,19 @@ func (c *checker) masterEntry(s Service) {
 func (c *checker) lmtpEntry(s Service) {
 	p, _ := s.Spawn()
 	c.serviceColumns(s, "spawn(8)", p, "vdeliver lmtp refuses to run as root")
+	// A chrooted lmtp client takes an absolute socket path inside its chroot, the
+	// queue directory: the path given names a file that is not there.
+	transport, next, _ := strings.Cut(c.get("virtual_transport"), ":")
+	if sock := strings.TrimPrefix(next, "unix:"); filepath.IsAbs(sock) {
+		for _, client := range c.services {
+			if client.Name == transport && path.Base(client.Command) == "lmtp" && client.Chroot == "y" {
+				file, line := c.where("virtual_transport")
+				c.add(file, line, Error, "lmtp-chroot-path",
+					fmt.Sprintf("virtual_transport = %s: the lmtp client (%s:%d) runs chrooted in queue_directory, where %s names %s: every delivery defers", c.get("virtual_transport"), c.masterFile, client.Line, sock, filepath.Join(c.get("queue_directory"), sock)),
+					fmt.Sprintf("virtual_transport = %s:unix:%s", transport, filepath.Join(filepath.Base(filepath.Dir(sock)), s.Name)))
+			}
+		}
+	}
 	v, file, line, err := c.lmtpClientParam("lmtp_line_length_limit")
 	if n, perr := strconv.Atoi(strings.TrimSpace(v)); err == nil && perr == nil && n != 0 {
 		c.add(file, line, Warning, "lmtp-line-length",

@@ -92,6 +92,8 @@
 //	master-null-sender       warning  null_sender absent or not empty
 //	master-argv              error    argv without ${recipient}; warning without "--"
 //	                                  before it
+//	lmtp-chroot-path         error    virtual_transport gives the LMTP socket's full
+//	                                  path to an lmtp client chrooted in the queue
 //	lmtp-line-length         warning  lmtp_line_length_limit (main.cf or the lmtp
 //	                                  service's -o) not 0 with the LMTP
 //	                                  service: Postfix folds long lines
