@@ -32,6 +32,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"vdeliver/bench/internal/mdreport"
 )
 
 func main() {
@@ -240,7 +242,7 @@ func run(o options) error {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if err := os.WriteFile(o.readme, []byte(splice(string(doc), md)), 0o644); err != nil {
+		if err := os.WriteFile(o.readme, []byte(mdreport.Splice(string(doc), md, "bench/mda")), 0o644); err != nil {
 			return err
 		}
 	}

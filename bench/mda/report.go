@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"vdeliver/bench/internal/mdreport"
 )
 
 // peers are the agents vdeliver is compared with; readexit is the floor, not a peer.
@@ -41,7 +43,7 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 			rows = append(rows, []string{t.mda, ms(s.median), ms(s.p95), ms(s.cpuMed), mb(s.rssMaxKB),
 				ratio(s.median, vd.median), ratio(s.cpuMed, vd.cpuMed), syncText(t, dur[key{t.mda, f, ""}])})
 		}
-		b.WriteString(table([]string{"agent", "median", "p95", "CPU (median)", "peak RSS MB", "× vdeliver", "CPU × vdeliver", "syncs (strace, one delivery)"}, rows))
+		b.WriteString(mdreport.Table([]string{"agent", "median", "p95", "CPU (median)", "peak RSS MB", "× vdeliver", "CPU × vdeliver", "syncs (strace, one delivery)"}, rows))
 		b.WriteString("\n")
 	}
 
@@ -59,7 +61,7 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 			}
 			rows = append(rows, row)
 		}
-		b.WriteString(table(head, rows))
+		b.WriteString(mdreport.Table(head, rows))
 		b.WriteString("\n")
 	}
 
@@ -78,7 +80,7 @@ func report(o options, m *machine, set map[string][]*target, msgs []message, sam
 		row = append(row, strings.Join(notes, "; "))
 		rows = append(rows, row)
 	}
-	b.WriteString(table([]string{"agent", "Maildir msg/s", "mbox msg/s", "failures"}, rows))
+	b.WriteString(mdreport.Table([]string{"agent", "Maildir msg/s", "mbox msg/s", "failures"}, rows))
 	b.WriteString("\n")
 
 	b.WriteString(lmtpTable(lm, aside))
@@ -187,7 +189,7 @@ func lmtpTable(lm map[string]lmtpResult, aside string) string {
 		rows = append(rows, []string{map[string]string{"maildir": "Maildir", "mbox": "mbox"}[f],
 			ms(r.cpuAside), ms(r.cpuDisk), mb(r.rss4k), mb(r.rss10M)})
 	}
-	b.WriteString(table([]string{"format", "CPU ms/msg, fsync aside", "CPU ms/msg, on disk", "peak RSS MB, 4 kB session", "peak RSS MB, one 10 MB message"}, rows))
+	b.WriteString(mdreport.Table([]string{"format", "CPU ms/msg, fsync aside", "CPU ms/msg, on disk", "peak RSS MB, 4 kB session", "peak RSS MB, one 10 MB message"}, rows))
 	b.WriteString("\n")
 	return b.String()
 }

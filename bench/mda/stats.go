@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -87,45 +86,3 @@ func ratio(a, b time.Duration) string {
 
 // mb formats KiB as MB with one decimal.
 func mb(kb int64) string { return fmt.Sprintf("%.1f", float64(kb)/1024) }
-
-// table renders a Markdown table; every row must have as many cells as head.
-func table(head []string, rows [][]string) string {
-	var b strings.Builder
-	line := func(cells []string) {
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
-	}
-	line(head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = "---"
-		if i > 0 {
-			sep[i] = "---:"
-		}
-	}
-	line(sep)
-	for _, r := range rows {
-		line(r)
-	}
-	return b.String()
-}
-
-// Markers around the generated part of bench/mda/README.md.
-const (
-	beginMark = "<!-- results: begin (written by bench/mda, do not edit by hand) -->"
-	endMark   = "<!-- results: end -->"
-)
-
-// splice replaces what lies between the markers in doc with results, or appends the
-// markers and results when doc has none.
-func splice(doc, results string) string {
-	block := beginMark + "\n" + results + endMark
-	i := strings.Index(doc, beginMark)
-	j := strings.Index(doc, endMark)
-	if i < 0 || j < i {
-		if doc != "" && !strings.HasSuffix(doc, "\n") {
-			doc += "\n"
-		}
-		return doc + "\n" + block + "\n"
-	}
-	return doc[:i] + block + doc[j+len(endMark):]
-}

@@ -52,27 +52,10 @@ func TestFormat(t *testing.T) {
 		{ratio(3*time.Millisecond, 2*time.Millisecond), "1.50×"},
 		{ratio(3*time.Millisecond, 0), "–"},
 		{mb(20 * 1024), "20.0"},
-		{table([]string{"a", "b"}, [][]string{{"x", "1"}}), "| a | b |\n| --- | ---: |\n| x | 1 |\n"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
-	}
-}
-
-func TestSplice(t *testing.T) {
-	doc := "# title\n\n" + beginMark + "\nold\n" + endMark + "\n\ntail\n"
-	want := "# title\n\n" + beginMark + "\nnew\n" + endMark + "\n\ntail\n"
-	if got := splice(doc, "new\n"); got != want {
-		t.Errorf("splice replaced:\n%s\nwant:\n%s", got, want)
-	}
-	if got, want := splice("# title", "new\n"), "# title\n\n"+beginMark+"\nnew\n"+endMark+"\n"; got != want {
-		t.Errorf("splice appended:\n%q\nwant:\n%q", got, want)
-	}
-	// Splicing twice gives the same document: the markers survive.
-	once := splice(doc, "new\n")
-	if got := splice(once, "new\n"); got != once {
-		t.Errorf("second splice changed the document:\n%s", got)
 	}
 }
 

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"vdeliver/bench/internal/mdreport"
 )
 
 // agent is one delivery agent at one concurrency.
@@ -160,7 +162,7 @@ func run(o options) error {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return os.WriteFile(o.readme, []byte(splice(string(doc), out)), 0o644)
+		return os.WriteFile(o.readme, []byte(mdreport.Splice(string(doc), out, "bench/postfix")), 0o644)
 	}
 	return nil
 }

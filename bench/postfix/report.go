@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"vdeliver/bench/internal/mdreport"
 )
 
 // machine is what the report says about where and when it ran.
@@ -82,7 +84,7 @@ func report(o options, m *machine, agents []agent, results map[key][]result) str
 			}
 			rows = append(rows, row)
 		}
-		b.WriteString(table(head, rows))
+		b.WriteString(mdreport.Table(head, rows))
 		b.WriteString("\n")
 	}
 
@@ -133,45 +135,6 @@ func check(ok bool) string {
 		return "met"
 	}
 	return "**missed**"
-}
-
-func table(head []string, rows [][]string) string {
-	var b strings.Builder
-	line := func(cells []string) { b.WriteString("| " + strings.Join(cells, " | ") + " |\n") }
-	line(head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = "---"
-		if i > 0 {
-			sep[i] = "---:"
-		}
-	}
-	line(sep)
-	for _, r := range rows {
-		line(r)
-	}
-	return b.String()
-}
-
-// Markers around the generated part of bench/postfix/README.md.
-const (
-	beginMark = "<!-- results: begin (written by bench/postfix, do not edit by hand) -->"
-	endMark   = "<!-- results: end -->"
-)
-
-// splice replaces what lies between the markers in doc with results, or appends the
-// markers and results when doc has none.
-func splice(doc, results string) string {
-	block := beginMark + "\n" + results + endMark
-	i := strings.Index(doc, beginMark)
-	j := strings.Index(doc, endMark)
-	if i < 0 || j < i {
-		if doc != "" && !strings.HasSuffix(doc, "\n") {
-			doc += "\n"
-		}
-		return doc + "\n" + block + "\n"
-	}
-	return doc[:i] + block + doc[j+len(endMark):]
 }
 
 func cstr(b []int8) string {
