@@ -178,16 +178,7 @@ func cmdAttempt(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {
 		ts.Fatalf("usage: attempt exit args...")
 	}
-	want, err := strconv.Atoi(args[0])
-	ts.Check(err)
-	err = ts.Exec("vdeliver", args[1:]...)
-	got := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		got = ee.ExitCode()
-	} else if err != nil {
-		ts.Fatalf("running vdeliver: %v", err)
-	}
+	want, got := runVdeliver(ts, args)
 	attemptExits.Store(ts, [2]int{want, got})
 }
 

@@ -237,6 +237,21 @@ func cmdNFiles(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// runVdeliver runs vdeliver with args[1:] and returns the exit code args[0] asks for and
+// the one it gave.
+func runVdeliver(ts *testscript.TestScript, args []string) (want, got int) {
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec("vdeliver", args[1:]...)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("running vdeliver: %v", err)
+	}
+	return want, got
+}
+
 // deliver EXIT args...: runs the vdeliver binary (a real subprocess, so the privilege drop
 // is real) with the script's stdin, and fails unless it exits with exactly EXIT. Its output
 // is then checked with stdout/stderr as after exec.
@@ -244,16 +259,7 @@ func cmdDeliver(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {
 		ts.Fatalf("usage: deliver exit args...")
 	}
-	want, err := strconv.Atoi(args[0])
-	ts.Check(err)
-	err = ts.Exec("vdeliver", args[1:]...)
-	got := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		got = ee.ExitCode()
-	} else if err != nil {
-		ts.Fatalf("running vdeliver: %v", err)
-	}
+	want, got := runVdeliver(ts, args)
 	if got != want {
 		ts.Fatalf("vdeliver exited %d, want %d", got, want)
 	}
