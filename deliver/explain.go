@@ -149,21 +149,16 @@ func (s *Settings) Explain(ctx context.Context, rcpt string, opt ExplainOptions)
 		switch {
 		case st.OK():
 			e.Quota.Verdict = "fits"
-		case st.Reason == "mailbox full": // the probe's child hands back the text only
+		case quotaVerdict(st.Err) == "over quota":
 			e.Quota.Verdict = "over quota"
 		default:
 			e.Quota.Verdict = "unknown"
 		}
 	}
-	if e.Quota != nil && t != nil && t.Maildir && st != nil {
+	if v := quotaVerdict(st.Err); e.Quota != nil && t.Maildir && v != "" {
 		// The view was read with explain's rights, the status as the recipient: where
 		// they differ the recipient's read is the delivery's.
-		switch {
-		case st.Reason == "mailbox full":
-			e.Quota.Verdict = "over quota"
-		case strings.HasPrefix(st.Reason, "maildir delivery failed: quota"):
-			e.Quota.Verdict = "unknown"
-		}
+		e.Quota.Verdict = v
 	}
 	if s.SoftBounce {
 		st = st.SoftBounce()

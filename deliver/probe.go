@@ -60,11 +60,12 @@ type ProbeResult struct {
 	Code   string `json:"code"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail,omitempty"`
+	Quota  string `json:"quota,omitempty"` // the quota's verdict when it decided (quotaMark)
 }
 
 // Result is st for the probe's caller.
 func (st *Status) Result() ProbeResult {
-	r := ProbeResult{Exit: st.Exit, Code: st.Code, Reason: st.Reason}
+	r := ProbeResult{Exit: st.Exit, Code: st.Code, Reason: st.Reason, Quota: quotaVerdict(st.Err)}
 	if st.Err != nil {
 		r.Detail = st.Err.Error()
 	}
@@ -77,6 +78,9 @@ func (r ProbeResult) Status() *Status {
 	var err error
 	if r.Detail != "" {
 		err = errors.New(r.Detail)
+		if r.Quota != "" {
+			err = quotaMark{err, r.Quota}
+		}
 	}
 	st := &Status{Exit: r.Exit, Code: r.Code, Reason: r.Reason, Err: err}
 	if len(r.Code) < 5 || (r.Code[0] == '2') != (r.Exit == 0) || (r.Code[0] == '4') != (r.Exit == ExTempFail) || r.Reason == "" {

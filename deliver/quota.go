@@ -93,10 +93,31 @@ func (q *TargetQuota) mboxBytes() int64 {
 // vdeliver_overquota_status = defer, 4.2.2. err names the limit and the usage, for the
 // log only.
 func (s *Settings) overQuota(err error) *Status {
+	err = quotaMark{err, "over quota"}
 	if s.OverquotaDefer {
 		return Deferf(CodeMailboxFullTemp, err, "mailbox full")
 	}
 	return Bouncef(CodeMailboxFull, err, "mailbox full")
+}
+
+// quotaMark marks, in a Status's error chain, that the quota decided the status: over
+// quota, or a quota that could not be read or kept ("unknown"). explain reads the verdict
+// back with quotaVerdict, from this process's Status or from the probe child's
+// (ProbeResult.Quota). The error's text is the marked error's own.
+type quotaMark struct {
+	error
+	verdict string
+}
+
+func (m quotaMark) Unwrap() error { return m.error }
+
+// quotaVerdict is the verdict of a quotaMark in err's chain, "" without one.
+func quotaVerdict(err error) string {
+	var m quotaMark
+	if errors.As(err, &m) {
+		return m.verdict
+	}
+	return ""
 }
 
 // isOverQuota reports whether err is a refusal by a quota: the Maildir++ quota or an
@@ -153,7 +174,7 @@ func (r *run) reserve(t *Target, size int64) (res *quota.Reservation, st *Status
 		// wait, as another can hold an mbox's lock.
 		return nil, Deferf(CodeMailboxBusy, where, "maildir delivery failed: quota lock busy"), nil
 	case t.Quota != nil:
-		return nil, dsn(where, CodeMailboxBusy, "maildir delivery failed: quota: "+errnoText(err)), nil
+		return nil, dsn(quotaMark{where, "unknown"}, CodeMailboxBusy, "maildir delivery failed: quota: "+errnoText(err)), nil
 	}
 	return nil, nil, err
 }
@@ -212,7 +233,7 @@ func (r *run) probeQuota(t *Target, size int64) *Status {
 	}
 	switch {
 	case err != nil && t.Quota != nil:
-		return dsn(where(err), CodeMailboxBusy, "maildir delivery failed: quota: "+errnoText(err))
+		return dsn(quotaMark{where(err), "unknown"}, CodeMailboxBusy, "maildir delivery failed: quota: "+errnoText(err))
 	case err != nil || l.Unlimited() || l.Allows(u, size):
 		// Without a table result a quota that cannot be read is no quota (reserve).
 		return nil
