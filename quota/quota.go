@@ -283,7 +283,7 @@ func Inspect(root *beneath.Root, dir string, limit *Limit, size int64) (Limit, U
 			return Limit{}, Usage{}, false, err
 		}
 		st.usage = u
-		if err := canRecalculate(d, dir); err != nil {
+		if err := canRecalculate(root, dir); err != nil {
 			return Limit{}, Usage{}, false, err
 		}
 	}
@@ -293,35 +293,19 @@ func Inspect(root *beneath.Root, dir string, limit *Limit, size int64) (Limit, U
 // canRecalculate tells, without writing, whether this process could write a recalculated
 // maildirsize as Reserve does (recalculate): create a file in tmp/, when there is one, and
 // rename it into the Maildir. The errors name the step as recalculate's would.
-func canRecalculate(d *os.File, dir string) error {
-	tmp, err := openDirAt(d, "tmp")
-	if errors.Is(err, unix.ENOENT) {
+func canRecalculate(root *beneath.Root, dir string) error {
+	tmp := joinPath(dir, "tmp")
+	err := root.WritableDir(tmp)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil // recalculate writes nothing without tmp/
+	case err != nil:
+		return fmt.Errorf("quota: create in %s: %w", tmp, err)
 	}
-	if err != nil {
-		return fmt.Errorf("quota: open %s: %w", joinPath(dir, "tmp"), err)
-	}
-	defer tmp.Close()
-	if err := faccess(tmp); err != nil {
-		return fmt.Errorf("quota: create in %s: %w", joinPath(dir, "tmp"), err)
-	}
-	if err := faccess(d); err != nil {
+	if err := root.WritableDir(dir); err != nil {
 		return fmt.Errorf("quota: write %s: %w", joinPath(dir, FileName), err)
 	}
 	return nil
-}
-
-// faccess is access(2) for writing into the directory d, with the effective ids.
-func faccess(d *os.File) error {
-	for {
-		err := unix.Faccessat(int(d.Fd()), ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS)
-		if err != unix.EINTR {
-			if err != nil {
-				return &fs.PathError{Op: "access", Path: d.Name(), Err: err}
-			}
-			return nil
-		}
-	}
 }
 
 // state is what readState found.
